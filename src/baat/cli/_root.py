@@ -1,0 +1,116 @@
+"""Root command group and the server commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from baat import __version__
+
+
+@click.group()
+@click.version_option(__version__, prog_name="baat")
+def root() -> None:
+    """Baat: a private messenger. Messages only the people in the chat can read."""
+
+
+@root.command()
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path),
+    default=Path("./var/server"),
+    show_default=True,
+    help="Directory for the SQLite database and server keys.",
+)
+@click.option("--db", default=None, help="Database URL: sqlite:///PATH or postgresql://...")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8780, show_default=True, type=int)
+@click.option(
+    "--region", default="local", show_default=True, help="Region this node stores data in."
+)
+@click.option("--node-id", default="node-1", show_default=True)
+@click.option("--max-envelope-bytes", default=64 * 1024, show_default=True, type=int)
+@click.option(
+    "--envelopes-per-second",
+    default=5000.0,
+    show_default=True,
+    type=float,
+    help="Per-account send rate limit.",
+)
+@click.option(
+    "--frames-per-second",
+    default=2000.0,
+    show_default=True,
+    type=float,
+    help="Per-connection frame rate limit.",
+)
+@click.option("--affiliate-url", default=None, help="Where the consented affiliate export posts.")
+def serve(
+    data_dir: Path,
+    db: str | None,
+    host: str,
+    port: int,
+    region: str,
+    node_id: str,
+    max_envelope_bytes: int,
+    envelopes_per_second: float,
+    frames_per_second: float,
+    affiliate_url: str | None,
+) -> None:
+    """Run a Baat server (SQLite under --data by default)."""
+    from baat.proto import Limits
+    from baat.server.config import ServerConfig
+    from baat.server.main import serve as run
+    from baat.server.storage.sql import engine_url
+
+    if db is not None:
+        try:
+            engine_url(db)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--db") from exc
+    limits = Limits(
+        max_envelope_bytes=max_envelope_bytes,
+        max_frame_bytes=max(256 * 1024, max_envelope_bytes * 2),
+        frames_per_second=frames_per_second,
+        frame_burst=frames_per_second * 2,
+    )
+    run(
+        ServerConfig(
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            db=db,
+            region=region,
+            node_id=node_id,
+            limits=limits,
+            envelopes_per_second=envelopes_per_second,
+            envelope_burst=envelopes_per_second * 2,
+            affiliate_url=affiliate_url,
+        )
+    )
+
+
+def main() -> None:
+    _add_optional_groups()
+    root()
+
+
+def _add_optional_groups() -> None:
+    # Command groups of other layers register themselves here.
+    for module, names in (
+        ("baat.cli.privacy", ("policy", "consent", "me", "transparency", "admin")),
+        (
+            "baat.cli.client",
+            ("register", "send", "sync", "history", "contacts", "safety_number", "verify"),
+        ),
+    ):
+        try:
+            mod = __import__(module, fromlist=list(names))
+        except ImportError:
+            continue
+        for name in names:
+            cmd = getattr(mod, name, None)
+            if isinstance(cmd, click.Command):
+                root.add_command(cmd)

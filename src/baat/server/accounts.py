@@ -1,0 +1,108 @@
+"""Account registration and lookup: parsing and rules, no HTTP."""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import unicodedata
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from baat.server.auth import new_token
+from baat.server.storage.base import Account, Device
+from baat.server.storage.sql import SqlStore, today
+
+REGISTRATION_DOMAIN = b"Baat registration v1\x00"
+JURISDICTIONS = frozenset({"IN", "EU", "US", "UK", "BR", "OTHER"})
+_USERNAME = re.compile(r"^[a-z][a-z0-9_.]{2,31}$")
+
+
+class RegistrationError(ValueError):
+    """Registration input is invalid; ``code`` is stable."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def normalize_username(raw: str) -> str:
+    """NFKC, case-folded and validated.
+
+    Raises:
+        RegistrationError: not 3-32 characters of a-z, 0-9, '_' and '.', starting with a letter.
+    """
+    name = unicodedata.normalize("NFKC", raw).casefold().strip()
+    if not _USERNAME.match(name):
+        raise RegistrationError(
+            "invalid_username",
+            "a username is 3-32 characters: letters a-z, digits, '_' and '.', "
+            "starting with a letter",
+        )
+    return name
+
+
+def registration_message(username: str, identity_key: bytes, identity_dh_key: bytes) -> bytes:
+    """What the new device signs to prove it holds its identity key."""
+    return REGISTRATION_DOMAIN + username.encode() + b"\x00" + identity_key + identity_dh_key
+
+
+def _b64(value: object, field: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str):
+        raise RegistrationError("invalid_request", f"{field} must be a base64 string")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except ValueError as exc:
+        raise RegistrationError("invalid_request", f"{field} is not valid base64") from exc
+    if size is not None and len(raw) != size:
+        raise RegistrationError("invalid_key", f"{field} must be {size} bytes")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    account_id: str
+    username: str
+    device_id: int
+    token: str
+
+
+async def register(store: SqlStore, body: object, region: str) -> Registered:
+    """Create an account and its first device from a JSON body.
+
+    Raises:
+        RegistrationError: invalid input, bad proof of possession.
+        UsernameTaken: the name is in use.
+    """
+    if not isinstance(body, dict):
+        raise RegistrationError("invalid_request", "expected a JSON object")
+    username = normalize_username(str(body.get("username", "")))
+    identity_key = _b64(body.get("identity_key"), "identity_key", 32)
+    identity_dh_key = _b64(body.get("identity_dh_key"), "identity_dh_key", 32)
+    identity_dh_sig = _b64(body.get("identity_dh_sig"), "identity_dh_sig", 64)
+    proof = _b64(body.get("proof"), "proof", 64)
+    jurisdiction = str(body.get("jurisdiction", "OTHER")).upper()
+    if jurisdiction not in JURISDICTIONS:
+        raise RegistrationError(
+            "invalid_jurisdiction", f"jurisdiction must be one of {sorted(JURISDICTIONS)}"
+        )
+    try:
+        Ed25519PublicKey.from_public_bytes(identity_key).verify(
+            proof, registration_message(username, identity_key, identity_dh_key)
+        )
+    except (InvalidSignature, ValueError) as exc:
+        raise RegistrationError(
+            "bad_proof", "the proof does not verify with the identity key", 401
+        ) from exc
+    account_id = secrets.token_hex(16)
+    token, token_digest = new_token()
+    day = today()
+    await store.create_account(
+        Account(account_id, username, region, jurisdiction, day, day),
+        Device(account_id, 1, identity_key, identity_dh_key, identity_dh_sig, day, token_digest),
+    )
+    return Registered(account_id, username, 1, token)

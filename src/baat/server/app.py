@@ -1,0 +1,216 @@
+"""Wiring: storage, router, privacy and the HTTP/WebSocket routes in one Starlette app.
+
+HTTP handlers are thin: parse, call the rule in ``accounts`` or the store, answer JSON.
+Every error body is ``{"error": {"code": STABLE_CODE, "message": TEXT}}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from baat import __version__
+from baat.proto import PROTOCOL_VERSION
+from baat.server.accounts import RegistrationError, normalize_username, register
+from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
+from baat.server.config import ServerConfig
+from baat.server.delivery import Router
+from baat.server.session import Session
+from baat.server.storage.base import StorageUnavailable, UsernameTaken
+from baat.server.storage.sql import SqlStore, today
+
+log = logging.getLogger("baat.server")
+
+EXPIRY_INTERVAL_S = 3600.0
+
+
+def error(code: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+@dataclass
+class ServerState:
+    config: ServerConfig
+    store: SqlStore
+    router: Router
+    privacy: Any = None
+    _seen: dict[str, int] = field(default_factory=dict)
+    _registrations: list[float] = field(default_factory=list)
+
+    async def touch(self, account_id: str) -> None:
+        """Record the day of last connection (a day, never a time; written once a day)."""
+        day = today()
+        if self._seen.get(account_id) != day:
+            self._seen[account_id] = day
+            await self.store.touch_last_seen(account_id, day)
+
+    def registration_allowed(self) -> bool:
+        now = time.monotonic()
+        self._registrations = [t for t in self._registrations if now - t < 60]
+        if len(self._registrations) >= self.config.registrations_per_minute:
+            return False
+        self._registrations.append(now)
+        return True
+
+
+async def authenticate(request: Request) -> DeviceCredentials:
+    """Check the bearer token of an HTTP request.
+
+    Raises:
+        BadCredentials: missing, malformed or wrong.
+    """
+    creds = parse_header(request.headers.get("authorization"))
+    state: ServerState = request.app.state.server
+    device = await state.store.device(creds.account_id, creds.device_id)
+    if device is None or not check_token(creds.token, device.auth_token_hash):
+        raise BadCredentials("unknown device or wrong token")
+    return creds
+
+
+async def healthz(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    body = {
+        "status": "ok" if state.router.storage_error is None else "degraded",
+        "version": __version__,
+        "protocol": PROTOCOL_VERSION,
+        "node": state.config.node_id,
+        "region": state.config.region,
+    }
+    if state.router.storage_error:
+        body["storage_error"] = state.router.storage_error
+    return JSONResponse(body)
+
+
+async def create_account(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    if not state.registration_allowed():
+        return error("rate_limited", "too many registrations; try again in a minute", 429)
+    try:
+        body = await request.json()
+    except ValueError:
+        return error("invalid_request", "the body must be JSON", 400)
+    try:
+        reg = await register(state.store, body, state.config.region)
+    except RegistrationError as exc:
+        return error(exc.code, exc.message, exc.status)
+    except UsernameTaken:
+        return error("username_taken", "that username is taken; choose another", 409)
+    return JSONResponse(
+        {
+            "account_id": reg.account_id,
+            "username": reg.username,
+            "device_id": reg.device_id,
+            "token": reg.token,
+        },
+        status_code=201,
+    )
+
+
+async def lookup_account(request: Request) -> Response:
+    state: ServerState = request.app.state.server
+    try:
+        await authenticate(request)
+    except BadCredentials as exc:
+        return error("unauthorized", str(exc), 401)
+    try:
+        name = normalize_username(request.path_params["username"])
+    except RegistrationError:
+        return error("unknown_account", "no such user", 404)
+    account = await state.store.account_by_username(name)
+    if account is None:
+        return error("unknown_account", f"no user named {name!r}", 404)
+    devices = await state.store.devices(account.account_id)
+    return JSONResponse(
+        {
+            "account_id": account.account_id,
+            "username": account.username,
+            "devices": [d.device_id for d in devices],
+        }
+    )
+
+
+async def websocket(ws: WebSocket) -> None:
+    await Session(ws, ws.app.state.server).run()
+
+
+async def _storage_error_handler(request: Request, exc: Exception) -> Response:
+    return error("storage_unavailable", f"storage unavailable, retry: {exc}", 503)
+
+
+def _privacy_routes() -> list[BaseRoute]:
+    try:
+        from baat.privacy.http import routes
+    except ImportError:  # pragma: no cover - the privacy layer ships with the server
+        return []
+    return routes()
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        store = await SqlStore.open(config.db_url)
+        router = Router(
+            store,
+            ack_grace=config.ack_grace,
+            envelopes_per_second=config.envelopes_per_second,
+            envelope_burst=config.envelope_burst,
+        )
+        await router.start()
+        state = ServerState(config, store, router)
+        state.privacy = await _open_privacy(store, config)
+        app.state.server = state
+        app.state.store = store
+        app.state.privacy = state.privacy
+        expiry = asyncio.create_task(_expiry_loop(router))
+        try:
+            yield
+        finally:
+            expiry.cancel()
+            await router.stop()
+            await store.close()
+
+    routes: list[BaseRoute] = [
+        Route("/healthz", healthz),
+        Route("/v1/accounts", create_account, methods=["POST"]),
+        Route("/v1/accounts/{username}", lookup_account),
+        WebSocketRoute("/v1/ws", websocket),
+        *_privacy_routes(),
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={StorageUnavailable: _storage_error_handler},
+    )
+
+
+async def _open_privacy(store: SqlStore, config: ServerConfig) -> Any:
+    try:
+        from baat.privacy.service import PrivacyService
+    except ImportError:  # pragma: no cover
+        return None
+    return await PrivacyService.open(
+        store, data_dir=config.data_dir, region=config.region, affiliate_url=config.affiliate_url
+    )
+
+
+async def _expiry_loop(router: Router) -> None:
+    while True:
+        try:
+            removed = await router.expire()
+            if removed:
+                log.info("expired %d undelivered envelopes", removed)
+        except StorageUnavailable as exc:
+            log.warning("expiry skipped: %s", exc)
+        await asyncio.sleep(EXPIRY_INTERVAL_S)

@@ -1,0 +1,31 @@
+"""Server configuration, built by the CLI and by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from baat.proto import Limits
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8780
+    data_dir: Path = Path("./var/server")
+    # None: SQLite at data_dir/baat.sqlite3.
+    db: str | None = None
+    region: str = "local"
+    node_id: str = "node-1"
+    limits: Limits = field(default_factory=Limits)
+    envelopes_per_second: float = 5000.0
+    envelope_burst: float = 10_000.0
+    registrations_per_minute: int = 60
+    ack_grace: float = 0.005
+    affiliate_url: str | None = None
+
+    @property
+    def db_url(self) -> str:
+        if self.db:
+            return self.db
+        return f"sqlite:///{(self.data_dir / 'baat.sqlite3').resolve()}"

@@ -1,0 +1,474 @@
+"""Envelope routing: push to online devices, group-commit the rest, forget what is acked.
+
+The path (docs/ARCHITECTURE.md, "Delivery"):
+
+1. ``accept_send`` checks each recipient device and either pushes the envelope to its live
+   session or queues it for the writer.
+2. The writer commits, in one transaction per pass (group commit), every envelope whose
+   recipient is offline and every pushed envelope not acknowledged within ``ack_grace``
+   seconds. An envelope acknowledged before its pass never touches the disk.
+3. The sender's ``SendResult`` resolves once every envelope is acknowledged ("delivered")
+   or committed ("stored").
+4. An acknowledgement of a stored envelope becomes a batched ``DELETE``.
+
+Ordering per recipient device holds because a device is "online" only after its queue has
+been drained with nothing left unflushed for it, and a device that goes away has all of its
+unacknowledged envelopes flushed before anything sent later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from baat.proto import (
+    Deliver,
+    ErrorCode,
+    OutgoingEnvelope,
+    QueueDrained,
+    RecipientResult,
+    SendResult,
+    TokenBucket,
+    encode,
+)
+from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
+from baat.server.storage.sql import SqlStore
+
+log = logging.getLogger("baat.delivery")
+
+DeviceKey = tuple[str, int]
+
+DELIVERED = "delivered"
+STORED = "stored"
+DUPLICATE = "duplicate"
+ENVELOPE_TTL_MS = 30 * 86_400 * 1000
+RECENT_SEND_TTL_MS = 24 * 3600 * 1000
+RECENT_SEND_MAX = 1_000_000
+
+
+class Outlet(Protocol):
+    """A live device session as the router sees it."""
+
+    key: DeviceKey
+
+    def push(self, data: bytes) -> None: ...
+
+    async def wait_writable(self) -> None: ...
+
+    def close_superseded(self) -> None: ...
+
+
+class _Waiter:
+    """Collects per-recipient statuses of one send and fires once all are final."""
+
+    __slots__ = ("callback", "message_id", "remaining", "results")
+
+    def __init__(
+        self,
+        message_id: str,
+        results: list[RecipientResult | None],
+        callback: Callable[[SendResult], None],
+    ) -> None:
+        self.message_id = message_id
+        self.results = results
+        self.remaining = sum(1 for r in results if r is None)
+        self.callback = callback
+
+    def settle(self, index: int, result: RecipientResult) -> None:
+        if self.results[index] is not None:
+            return
+        self.results[index] = result
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.fire()
+
+    def fire(self) -> None:
+        done = [r for r in self.results if r is not None]
+        self.callback(SendResult(message_id=self.message_id, results=done))
+
+
+@dataclass(slots=True)
+class _Entry:
+    env: QueuedEnvelope
+    waiter: _Waiter
+    index: int
+    deadline: float = 0.0
+    acked: bool = False
+    stored: bool = False
+    writing: bool = False
+
+    def result(self, status: str) -> RecipientResult:
+        return RecipientResult(self.env.recipient_account, self.env.recipient_device, status)
+
+
+@dataclass
+class RouterStats:
+    accepted: int = 0
+    delivered_unstored: int = 0
+    stored: int = 0
+    flushes: int = 0
+    deleted: int = 0
+
+
+class SendRefused(Exception):
+    """The whole send was refused (rate limit, storage down); nothing was accepted."""
+
+    def __init__(self, code: ErrorCode, message: str, retry_after_ms: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.retry_after_ms = retry_after_ms
+
+
+@dataclass
+class Router:
+    store: SqlStore
+    ack_grace: float = 0.005
+    envelopes_per_second: float = 5000.0
+    envelope_burst: float = 10_000.0
+    clock: Callable[[], float] = time.monotonic
+    stats: RouterStats = field(default_factory=RouterStats)
+
+    def __post_init__(self) -> None:
+        self.online: dict[DeviceKey, Outlet] = {}
+        self.draining: dict[DeviceKey, Outlet] = {}
+        self._inflight: dict[bytes, _Entry] = {}
+        self._pushed: deque[_Entry] = deque()
+        self._unpushed: list[_Entry] = []
+        self._unflushed: dict[DeviceKey, int] = {}
+        self._deletes: dict[DeviceKey, list[bytes]] = {}
+        self._recent: OrderedDict[tuple[str, int, str], int] = OrderedDict()
+        self._devices: dict[str, frozenset[int]] = {}
+        self._buckets: dict[str, TokenBucket] = {}
+        self._wake = asyncio.Event()
+        self._force = False
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self.storage_error: str | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now_ms = int(time.time() * 1000)
+        for a, d, m, x in await self.store.load_recent_sends(now_ms):
+            self._recent[(a, d, m)] = x
+        self._writer = asyncio.create_task(self._write_loop(), name="baat-writer")
+
+    async def stop(self) -> None:
+        """Flush every accepted envelope and remember recent sends; loses nothing."""
+        self._closing = True
+        await self.flush_now()
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        now_ms = int(time.time() * 1000)
+        await self.store.save_recent_sends(
+            (a, d, m, x) for (a, d, m), x in self._recent.items() if x >= now_ms
+        )
+
+    def forget_devices(self, account_id: str) -> None:
+        """Drop the cached device list of an account (a device was added or removed)."""
+        self._devices.pop(account_id, None)
+
+    async def _device_ids(self, account_id: str) -> frozenset[int]:
+        ids = self._devices.get(account_id)
+        if ids is None:
+            ids = frozenset(d.device_id for d in await self.store.devices(account_id))
+            if ids:
+                self._devices[account_id] = ids
+        return ids
+
+    # -- sending -----------------------------------------------------------------------------
+
+    async def accept_send(
+        self,
+        sender: DeviceKey,
+        message_id: str,
+        envelopes: list[OutgoingEnvelope],
+        callback: Callable[[SendResult], None],
+    ) -> None:
+        """Accept one send; ``callback`` receives its ``SendResult`` when final.
+
+        Raises:
+            SendRefused: rate limit or shutdown; the send was not accepted at all.
+        """
+        if self._closing:
+            raise SendRefused(ErrorCode.SHUTTING_DOWN, "server is shutting down")
+        key = (sender[0], sender[1], message_id)
+        if key in self._recent:
+            callback(
+                SendResult(
+                    message_id,
+                    [
+                        RecipientResult(e.recipient_account, e.recipient_device, DUPLICATE)
+                        for e in envelopes
+                    ],
+                )
+            )
+            return
+        bucket = self._buckets.get(sender[0])
+        now = self.clock()
+        if bucket is None:
+            bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
+            self._buckets[sender[0]] = bucket
+        wait = bucket.take(now, len(envelopes))
+        if wait:
+            raise SendRefused(
+                ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
+            )
+        results: list[RecipientResult | None] = []
+        for env in envelopes:
+            ids = await self._device_ids(env.recipient_account)
+            if not ids:
+                results.append(
+                    RecipientResult(env.recipient_account, env.recipient_device, "unknown_account")
+                )
+            elif env.recipient_device not in ids:
+                results.append(
+                    RecipientResult(env.recipient_account, env.recipient_device, "unknown_device")
+                )
+            else:
+                results.append(None)
+        self._remember(key)
+        waiter = _Waiter(message_id, results, callback)
+        if waiter.remaining == 0:
+            waiter.fire()
+            return
+        stored_at = int(time.time() * 1000)
+        for index, env in enumerate(envelopes):
+            if results[index] is not None:
+                continue
+            queued = QueuedEnvelope(
+                guid=os.urandom(16),
+                recipient_account=env.recipient_account,
+                recipient_device=env.recipient_device,
+                sender_account=sender[0],
+                sender_device=sender[1],
+                message_id=message_id,
+                content=env.content,
+                stored_at=stored_at,
+            )
+            entry = _Entry(queued, waiter, index)
+            self.stats.accepted += 1
+            dest = (env.recipient_account, env.recipient_device)
+            outlet = self.online.get(dest)
+            if outlet is not None:
+                self._inflight[queued.guid] = entry
+                entry.deadline = now + self.ack_grace
+                self._pushed.append(entry)
+                self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
+                outlet.push(_deliver(queued))
+                if self._timer is None:
+                    self._timer = asyncio.get_running_loop().call_later(
+                        self.ack_grace, self._on_timer
+                    )
+            else:
+                self._unpushed.append(entry)
+                self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
+                self._wake.set()
+
+    def _remember(self, key: tuple[str, int, str]) -> None:
+        self._recent[key] = int(time.time() * 1000) + RECENT_SEND_TTL_MS
+        if len(self._recent) > RECENT_SEND_MAX:
+            self._recent.popitem(last=False)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._wake.set()
+
+    # -- acknowledgements --------------------------------------------------------------------
+
+    def ack(self, device: DeviceKey, guids: list[bytes]) -> None:
+        """The device stored these envelopes. Foreign or unknown guids are ignored."""
+        for guid in guids:
+            entry = self._inflight.get(guid)
+            if entry is not None:
+                env = entry.env
+                if (env.recipient_account, env.recipient_device) != device:
+                    continue
+                del self._inflight[guid]
+                entry.acked = True
+                if not entry.stored and not entry.writing:
+                    self._settled_unflushed(device)
+                    self.stats.delivered_unstored += 1
+                    entry.waiter.settle(entry.index, entry.result(DELIVERED))
+                    continue
+                if entry.writing:
+                    # The writer deletes it after its commit.
+                    continue
+            self._deletes.setdefault(device, []).append(guid)
+            self._wake.set()
+
+    def _settled_unflushed(self, device: DeviceKey) -> None:
+        n = self._unflushed.get(device, 0) - 1
+        if n <= 0:
+            self._unflushed.pop(device, None)
+        else:
+            self._unflushed[device] = n
+
+    # -- the writer (group commit) -------------------------------------------------------------
+
+    async def flush_now(self) -> None:
+        """Commit everything accepted so far, pushed or not, and wait for it."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(fut)
+        self._force = True
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            await self._write_pass()
+            return
+        await fut
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                await self._write_pass()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # pragma: no cover - logged, retried on the next wake
+                log.exception("writer pass failed")
+                await asyncio.sleep(0.1)
+                self._wake.set()
+
+    async def _write_pass(self) -> None:
+        waiters, self._flush_waiters = self._flush_waiters, []
+        force, self._force = self._force, False
+        now = self.clock()
+        batch: list[_Entry] = []
+        # Pushed entries first: they were accepted before any unpushed entry for the same
+        # device (see the module docstring), so the commit keeps per-device order.
+        while self._pushed and (force or self._pushed[0].deadline <= now):
+            entry = self._pushed.popleft()
+            if not entry.acked:
+                batch.append(entry)
+        batch.extend(self._unpushed)
+        self._unpushed = []
+        deletes, self._deletes = self._deletes, {}
+        for entry in batch:
+            entry.writing = True
+        try:
+            if batch:
+                await self.store.enqueue([e.env for e in batch])
+                self.stats.flushes += 1
+                self.storage_error = None
+            for device, guids in deletes.items():
+                self.stats.deleted += await self.store.delete_envelopes(device[0], device[1], guids)
+        except StorageUnavailable as exc:
+            # Keep everything in memory and retry; senders wait (their result is pending).
+            self.storage_error = str(exc)
+            log.warning("storage unavailable, will retry: %s", exc)
+            for entry in batch:
+                entry.writing = False
+            self._unpushed = batch + self._unpushed
+            for device, guids in deletes.items():
+                self._deletes.setdefault(device, []).extend(guids)
+            self._flush_waiters = waiters + self._flush_waiters
+            self._force = self._force or force
+            await asyncio.sleep(0.2)
+            self._wake.set()
+            return
+        late_deletes: dict[DeviceKey, list[bytes]] = {}
+        for entry in batch:
+            entry.writing = False
+            entry.stored = True
+            env = entry.env
+            device = (env.recipient_account, env.recipient_device)
+            self._settled_unflushed(device)
+            self.stats.stored += 1
+            if device not in self.online:
+                # Stored and its device gone: the next drain re-sends it from the database.
+                self._inflight.pop(env.guid, None)
+            if entry.acked:
+                late_deletes.setdefault(device, []).append(env.guid)
+            entry.waiter.settle(entry.index, entry.result(STORED))
+        for device, guids in late_deletes.items():
+            self._deletes.setdefault(device, []).extend(guids)
+            self._wake.set()
+        if self._pushed and self._timer is None:
+            delay = max(0.0, self._pushed[0].deadline - self.clock())
+            self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    # -- presence ------------------------------------------------------------------------------
+
+    async def attach(self, outlet: Outlet) -> int:
+        """Drain the device's queue to it in order, then mark it online.
+
+        Returns the number of queued envelopes sent.
+        """
+        key = outlet.key
+        old = self.online.pop(key, None) or self.draining.pop(key, None)
+        if old is not None and old is not outlet:
+            old.close_superseded()
+        self.draining[key] = outlet
+        cursor = 0
+        count = 0
+        while True:
+            if self._unflushed.get(key):
+                await self.flush_now()
+            rows = await self.store.pending(key[0], key[1], after_seq=cursor)
+            if self.draining.get(key) is not outlet:
+                return count
+            for row in rows:
+                outlet.push(_deliver(row))
+                cursor = row.seq
+                count += 1
+            if rows:
+                await outlet.wait_writable()
+                continue
+            if self._unflushed.get(key):
+                continue
+            # No await between the last check and this line: nothing can slip in between.
+            del self.draining[key]
+            self.online[key] = outlet
+            outlet.push(encode(QueueDrained(count=count)))
+            return count
+
+    def detach(self, outlet: Outlet) -> None:
+        key = outlet.key
+        if self.online.get(key) is outlet:
+            del self.online[key]
+        if self.draining.get(key) is outlet:
+            del self.draining[key]
+        for guid in [g for g, e in self._inflight.items() if e.stored and _dest(e) == key]:
+            del self._inflight[guid]
+        if self._unflushed.get(key):
+            # Its unacknowledged envelopes must reach the disk before anything sent later.
+            self._force = True
+            self._wake.set()
+
+    async def expire(self, now_ms: int | None = None) -> int:
+        """Delete envelopes undelivered for 30 days."""
+        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+        return await self.store.expire_envelopes(now_ms - ENVELOPE_TTL_MS)
+
+
+def _dest(entry: _Entry) -> DeviceKey:
+    return (entry.env.recipient_account, entry.env.recipient_device)
+
+
+def _deliver(env: QueuedEnvelope) -> bytes:
+    return encode(
+        Deliver(
+            guid=env.guid,
+            sender_account=env.sender_account,
+            sender_device=env.sender_device,
+            message_id=env.message_id,
+            content=env.content,
+            server_time_ms=env.stored_at,
+        )
+    )

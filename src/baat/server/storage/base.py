@@ -1,0 +1,84 @@
+"""Records and errors that cross the storage boundary.
+
+Storage errors::
+
+    StorageError
+    ├── UsernameTaken          registration with a name already in use
+    ├── NotFound               an account or device that does not exist
+    └── StorageUnavailable     the database cannot be reached; the caller may retry
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class StorageError(Exception):
+    """Base of every error the storage layer raises."""
+
+
+class UsernameTaken(StorageError):
+    """The (case-folded) username belongs to another account."""
+
+
+class NotFound(StorageError):
+    """The account or device does not exist."""
+
+
+class StorageUnavailable(StorageError):
+    """The database could not be reached or the statement failed for a transient reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    account_id: str
+    username: str
+    region: str
+    jurisdiction: str
+    created_day: int
+    last_seen_day: int
+
+
+@dataclass(frozen=True, slots=True)
+class Device:
+    account_id: str
+    device_id: int
+    identity_key: bytes
+    identity_dh_key: bytes
+    identity_dh_sig: bytes
+    created_day: int
+    auth_token_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Prekey:
+    kind: int
+    key_id: int
+    public_key: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceBundle:
+    """What one device publishes for session set-up; one-time keys are claimed, not read."""
+
+    device: Device
+    signed_prekey: Prekey | None
+    kem_last_resort: Prekey | None
+    one_time_curve: Prekey | None
+    one_time_kem: Prekey | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedEnvelope:
+    """An envelope waiting for its recipient device."""
+
+    guid: bytes
+    recipient_account: str
+    recipient_device: int
+    sender_account: str
+    sender_device: int
+    message_id: str
+    content: bytes
+    stored_at: int
+    seq: int = 0

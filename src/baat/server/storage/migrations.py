@@ -1,0 +1,88 @@
+"""Numbered schema migrations, a small layer of our own instead of Alembic.
+
+Each migration creates the tables it lists (in the shape ``schema.py`` declares) and may run
+further statements per engine. Once a version has shipped, a change to one of its tables is
+a new migration with an ``ALTER``; ``tests/server/test_storage.py`` reflects the migrated
+database on both engines and fails when it drifts from the declared schema.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, insert, inspect, select
+
+from baat.server.storage.schema import metadata, schema_version
+
+
+def _load_all_tables() -> None:
+    # Other layers declare their tables on the shared metadata; import them so that every
+    # table a migration names is known.
+    import baat.privacy.schema  # noqa: F401
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    tables: Sequence[str]
+    # Extra statements, keyed by dialect name ("sqlite", "postgresql") or "*" for both.
+    extra: dict[str, Callable[[Connection], None]] = field(default_factory=dict)
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        1,
+        "accounts, devices, prekeys, envelope queue",
+        [
+            "accounts",
+            "devices",
+            "signed_prekeys",
+            "one_time_prekeys",
+            "envelopes",
+            "recent_sends",
+        ],
+    ),
+    Migration(
+        2,
+        "privacy: consent ledger, transfer log, server signing keys",
+        # Declared in baat.privacy.schema on the same metadata.
+        ["consent_events", "transfer_log", "server_keys"],
+    ),
+]
+
+
+def current_version(conn: Connection) -> int:
+    """The highest applied migration, 0 on an empty database."""
+    if not inspect(conn).has_table("schema_version"):
+        return 0
+    value = conn.execute(select(schema_version.c.version).order_by(schema_version.c.version.desc()))
+    row = value.first()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: Connection, target: int | None = None) -> list[int]:
+    """Apply every pending migration up to ``target`` inside the caller's transaction.
+
+    Returns the versions applied, in order.
+    """
+    _load_all_tables()
+    schema_version.create(conn, checkfirst=True)
+    done = current_version(conn)
+    applied: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version <= done or (target is not None and migration.version > target):
+            continue
+        for name in migration.tables:
+            metadata.tables[name].create(conn, checkfirst=True)
+        for key in ("*", conn.dialect.name):
+            step = migration.extra.get(key)
+            if step is not None:
+                step(conn)
+        conn.execute(
+            insert(schema_version).values(version=migration.version, applied_at=int(time.time()))
+        )
+        applied.append(migration.version)
+    return applied

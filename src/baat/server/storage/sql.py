@@ -1,0 +1,420 @@
+"""One storage implementation over SQLAlchemy Core, for SQLite and PostgreSQL.
+
+The two engines differ only where this file says so: the upsert dialect, the one-time
+prekey claim (PostgreSQL skips rows another transaction is claiming), and SQLite's single
+connection (SQLite has one writer; a single connection turns lock contention into a queue).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from baat.crypto import (
+    PREKEY_KIND_CURVE_ONE_TIME,
+    PREKEY_KIND_CURVE_SIGNED,
+    PREKEY_KIND_KEM_LAST_RESORT,
+    PREKEY_KIND_KEM_ONE_TIME,
+)
+from baat.server.storage import migrations
+from baat.server.storage.base import (
+    Account,
+    Device,
+    DeviceBundle,
+    NotFound,
+    Prekey,
+    QueuedEnvelope,
+    StorageUnavailable,
+    UsernameTaken,
+)
+from baat.server.storage.schema import (
+    accounts,
+    devices,
+    envelopes,
+    metadata,
+    one_time_prekeys,
+    recent_sends,
+    signed_prekeys,
+)
+
+DAY_SECONDS = 86_400
+
+
+def today(now: float | None = None) -> int:
+    """Days since the Unix epoch: the only granularity the server keeps for activity."""
+    return int((time.time() if now is None else now) // DAY_SECONDS)
+
+
+def engine_url(db: str) -> str:
+    """Translate a user-facing database URL into an async SQLAlchemy URL.
+
+    Raises:
+        ValueError: the scheme is neither sqlite nor postgresql.
+    """
+    if db.startswith(("postgresql://", "postgres://")):
+        return "postgresql+asyncpg://" + db.split("://", 1)[1]
+    if db.startswith("postgresql+asyncpg://") or db.startswith("sqlite+aiosqlite://"):
+        return db
+    if db.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + db[len("sqlite://") :]
+    raise ValueError(f"unsupported database URL {db!r}: use sqlite:///PATH or postgresql://...")
+
+
+class SqlStore:
+    """The server's storage: accounts, devices, prekeys and the envelope queue."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, db: str, *, migrate: bool = True) -> SqlStore:
+        """Connect to ``db`` (``sqlite:///path`` or ``postgresql://...``) and migrate it.
+
+        Raises:
+            ValueError: unsupported URL.
+            StorageUnavailable: the database cannot be reached.
+        """
+        url = engine_url(db)
+        kwargs: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            kwargs = {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 30}}
+        else:
+            kwargs = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+        engine = create_async_engine(url, **kwargs)
+        if url.startswith("sqlite"):
+            from sqlalchemy import event
+
+            @event.listens_for(engine.sync_engine, "connect")
+            def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+                cur = dbapi_conn.cursor()
+                # WAL lets readers run beside the writer; FULL makes a commit survive power
+                # loss, which is what "durably stored" promises the sender. Group commit
+                # amortises the fsync.
+                cur.execute("PRAGMA journal_mode=WAL")
+                cur.execute("PRAGMA synchronous=FULL")
+                cur.execute("PRAGMA foreign_keys=ON")
+                cur.close()
+
+        store = cls(engine)
+        if migrate:
+            await store.migrate()
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+            raise StorageUnavailable(str(exc).splitlines()[0]) from exc
+
+    async def migrate(self) -> list[int]:
+        async with self._tx() as conn:
+            return await conn.run_sync(migrations.migrate)
+
+    async def drop_all(self) -> None:
+        """Remove every table (tests only)."""
+        async with self._tx() as conn:
+            await conn.run_sync(metadata.drop_all)
+
+    def _insert(self, table: Any) -> Any:
+        if self.dialect == "postgresql":
+            return pg_dialect.insert(table)
+        return sqlite_dialect.insert(table)
+
+    # -- accounts and devices ----------------------------------------------------------
+
+    async def create_account(self, account: Account, device: Device) -> None:
+        """Create an account with its first device.
+
+        Raises:
+            UsernameTaken: the username is in use.
+            StorageUnavailable: the database failed.
+        """
+        try:
+            async with self._tx() as conn:
+                await conn.execute(accounts.insert().values(**_fields(account)))
+                await conn.execute(devices.insert().values(**_fields(device)))
+        except sa_exc.IntegrityError as exc:
+            raise UsernameTaken(account.username) from exc
+
+    async def account_by_username(self, username: str) -> Account | None:
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(select(accounts).where(accounts.c.username == username))
+            ).first()
+        return Account(**row._mapping) if row else None
+
+    async def account(self, account_id: str) -> Account | None:
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(select(accounts).where(accounts.c.account_id == account_id))
+            ).first()
+        return Account(**row._mapping) if row else None
+
+    async def devices(self, account_id: str) -> list[Device]:
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                select(devices)
+                .where(devices.c.account_id == account_id)
+                .order_by(devices.c.device_id)
+            )
+            return [Device(**r._mapping) for r in rows]
+
+    async def device(self, account_id: str, device_id: int) -> Device | None:
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    select(devices).where(
+                        devices.c.account_id == account_id, devices.c.device_id == device_id
+                    )
+                )
+            ).first()
+        return Device(**row._mapping) if row else None
+
+    async def touch_last_seen(self, account_id: str, day: int) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.account_id == account_id, accounts.c.last_seen_day < day)
+                .values(last_seen_day=day)
+            )
+
+    # -- prekeys -------------------------------------------------------------------------
+
+    async def store_prekeys(
+        self,
+        account_id: str,
+        device_id: int,
+        signed: Sequence[Prekey],
+        one_time: Sequence[Prekey],
+    ) -> None:
+        """Replace the signed prekeys of the given kinds and add one-time prekeys.
+
+        Re-uploading a one-time key with an id already present keeps the first copy.
+        """
+        async with self._tx() as conn:
+            for key in signed:
+                stmt = self._insert(signed_prekeys).values(
+                    account_id=account_id, device_id=device_id, **_fields(key)
+                )
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=["account_id", "device_id", "kind"],
+                    set_={
+                        "key_id": key.key_id,
+                        "public_key": key.public_key,
+                        "signature": key.signature,
+                    },
+                )
+                await conn.execute(stmt)
+            if one_time:
+                stmt = self._insert(one_time_prekeys).on_conflict_do_nothing()
+                await conn.execute(
+                    stmt,
+                    [
+                        {"account_id": account_id, "device_id": device_id, **_fields(k)}
+                        for k in one_time
+                    ],
+                )
+
+    async def prekey_counts(self, account_id: str, device_id: int) -> dict[int, int]:
+        """How many unclaimed one-time prekeys of each kind remain."""
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                select(one_time_prekeys.c.kind, func.count())
+                .where(
+                    one_time_prekeys.c.account_id == account_id,
+                    one_time_prekeys.c.device_id == device_id,
+                )
+                .group_by(one_time_prekeys.c.kind)
+            )
+            counts = {PREKEY_KIND_CURVE_ONE_TIME: 0, PREKEY_KIND_KEM_ONE_TIME: 0}
+            counts.update({int(k): int(n) for k, n in rows})
+            return counts
+
+    async def claim_bundle(self, account_id: str, device_id: int) -> DeviceBundle:
+        """Read a device's signed prekeys and claim one one-time key of each kind.
+
+        Each one-time key is deleted in the statement that returns it, so concurrent
+        claims never receive the same key.
+
+        Raises:
+            NotFound: no such device.
+        """
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    select(devices).where(
+                        devices.c.account_id == account_id, devices.c.device_id == device_id
+                    )
+                )
+            ).first()
+            if row is None:
+                raise NotFound(f"{account_id}/{device_id}")
+            device = Device(**row._mapping)
+            signed_rows = await conn.execute(
+                select(
+                    signed_prekeys.c.kind,
+                    signed_prekeys.c.key_id,
+                    signed_prekeys.c.public_key,
+                    signed_prekeys.c.signature,
+                ).where(
+                    signed_prekeys.c.account_id == account_id,
+                    signed_prekeys.c.device_id == device_id,
+                )
+            )
+            signed = {int(r.kind): Prekey(**r._mapping) for r in signed_rows}
+            curve = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_CURVE_ONE_TIME)
+            kem = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_KEM_ONE_TIME)
+        return DeviceBundle(
+            device=device,
+            signed_prekey=signed.get(PREKEY_KIND_CURVE_SIGNED),
+            kem_last_resort=signed.get(PREKEY_KIND_KEM_LAST_RESORT),
+            one_time_curve=curve,
+            one_time_kem=kem,
+        )
+
+    async def _claim_one(
+        self, conn: AsyncConnection, account_id: str, device_id: int, kind: int
+    ) -> Prekey | None:
+        t = one_time_prekeys
+        pick = (
+            select(t.c.key_id)
+            .where(t.c.account_id == account_id, t.c.device_id == device_id, t.c.kind == kind)
+            .order_by(t.c.key_id)
+            .limit(1)
+        )
+        if self.dialect == "postgresql":
+            # Another transaction may hold the first row; skip it rather than wait and then
+            # find it gone (READ COMMITTED would return nothing although keys remain).
+            pick = pick.with_for_update(skip_locked=True)
+        stmt = (
+            delete(t)
+            .where(
+                t.c.account_id == account_id,
+                t.c.device_id == device_id,
+                t.c.kind == kind,
+                t.c.key_id == pick.scalar_subquery(),
+            )
+            .returning(t.c.kind, t.c.key_id, t.c.public_key, t.c.signature)
+        )
+        row = (await conn.execute(stmt)).first()
+        return Prekey(**row._mapping) if row else None
+
+    # -- envelope queue --------------------------------------------------------------------
+
+    async def enqueue(self, batch: Sequence[QueuedEnvelope]) -> None:
+        """Store envelopes in one transaction (group commit); a duplicate is ignored."""
+        if not batch:
+            return
+        rows = [
+            {
+                "guid": e.guid,
+                "recipient_account": e.recipient_account,
+                "recipient_device": e.recipient_device,
+                "sender_account": e.sender_account,
+                "sender_device": e.sender_device,
+                "message_id": e.message_id,
+                "content": e.content,
+                "stored_at": e.stored_at,
+            }
+            for e in batch
+        ]
+        async with self._tx() as conn:
+            await conn.execute(self._insert(envelopes).on_conflict_do_nothing(), rows)
+
+    async def pending(
+        self, account_id: str, device_id: int, after_seq: int = 0, limit: int = 500
+    ) -> list[QueuedEnvelope]:
+        """Queued envelopes for a device in the order they were stored."""
+        e = envelopes
+        async with self._tx() as conn:
+            rows = await conn.execute(
+                select(e)
+                .where(
+                    e.c.recipient_account == account_id,
+                    e.c.recipient_device == device_id,
+                    e.c.seq > after_seq,
+                )
+                .order_by(e.c.seq)
+                .limit(limit)
+            )
+            return [QueuedEnvelope(**r._mapping) for r in rows]
+
+    async def count_pending(self, account_id: str, device_id: int) -> int:
+        e = envelopes
+        async with self._tx() as conn:
+            value = await conn.scalar(
+                select(func.count()).where(
+                    e.c.recipient_account == account_id, e.c.recipient_device == device_id
+                )
+            )
+            return int(value or 0)
+
+    async def delete_envelopes(
+        self, account_id: str, device_id: int, guids: Iterable[bytes]
+    ) -> int:
+        """Delete acknowledged envelopes; only the recipient's own can be deleted."""
+        ids = list(guids)
+        if not ids:
+            return 0
+        e = envelopes
+        async with self._tx() as conn:
+            result = await conn.execute(
+                delete(e).where(
+                    and_(
+                        e.c.recipient_account == account_id,
+                        e.c.recipient_device == device_id,
+                        e.c.guid.in_(ids),
+                    )
+                )
+            )
+            return int(result.rowcount or 0)
+
+    async def expire_envelopes(self, older_than_ms: int) -> int:
+        """Delete undelivered envelopes stored before ``older_than_ms``."""
+        async with self._tx() as conn:
+            result = await conn.execute(
+                delete(envelopes).where(envelopes.c.stored_at < older_than_ms)
+            )
+            await conn.execute(
+                delete(recent_sends).where(recent_sends.c.expires_at < older_than_ms)
+            )
+            return int(result.rowcount or 0)
+
+    # -- idempotency memory ----------------------------------------------------------------
+
+    async def save_recent_sends(self, items: Iterable[tuple[str, int, str, int]]) -> None:
+        rows = [
+            {"sender_account": a, "sender_device": d, "message_id": m, "expires_at": x}
+            for a, d, m, x in items
+        ]
+        if not rows:
+            return
+        async with self._tx() as conn:
+            await conn.execute(self._insert(recent_sends).on_conflict_do_nothing(), rows)
+
+    async def load_recent_sends(self, now_ms: int) -> list[tuple[str, int, str, int]]:
+        """Read and forget the remembered sends that have not yet expired."""
+        r = recent_sends
+        async with self._tx() as conn:
+            rows = await conn.execute(select(r).where(r.c.expires_at >= now_ms))
+            out = [(x.sender_account, x.sender_device, x.message_id, x.expires_at) for x in rows]
+            await conn.execute(delete(r))
+            return out
+
+
+def _fields(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
