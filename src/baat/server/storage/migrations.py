@@ -17,7 +17,7 @@ from sqlalchemy import Connection, insert, inspect, select
 from baat.server.storage.schema import metadata, schema_version
 
 
-def _load_all_tables() -> None:
+def load_all_tables() -> None:
     # Other layers declare their tables on the shared metadata; import them so that every
     # table a migration names is known.
     import baat.privacy.schema  # noqa: F401
@@ -68,7 +68,7 @@ def migrate(conn: Connection, target: int | None = None) -> list[int]:
 
     Returns the versions applied, in order.
     """
-    _load_all_tables()
+    load_all_tables()
     schema_version.create(conn, checkfirst=True)
     done = current_version(conn)
     applied: list[int] = []

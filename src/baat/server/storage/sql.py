@@ -126,6 +126,7 @@ class SqlStore:
 
     async def drop_all(self) -> None:
         """Remove every table (tests only)."""
+        migrations.load_all_tables()
         async with self._tx() as conn:
             await conn.run_sync(metadata.drop_all)
 

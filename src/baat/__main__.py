@@ -1,0 +1,3 @@
+from baat.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Shared test helpers: a real server process, registered devices, database URLs."""
