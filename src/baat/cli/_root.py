@@ -46,6 +46,13 @@ def root() -> None:
     type=float,
     help="Per-connection frame rate limit.",
 )
+@click.option(
+    "--registrations-per-minute",
+    default=60,
+    show_default=True,
+    type=int,
+    help="Server-wide limit on new accounts per minute.",
+)
 @click.option("--affiliate-url", default=None, help="Where the consented affiliate export posts.")
 def serve(
     data_dir: Path,
@@ -57,6 +64,7 @@ def serve(
     max_envelope_bytes: int,
     envelopes_per_second: float,
     frames_per_second: float,
+    registrations_per_minute: int,
     affiliate_url: str | None,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
@@ -87,6 +95,7 @@ def serve(
             limits=limits,
             envelopes_per_second=envelopes_per_second,
             envelope_burst=envelopes_per_second * 2,
+            registrations_per_minute=registrations_per_minute,
             affiliate_url=affiliate_url,
         )
     )

@@ -1,0 +1,169 @@
+"""The delivery router in-process, on the real store over in-memory SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from baat.proto import Deliver, OutgoingEnvelope, QueueDrained, SendResult, decode_server
+from baat.server.delivery import DeviceKey, Router
+from baat.server.storage.base import Account, Device
+from baat.testing import memory_store
+
+BOB: DeviceKey = ("bob", 1)
+
+
+class FakeOutlet:
+    def __init__(self, key: DeviceKey) -> None:
+        self.key = key
+        self.frames: list[object] = []
+        self.superseded = False
+
+    def push(self, data: bytes) -> None:
+        self.frames.append(decode_server(data))
+
+    async def wait_writable(self) -> None:
+        return None
+
+    def close_superseded(self) -> None:
+        self.superseded = True
+
+    def delivered(self) -> list[Deliver]:
+        return [f for f in self.frames if isinstance(f, Deliver)]
+
+
+async def make_router(grace: float = 0.02) -> Router:
+    store = await memory_store()
+    for name in ("alice", "bob"):
+        await store.create_account(
+            Account(name, name, "local", "IN", 1, 1),
+            Device(name, 1, b"i" * 32, b"d" * 32, b"s" * 64, 1, b"h" * 32),
+        )
+    router = Router(store, ack_grace=grace)
+    await router.start()
+    return router
+
+
+async def finish(router: Router) -> None:
+    await router.stop()
+    await router.store.close()
+
+
+async def send(router: Router, mid: str, results: list[SendResult]) -> None:
+    await router.accept_send(
+        ("alice", 1), mid, [OutgoingEnvelope("bob", 1, mid.encode())], results.append
+    )
+
+
+async def test_acknowledged_within_grace_never_touches_the_disk() -> None:
+    router = await make_router(grace=0.05)
+    bob = FakeOutlet(BOB)
+    await router.attach(bob)
+    results: list[SendResult] = []
+    await send(router, "m1", results)
+    router.ack(BOB, [bob.delivered()[0].guid])
+    await asyncio.sleep(0.1)
+    assert results[0].results[0].status == "delivered"
+    assert router.stats.stored == 0 and router.stats.delivered_unstored == 1
+    assert await router.store.pending("bob", 1) == []
+    await finish(router)
+
+
+async def test_unacknowledged_is_stored_then_deleted_on_ack() -> None:
+    router = await make_router(grace=0.01)
+    bob = FakeOutlet(BOB)
+    await router.attach(bob)
+    results: list[SendResult] = []
+    await send(router, "m1", results)
+    await asyncio.sleep(0.1)
+    assert results[0].results[0].status == "stored"
+    assert len(await router.store.pending("bob", 1)) == 1
+    router.ack(BOB, [bob.delivered()[0].guid])
+    await router.flush_now()
+    assert await router.store.pending("bob", 1) == []
+    await finish(router)
+
+
+async def test_a_device_cannot_acknowledge_for_another() -> None:
+    router = await make_router(grace=0.01)
+    bob = FakeOutlet(BOB)
+    await router.attach(bob)
+    results: list[SendResult] = []
+    await send(router, "m1", results)
+    router.ack(("alice", 1), [bob.delivered()[0].guid])
+    await asyncio.sleep(0.1)
+    assert results[0].results[0].status == "stored"
+    assert len(await router.store.pending("bob", 1)) == 1
+    await finish(router)
+
+
+async def test_new_connection_supersedes_the_old() -> None:
+    router = await make_router()
+    first, second = FakeOutlet(BOB), FakeOutlet(BOB)
+    await router.attach(first)
+    await router.attach(second)
+    assert first.superseded and router.online[BOB] is second
+    await finish(router)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["send", "send", "send", "connect", "disconnect", "ack", "tick"]),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_every_message_arrives_once_and_in_order(ops: list[str]) -> None:
+    """Whatever the interleaving of sends, acks, reconnects and timer ticks, the device
+    ends up with every message exactly once, in the order they were sent."""
+
+    async def run() -> None:
+        router = await make_router(grace=0.001)
+        results: list[SendResult] = []
+        seen: list[str] = []
+        outlet: FakeOutlet | None = None
+        consumed = 0
+        sent = 0
+
+        def take_new() -> None:
+            nonlocal consumed
+            assert outlet is not None
+            for frame in outlet.frames[consumed:]:
+                if isinstance(frame, Deliver) and frame.message_id not in seen:
+                    seen.append(frame.message_id)
+            consumed = len(outlet.frames)
+
+        for op in ops:
+            if op == "send":
+                await send(router, f"m{sent:03d}", results)
+                sent += 1
+            elif op == "connect" and outlet is None:
+                outlet, consumed = FakeOutlet(BOB), 0
+                await router.attach(outlet)
+            elif op == "disconnect" and outlet is not None:
+                take_new()
+                router.detach(outlet)
+                outlet = None
+            elif op == "ack" and outlet is not None:
+                take_new()
+                router.ack(BOB, [f.guid for f in outlet.delivered()])
+            elif op == "tick":
+                await asyncio.sleep(0.002)
+        if outlet is not None:
+            take_new()
+            router.detach(outlet)
+        final = FakeOutlet(BOB)
+        await router.attach(final)
+        outlet, consumed = final, 0
+        take_new()
+        assert isinstance(final.frames[-1], QueueDrained)
+        assert seen == [f"m{n:03d}" for n in range(sent)]
+        await router.flush_now()
+        await asyncio.sleep(0.01)
+        assert len(results) == sent
+        await finish(router)
+
+    asyncio.run(run())
