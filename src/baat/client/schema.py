@@ -1,0 +1,93 @@
+"""The client's local store, declared once.
+
+Columns holding secrets or message content are AES-256-GCM ciphertext under the profile
+key (see ``store.py``); each says so in its comment. Every column names its data-inventory
+entry, checked by the privacy tests like the server's.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint
+
+metadata = MetaData()
+
+
+def _inv(key: str) -> dict[str, str]:
+    return {"inventory": key}
+
+
+# One row: the device identity and the server credentials (both encrypted).
+identity = Table(
+    "identity",
+    metadata,
+    Column("id", Integer, primary_key=True, info=_inv("client.identity_keys")),
+    Column("identity_blob", LargeBinary, nullable=False, info=_inv("client.identity_keys")),
+    Column("credentials_blob", LargeBinary, nullable=False, info=_inv("client.credentials")),
+    Column("next_prekey_id", Integer, nullable=False, info=_inv("client.prekeys_private")),
+)
+
+prekeys = Table(
+    "prekeys",
+    metadata,
+    Column("kind", Integer, primary_key=True, info=_inv("client.prekeys_private")),
+    Column("key_id", Integer, primary_key=True, info=_inv("client.prekeys_private")),
+    Column("private_blob", LargeBinary, nullable=False, info=_inv("client.prekeys_private")),
+)
+
+# Contacts are looked up by account id; the name and identity key are encrypted.
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("client.contacts")),
+    Column("username_blob", LargeBinary, nullable=False, info=_inv("client.contacts")),
+    Column("identity_blob", LargeBinary, nullable=False, info=_inv("client.contacts")),
+    # 0 unverified, 1 verified by safety number
+    Column("verified", Integer, nullable=False, info=_inv("client.contacts")),
+    # 1 when a different identity key arrived and the user has not accepted it yet
+    Column("identity_changed", Integer, nullable=False, info=_inv("client.contacts")),
+    Column("added_at", Integer, nullable=False, info=_inv("client.contacts")),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("client.sessions")),
+    Column("device_id", Integer, primary_key=True, info=_inv("client.sessions")),
+    Column("state_blob", LargeBinary, nullable=False, info=_inv("client.sessions")),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True, info=_inv("client.messages")),
+    # The peer's account id (the chat) in clear, so history can be listed without
+    # decrypting every row; the store file as a whole is the device's.
+    Column("chat", String(64), nullable=False, index=True, info=_inv("client.messages")),
+    Column("sender_account", String(32), nullable=False, info=_inv("client.messages")),
+    Column("sender_device", Integer, nullable=False, info=_inv("client.messages")),
+    Column("message_id", String(64), nullable=False, info=_inv("client.messages")),
+    Column("direction", String(3), nullable=False, info=_inv("client.messages")),  # in/out
+    # sending, sent, delivered, received, held, imported
+    Column("status", String(16), nullable=False, info=_inv("client.messages")),
+    Column("body_blob", LargeBinary, nullable=False, info=_inv("client.messages")),  # encrypted
+    Column("sent_at", Integer, nullable=False, info=_inv("client.messages")),
+    Column("received_at", Integer, nullable=False, info=_inv("client.messages")),
+    UniqueConstraint("sender_account", "sender_device", "message_id", "chat", name="msg_once"),
+)
+
+# Messages written but not yet accepted by the server: sent again on every connect.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("message_id", String(64), primary_key=True, info=_inv("client.outbox")),
+    Column("recipient_account", String(32), nullable=False, info=_inv("client.outbox")),
+    Column("payload_blob", LargeBinary, nullable=False, info=_inv("client.outbox")),  # encrypted
+    Column("created_at", Integer, nullable=False, info=_inv("client.outbox")),
+)
+
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(64), primary_key=True, info=_inv("client.settings")),
+    Column("value_blob", LargeBinary, nullable=False, info=_inv("client.settings")),
+)

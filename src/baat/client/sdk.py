@@ -1,0 +1,619 @@
+"""``Client``: register a device, keep prekeys topped up, send and receive end-to-end
+encrypted messages, store them locally, acknowledge only what is stored.
+
+Errors::
+
+    ClientError
+    ├── RegistrationFailed   the server refused the registration (code from the server)
+    ├── UnknownContact       no such user on the server
+    ├── IdentityChanged      the contact's identity key changed; verify before sending
+    └── NotConnected         the operation needs the server and it is unreachable
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+from sqlalchemy import Connection
+
+from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
+from baat.client.transport import Transport, TransportError
+from baat.crypto import (
+    MESSAGE_TYPE_PREKEY,
+    PREKEY_KIND_CURVE_ONE_TIME,
+    PREKEY_KIND_CURVE_SIGNED,
+    PREKEY_KIND_KEM_LAST_RESORT,
+    PREKEY_KIND_KEM_ONE_TIME,
+    CryptoError,
+    DuplicateMessage,
+    IdentityKeyPair,
+    PrekeyBundle,
+    PrivatePrekey,
+    SessionMismatch,
+    SessionState,
+    compare_safety_numbers,
+    decrypt,
+    encrypt,
+    generate_prekeys,
+    initiate_session,
+    message_type,
+    respond_to_initial,
+    safety_number,
+)
+from baat.proto import (
+    Ack,
+    Deliver,
+    Error,
+    OutgoingEnvelope,
+    PrekeyRecord,
+    QueueDrained,
+    Send,
+    SendResult,
+    UploadPrekeys,
+)
+from baat.server.accounts import registration_message
+from baat.server.auth import DeviceCredentials
+
+log = logging.getLogger("baat.client")
+
+ONE_TIME_CURVE_BATCH = 40
+ONE_TIME_KEM_BATCH = 10
+REFILL_BELOW = 10
+
+
+class ClientError(Exception):
+    code = "client_error"
+
+
+class RegistrationFailed(ClientError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class UnknownContact(ClientError):
+    code = "unknown_contact"
+
+
+class IdentityChanged(ClientError):
+    code = "identity_changed"
+
+
+class NotConnected(ClientError):
+    code = "not_connected"
+
+
+class Content(msgspec.Struct, frozen=True, omit_defaults=True):
+    """What travels inside the encryption (never visible to the server)."""
+
+    v: int
+    type: str
+    sender_name: str
+    sent_at: int
+    text: str = ""
+
+
+_content_decoder = msgspec.msgpack.Decoder(Content)
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Something the user must be told about while receiving."""
+
+    kind: str  # "identity_changed" | "undecryptable"
+    account_id: str
+    detail: str
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Client:
+    def __init__(self, store: Store, identity: IdentityKeyPair, creds: dict[str, Any]) -> None:
+        self.store = store
+        self.identity = identity
+        self.creds = creds
+        assert store.info is not None
+        self.info: ProfileInfo = store.info
+        self.transport: Transport | None = None
+        self.incidents: list[Incident] = []
+        # Signed prekeys made at registration, published on the first connect.
+        self._pending_signed: list[Any] = []
+        # Names of users looked up but not yet contacts (known once a bundle arrives).
+        self._names: dict[str, str] = {}
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    @classmethod
+    async def register(
+        cls,
+        profile: Path,
+        passphrase: str,
+        server_url: str,
+        username: str,
+        jurisdiction: str = "OTHER",
+    ) -> Client:
+        """Create a profile, register the account and device, upload prekeys.
+
+        Raises:
+            RegistrationFailed: the server refused (e.g. code ``username_taken``).
+            NotConnected: the server is unreachable.
+            ProfileExists: the directory already has a profile.
+        """
+        identity = IdentityKeyPair.generate()
+        name = username.strip().casefold()
+        body = {
+            "username": username,
+            "identity_key": _b64(identity.identity_key),
+            "identity_dh_key": _b64(identity.identity_dh_key),
+            "identity_dh_sig": _b64(identity.identity_dh_sig),
+            "proof": _b64(
+                identity.sign(
+                    registration_message(name, identity.identity_key, identity.identity_dh_key)
+                )
+            ),
+            "jurisdiction": jurisdiction,
+        }
+        try:
+            async with httpx.AsyncClient(base_url=server_url, timeout=15) as http:
+                r = await http.post("/v1/accounts", json=body)
+        except httpx.HTTPError as exc:
+            raise NotConnected(f"cannot reach {server_url}: {exc}") from exc
+        if r.status_code != 201:
+            err = _error_of(r)
+            raise RegistrationFailed(err[0], err[1])
+        reg = r.json()
+        from baat.client.store import Store
+
+        store = Store.create(profile, passphrase)
+        creds = {"token": reg["token"]}
+        store.save_identity(identity.to_bytes(), creds)
+        store.set_info(
+            ProfileInfo(server_url, reg["username"], reg["account_id"], reg["device_id"])
+        )
+        client = cls(store, identity, creds)
+        with store.transaction() as tx:
+            signed = generate_prekeys(identity, PREKEY_KIND_CURVE_SIGNED, [1])
+            signed += generate_prekeys(identity, PREKEY_KIND_KEM_LAST_RESORT, [1])
+            store.put_prekeys(
+                tx, [(p.private.kind, p.private.key_id, p.private.to_bytes()) for p in signed]
+            )
+        client._pending_signed = [p.public for p in signed]
+        return client
+
+    @classmethod
+    def open(cls, profile: Path, passphrase: str) -> Client:
+        """Open an existing profile.
+
+        Raises:
+            NoProfile, WrongPassphrase: from the store.
+        """
+        store = Store.open(profile, passphrase)
+        ident, creds = store.load_identity()
+        return cls(store, IdentityKeyPair.from_bytes(ident), creds)
+
+    @property
+    def credentials(self) -> DeviceCredentials:
+        return DeviceCredentials(self.info.account_id, self.info.device_id, self.creds["token"])
+
+    async def connect(self) -> None:
+        """Connect, authenticate, and top up one-time prekeys.
+
+        Raises:
+            NotConnected: the server is unreachable or refused the device.
+        """
+        try:
+            self.transport = await Transport.connect(
+                self.info.server_url, self.info.account_id, self.info.device_id, self.identity.sign
+            )
+        except TransportError as exc:
+            raise NotConnected(str(exc)) from exc
+        await self._top_up()
+
+    async def close(self) -> None:
+        if self.transport is not None:
+            await self.transport.close()
+            self.transport = None
+        self.store.close()
+
+    def _need(self) -> Transport:
+        if self.transport is None or self.transport.closed.is_set():
+            raise NotConnected("not connected to the server")
+        return self.transport
+
+    async def _top_up(self) -> None:
+        t = self._need()
+        signed = [
+            PrekeyRecord(p.kind, p.key_id, p.public_key, p.signature) for p in self._pending_signed
+        ]
+        status = await t.upload_prekeys(UploadPrekeys(0, signed, []))
+        self._pending_signed = []
+        curve = status.counts.get(PREKEY_KIND_CURVE_ONE_TIME, 0)
+        kem = status.counts.get(PREKEY_KIND_KEM_ONE_TIME, 0)
+        if curve >= REFILL_BELOW and kem >= REFILL_BELOW:
+            return
+        with self.store.transaction() as tx:
+            ids = self.store.allocate_prekey_ids(tx, ONE_TIME_CURVE_BATCH + ONE_TIME_KEM_BATCH)
+            pairs = []
+            if curve < REFILL_BELOW:
+                pairs += generate_prekeys(
+                    self.identity, PREKEY_KIND_CURVE_ONE_TIME, ids[:ONE_TIME_CURVE_BATCH]
+                )
+            if kem < REFILL_BELOW:
+                pairs += generate_prekeys(
+                    self.identity, PREKEY_KIND_KEM_ONE_TIME, ids[ONE_TIME_CURVE_BATCH:]
+                )
+            self.store.put_prekeys(
+                tx, [(p.private.kind, p.private.key_id, p.private.to_bytes()) for p in pairs]
+            )
+        # Stored privately first, published second: a crash in between wastes ids, never
+        # publishes a key whose private half is lost.
+        records = [
+            PrekeyRecord(p.public.kind, p.public.key_id, p.public.public_key, p.public.signature)
+            for p in pairs
+        ]
+        await t.upload_prekeys(UploadPrekeys(0, [], records))
+
+    # -- contacts ------------------------------------------------------------------------
+
+    async def lookup(self, username: str) -> tuple[str, str, list[int]]:
+        """(account id, canonical username, device ids) of a user.
+
+        Raises:
+            UnknownContact: no such user.
+            NotConnected: the server is unreachable.
+        """
+        try:
+            async with httpx.AsyncClient(base_url=self.info.server_url, timeout=15) as http:
+                r = await http.get(
+                    f"/v1/accounts/{username}",
+                    headers={"authorization": self.credentials.header()},
+                )
+        except httpx.HTTPError as exc:
+            raise NotConnected(f"cannot reach the server: {exc}") from exc
+        if r.status_code == 404:
+            raise UnknownContact(f"no user named {username!r}")
+        if r.status_code != 200:
+            raise NotConnected(_error_of(r)[1])
+        body = r.json()
+        return body["account_id"], body["username"], list(body["devices"])
+
+    def safety_number(self, contact: Contact) -> str:
+        """60 digits both people compare (crypto.fingerprint)."""
+        return safety_number(
+            self.info.account_id,
+            self.identity.identity_key,
+            contact.account_id,
+            contact.identity_key,
+        ).display()
+
+    def verify(self, username: str, number: str) -> bool:
+        """Mark a contact verified if ``number`` matches; accept a changed identity too.
+
+        Raises:
+            UnknownContact: not a contact.
+        """
+        contact = self.store.contact_by_name(username)
+        if contact is None:
+            raise UnknownContact(f"{username!r} is not a contact")
+        if not compare_safety_numbers(self.safety_number(contact), number):
+            return False
+        with self.store.transaction() as tx:
+            self.store.put_contact(
+                tx,
+                Contact(contact.account_id, contact.username, contact.identity_key, True, False),
+            )
+            # Messages held while the identity was in doubt are now shown.
+            from sqlalchemy import update
+
+            from baat.client import schema as s
+
+            tx.execute(
+                update(s.messages)
+                .where(s.messages.c.chat == contact.account_id, s.messages.c.status == "held")
+                .values(status="received")
+            )
+        return True
+
+    # -- sending -------------------------------------------------------------------------
+
+    async def send_text(self, username: str, text: str) -> str:
+        """Store the message and queue it; it is sent now if connected, else on next connect.
+
+        Raises:
+            UnknownContact: no such user (needs the server once per new contact).
+            IdentityChanged: the contact's identity changed and is not verified again.
+        """
+        name = username.strip().casefold()
+        contact = self.store.contact_by_name(name)
+        if contact is None:
+            account_id, canonical, _ = await self.lookup(name)
+            self._names[account_id] = canonical
+        else:
+            account_id, canonical = contact.account_id, contact.username
+            if contact.identity_changed:
+                raise IdentityChanged(
+                    f"{canonical}'s safety number changed; compare it and run 'baat verify'"
+                )
+        message_id = secrets.token_hex(16)
+        now = _now_ms()
+        content = Content(v=1, type="text", sender_name=self.info.username, sent_at=now, text=text)
+        payload = msgspec.msgpack.encode(content)
+        with self.store.transaction() as tx:
+            self.store.add_message(
+                tx,
+                StoredMessage(
+                    chat=account_id,
+                    sender_account=self.info.account_id,
+                    sender_device=self.info.device_id,
+                    message_id=message_id,
+                    direction="out",
+                    status="sending",
+                    body={"text": text, "peer": canonical, "sender": self.info.username},
+                    sent_at=now,
+                    received_at=now,
+                ),
+            )
+            self.store.queue_out(tx, message_id, account_id, payload)
+        if self.transport is not None:
+            await self.flush_outbox()
+        return message_id
+
+    async def flush_outbox(self) -> list[SendResult]:
+        """Encrypt and send everything queued, oldest first.
+
+        Raises:
+            NotConnected: not connected.
+        """
+        t = self._need()
+        results = []
+        for message_id, recipient, payload in self.store.outbox():
+            try:
+                envelopes = await self._encrypt_for(recipient, payload)
+            except IdentityChanged as exc:
+                self.incidents.append(Incident("identity_changed", recipient, str(exc)))
+                continue
+            await t.send(Send(message_id, envelopes))
+            result = await self._await_result(message_id)
+            delivered = all(r.status == "delivered" for r in result.results)
+            with self.store.transaction() as tx:
+                for r in result.results:
+                    if r.status == "unknown_device":
+                        from baat.client import schema as s
+
+                        tx.execute(
+                            s.sessions.delete().where(
+                                s.sessions.c.account_id == r.recipient_account,
+                                s.sessions.c.device_id == r.recipient_device,
+                            )
+                        )
+                self.store.set_status(tx, message_id, "delivered" if delivered else "sent")
+                self.store.done_out(tx, message_id)
+            results.append(result)
+        return results
+
+    async def _await_result(self, message_id: str) -> SendResult:
+        t = self._need()
+        while True:
+            frame = await t.next_frame(30)
+            if frame is None:
+                raise NotConnected(f"connection lost before the server confirmed {message_id}")
+            if isinstance(frame, SendResult) and frame.message_id == message_id:
+                return frame
+            if isinstance(frame, Error) and message_id in frame.message:
+                raise NotConnected(f"server refused the send: {frame.code}: {frame.message}")
+            if isinstance(frame, Deliver):
+                await self._handle_deliver(frame)
+
+    async def _encrypt_for(self, account_id: str, payload: bytes) -> list[OutgoingEnvelope]:
+        t = self._need()
+        with self.store.transaction() as tx:
+            contact = self.store.contact(tx, account_id)
+            have = set(self.store.session_devices(tx, account_id))
+        if contact is not None and contact.identity_changed:
+            raise IdentityChanged(f"{contact.username}'s identity changed")
+        bundle_result = await t.fetch_bundle(account_id) if not have else None
+        now = _now_ms()
+        out = []
+        with self.store.transaction() as tx:
+            if bundle_result is not None:
+                for dev in bundle_result.devices:
+                    if dev.signed_prekey is None or dev.kem_last_resort is None:
+                        continue  # a device that never uploaded prekeys cannot be reached yet
+                    bundle = PrekeyBundle.from_parts(
+                        dev.identity_key,
+                        dev.identity_dh_key,
+                        dev.identity_dh_sig,
+                        dev.signed_prekey,
+                        dev.kem_last_resort,
+                        dev.one_time_curve,
+                        dev.one_time_kem,
+                    )
+                    if contact is None:
+                        name = self._names.get(account_id, account_id)
+                        contact = Contact(account_id, name, dev.identity_key)
+                        self.store.put_contact(tx, contact)
+                    elif contact.identity_key != dev.identity_key:
+                        self.store.put_contact(
+                            tx,
+                            Contact(
+                                account_id,
+                                contact.username,
+                                contact.identity_key,
+                                contact.verified,
+                                True,
+                            ),
+                        )
+                        raise IdentityChanged(f"{contact.username}'s identity changed")
+                    state = initiate_session(self.identity, bundle, now)
+                    self.store.put_session(tx, account_id, dev.device_id, state.to_bytes())
+            for device_id in self.store.session_devices(tx, account_id):
+                blob = self.store.session(tx, account_id, device_id)
+                assert blob is not None
+                state, ciphertext = encrypt(SessionState.from_bytes(blob), payload, now)
+                self.store.put_session(tx, account_id, device_id, state.to_bytes())
+                out.append(OutgoingEnvelope(account_id, device_id, ciphertext))
+        if not out:
+            raise UnknownContact("the contact has no device that can receive messages yet")
+        return out
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def receive(
+        self, wait: float = 0.0, on_message: Callable[[StoredMessage], None] | None = None
+    ) -> list[StoredMessage]:
+        """Process queued envelopes, then keep listening for ``wait`` seconds.
+
+        Returns the messages stored (held ones included, with status "held").
+
+        Raises:
+            NotConnected: not connected.
+        """
+        t = self._need()
+        got: list[StoredMessage] = []
+        drained = False
+        deadline: float | None = None
+        loop_time = time.monotonic
+        while True:
+            timeout = 30.0 if not drained else max(0.0, (deadline or 0) - loop_time())
+            if drained and timeout <= 0:
+                break
+            frame = await t.next_frame(timeout)
+            if frame is None:
+                if t.closed.is_set():
+                    break
+                if drained:
+                    break
+                continue
+            if isinstance(frame, QueueDrained):
+                drained = True
+                deadline = loop_time() + wait
+                await self.flush_outbox()
+            elif isinstance(frame, Deliver):
+                stored = await self._handle_deliver(frame)
+                if stored is not None:
+                    got.append(stored)
+                    if on_message:
+                        on_message(stored)
+        return got
+
+    async def _handle_deliver(self, d: Deliver) -> StoredMessage | None:
+        """Decrypt, store with the new ratchet state in one transaction, then acknowledge."""
+        t = self._need()
+        now = _now_ms()
+        stored: StoredMessage | None = None
+        try:
+            with self.store.transaction() as tx:
+                state, plaintext = self._decrypt(tx, d, now)
+                content = _content_decoder.decode(plaintext)
+                contact = self.store.contact(tx, d.sender_account)
+                status = "received"
+                identity = state.remote_identity_key
+                if contact is None:
+                    contact = Contact(d.sender_account, await_lookup_placeholder(content), identity)
+                    self.store.put_contact(tx, contact)
+                elif contact.identity_key != identity:
+                    status = "held"
+                    self.store.put_contact(
+                        tx,
+                        Contact(
+                            contact.account_id,
+                            contact.username,
+                            contact.identity_key,
+                            contact.verified,
+                            True,
+                        ),
+                    )
+                    self.incidents.append(
+                        Incident(
+                            "identity_changed",
+                            d.sender_account,
+                            f"{contact.username}'s safety number changed; a message is held "
+                            "until you compare it and run 'baat verify'",
+                        )
+                    )
+                if status == "held":
+                    # Keep the new identity for the safety number the user will compare.
+                    self.store.put_contact(
+                        tx, Contact(contact.account_id, contact.username, identity, False, True)
+                    )
+                    self.store.drop_sessions(tx, d.sender_account)
+                self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
+                message = StoredMessage(
+                    chat=d.sender_account,
+                    sender_account=d.sender_account,
+                    sender_device=d.sender_device,
+                    message_id=d.message_id,
+                    direction="in",
+                    status=status,
+                    body={
+                        "text": content.text,
+                        "peer": contact.username,
+                        "sender": contact.username,
+                    },
+                    sent_at=content.sent_at,
+                    received_at=now,
+                )
+                if self.store.add_message(tx, message) is not None:
+                    stored = message
+        except DuplicateMessage:
+            pass  # already stored: acknowledging again is all that is left
+        except (CryptoError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self.incidents.append(
+                Incident(
+                    "undecryptable",
+                    d.sender_account,
+                    f"message {d.message_id} from {d.sender_account} was rejected: {exc}",
+                )
+            )
+        await t.send(Ack([d.guid]))
+        return stored
+
+    def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:
+        blob = self.store.session(tx, d.sender_account, d.sender_device)
+        prekey = message_type(d.content) == MESSAGE_TYPE_PREKEY
+        if blob is not None:
+            try:
+                return decrypt(SessionState.from_bytes(blob), d.content, now)
+            except SessionMismatch:
+                if not prekey:
+                    raise
+        if not prekey:
+            from baat.crypto import DecryptionError
+
+            raise DecryptionError("no session with this device and not a first message")
+
+        def lookup(kind: int, key_id: int) -> PrivatePrekey | None:
+            raw = self.store.get_prekey(tx, kind, key_id)
+            return None if raw is None else PrivatePrekey.from_bytes(raw)
+
+        state, plaintext, used = respond_to_initial(self.identity, lookup, d.content, now)
+        self.store.drop_prekeys(tx, used.one_time())
+        return state, plaintext
+
+
+def await_lookup_placeholder(content: Content) -> str:
+    """The name a new contact gave itself; shown as such until looked up."""
+    return content.sender_name or "unknown"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def _error_of(r: httpx.Response) -> tuple[str, str]:
+    try:
+        err = r.json()["error"]
+        return str(err["code"]), str(err["message"])
+    except (ValueError, KeyError, TypeError):
+        return "http_error", f"HTTP {r.status_code}"
