@@ -83,6 +83,10 @@ async def test_healthz_and_registration_errors(server: ServerProcess) -> None:
         body["proof"] = body["identity_dh_sig"]  # a signature over something else
         r = await http.post("/v1/accounts", json=body)
         assert r.status_code == 401 and r.json()["error"]["code"] == "bad_proof"
+        body = registration_body("mallory")
+        body["identity_dh_sig"] = body["proof"]
+        r = await http.post("/v1/accounts", json=body)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_key"
         r = await http.post("/v1/accounts", content=b"{not json")
         assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
         r = await http.get("/v1/accounts/alice")

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from baat.client.transport import Transport
+from baat.crypto import identity_dh_signature_message
 from baat.server.accounts import registration_message
 from baat.server.auth import DeviceCredentials
-
 
 # Closed after each test by the autouse fixture in tests/conftest.py.
 OPEN_TRANSPORTS: list[Transport] = []
@@ -56,7 +56,7 @@ def registration_body(username: str, key: Ed25519PrivateKey | None = None) -> di
         "username": username,
         "identity_key": b64(ik),
         "identity_dh_key": b64(dh),
-        "identity_dh_sig": b64(key.sign(dh)),
+        "identity_dh_sig": b64(key.sign(identity_dh_signature_message(dh))),
         "proof": b64(key.sign(registration_message(username.casefold(), ik, dh))),
     }
 
@@ -67,4 +67,6 @@ async def register(url: str, username: str) -> DeviceUnderTest:
         r = await http.post(url + "/v1/accounts", json=registration_body(username, key))
     assert r.status_code == 201, r.text
     body = r.json()
-    return DeviceUnderTest(body["username"], body["account_id"], body["device_id"], body["token"], key)
+    return DeviceUnderTest(
+        body["username"], body["account_id"], body["device_id"], body["token"], key
+    )

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from baat.crypto import InvalidSignature as InvalidIdentitySignature
+from baat.crypto import verify_identity_dh_signature
 from baat.server.auth import new_token
 from baat.server.storage.base import Account, Device
 from baat.server.storage.sql import SqlStore, today
@@ -97,6 +99,12 @@ async def register(store: SqlStore, body: object, region: str) -> Registered:
     except (InvalidSignature, ValueError) as exc:
         raise RegistrationError(
             "bad_proof", "the proof does not verify with the identity key", 401
+        ) from exc
+    try:
+        verify_identity_dh_signature(identity_key, identity_dh_key, identity_dh_sig)
+    except InvalidIdentitySignature as exc:
+        raise RegistrationError(
+            "invalid_key", "identity_dh_sig does not verify with the identity key"
         ) from exc
     account_id = secrets.token_hex(16)
     token, token_digest = new_token()
