@@ -167,3 +167,41 @@ def test_every_message_arrives_once_and_in_order(ops: list[str]) -> None:
         await finish(router)
 
     asyncio.run(run())
+
+
+async def test_cross_node_delivery_through_the_bus() -> None:
+    from baat.server.bus import LocalBus, LocalHub
+
+    hub = LocalHub()
+    store = await memory_store()
+    for name in ("alice", "bob"):
+        await store.create_account(
+            Account(name, name, "local", "IN", 1, 1),
+            Device(name, 1, b"i" * 32, b"d" * 32, b"s" * 64, 1, b"h" * 32),
+        )
+    node_a = Router(store, ack_grace=0.01, bus=LocalBus("a", hub))
+    node_b = Router(store, ack_grace=0.01, bus=LocalBus("b", hub))
+    await node_a.start()
+    await node_b.start()
+    bob = FakeOutlet(BOB)
+    await node_b.attach(bob)
+    results: list[SendResult] = []
+    for n in range(5):
+        await send(node_a, f"m{n}", results)
+    for _ in range(100):
+        if len(bob.delivered()) == 5:
+            break
+        await asyncio.sleep(0.01)
+    assert [d.message_id for d in bob.delivered()] == [f"m{n}" for n in range(5)]
+    assert [r.results[0].status for r in results] == ["stored"] * 5
+    node_b.ack(BOB, [d.guid for d in bob.delivered()])
+    await node_b.flush_now()
+    assert await store.pending("bob", 1) == []
+    # Bob moves to node a: node b's connection is told to close.
+    moved = FakeOutlet(BOB)
+    await node_a.attach(moved)
+    await asyncio.sleep(0.05)
+    assert bob.superseded
+    await node_a.stop()
+    await node_b.stop()
+    await store.close()

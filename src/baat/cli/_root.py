@@ -28,9 +28,22 @@ def root() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8780, show_default=True, type=int)
 @click.option(
-    "--region", default="local", show_default=True, help="Region this node stores data in."
+    "--region",
+    default="in",
+    show_default=True,
+    help="Region this node stores data in (in, eu, us).",
 )
-@click.option("--node-id", default="node-1", show_default=True)
+@click.option(
+    "--node-id",
+    default="node-1",
+    show_default=True,
+    help="Unique name of this node among those sharing a database.",
+)
+@click.option(
+    "--bus",
+    default=None,
+    help="redis://HOST:PORT/DB to run several nodes on one PostgreSQL database.",
+)
 @click.option("--max-envelope-bytes", default=64 * 1024, show_default=True, type=int)
 @click.option(
     "--envelopes-per-second",
@@ -61,6 +74,7 @@ def serve(
     port: int,
     region: str,
     node_id: str,
+    bus: str | None,
     max_envelope_bytes: int,
     envelopes_per_second: float,
     frames_per_second: float,
@@ -73,6 +87,13 @@ def serve(
     from baat.server.main import serve as run
     from baat.server.storage.sql import engine_url
 
+    if bus is not None and not bus.startswith(("redis://", "rediss://", "unix://")):
+        raise click.BadParameter("use redis://HOST:PORT/DB", param_hint="--bus")
+    if bus is not None and (db is None or not db.startswith("postgres")):
+        raise click.BadParameter(
+            "several nodes need a shared PostgreSQL database (--db postgresql://...)",
+            param_hint="--bus",
+        )
     if db is not None:
         try:
             engine_url(db)
@@ -92,6 +113,7 @@ def serve(
             db=db,
             region=region,
             node_id=node_id,
+            bus=bus,
             limits=limits,
             envelopes_per_second=envelopes_per_second,
             envelope_burst=envelopes_per_second * 2,

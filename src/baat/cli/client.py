@@ -97,9 +97,9 @@ def _iso(ms: int) -> str:
 @click.option("--server", default=DEFAULT_SERVER, show_default=True, envvar="BAAT_SERVER")
 @click.option(
     "--jurisdiction",
-    default="OTHER",
+    default="ZZ",
     show_default=True,
-    help="IN, EU, US, UK, BR or OTHER: the wording of the notice; rights are the same.",
+    help="IN, EU, GB, US or ZZ (elsewhere): the wording of the notice; rights are the same.",
 )
 @profile_option
 def register(name: str, server: str, jurisdiction: str, profile: Path, as_json: bool) -> None:

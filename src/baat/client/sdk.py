@@ -115,6 +115,7 @@ class Incident:
 
 
 def _now_ms() -> int:
+    """Message timestamps are milliseconds; the crypto layer takes whole seconds."""
     return int(time.time() * 1000)
 
 
@@ -141,7 +142,7 @@ class Client:
         passphrase: str,
         server_url: str,
         username: str,
-        jurisdiction: str = "OTHER",
+        jurisdiction: str = "ZZ",
     ) -> Client:
         """Create a profile, register the account and device, upload prekeys.
 
@@ -455,12 +456,12 @@ class Client:
                             ),
                         )
                         raise IdentityChanged(f"{contact.username}'s identity changed")
-                    state = initiate_session(self.identity, bundle, now)
+                    state = initiate_session(self.identity, bundle, now // 1000)
                     self.store.put_session(tx, account_id, dev.device_id, state.to_bytes())
             for device_id in self.store.session_devices(tx, account_id):
                 blob = self.store.session(tx, account_id, device_id)
                 assert blob is not None
-                state, ciphertext = encrypt(SessionState.from_bytes(blob), payload, now)
+                state, ciphertext = encrypt(SessionState.from_bytes(blob), payload, now // 1000)
                 self.store.put_session(tx, account_id, device_id, state.to_bytes())
                 out.append(OutgoingEnvelope(account_id, device_id, ciphertext))
         if not out:
@@ -514,7 +515,7 @@ class Client:
         stored: StoredMessage | None = None
         try:
             with self.store.transaction() as tx:
-                state, plaintext = self._decrypt(tx, d, now)
+                state, plaintext = self._decrypt(tx, d, now // 1000)
                 content = _content_decoder.decode(plaintext)
                 contact = self.store.contact(tx, d.sender_account)
                 status = "received"
@@ -580,6 +581,7 @@ class Client:
         return stored
 
     def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:
+        """``now`` in Unix seconds, as the ratchet's skipped-key expiry counts."""
         blob = self.store.session(tx, d.sender_account, d.sender_device)
         prekey = message_type(d.content) == MESSAGE_TYPE_PREKEY
         if blob is not None:

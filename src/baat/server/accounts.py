@@ -18,7 +18,9 @@ from baat.server.storage.base import Account, Device
 from baat.server.storage.sql import SqlStore, today
 
 REGISTRATION_DOMAIN = b"Baat registration v1\x00"
-JURISDICTIONS = frozenset({"IN", "EU", "US", "UK", "BR", "OTHER"})
+# The jurisdictions the privacy notice has wording for (baat.privacy.purposes); "ZZ" is
+# the notice for everywhere else. The choice changes wording and storage, never rights.
+JURISDICTIONS = frozenset({"IN", "EU", "GB", "US", "ZZ"})
 _USERNAME = re.compile(r"^[a-z][a-z0-9_.]{2,31}$")
 
 
@@ -87,7 +89,7 @@ async def register(store: SqlStore, body: object, region: str) -> Registered:
     identity_dh_key = _b64(body.get("identity_dh_key"), "identity_dh_key", 32)
     identity_dh_sig = _b64(body.get("identity_dh_sig"), "identity_dh_sig", 64)
     proof = _b64(body.get("proof"), "proof", 64)
-    jurisdiction = str(body.get("jurisdiction", "OTHER")).upper()
+    jurisdiction = str(body.get("jurisdiction", "ZZ")).upper()
     if jurisdiction not in JURISDICTIONS:
         raise RegistrationError(
             "invalid_jurisdiction", f"jurisdiction must be one of {sorted(JURISDICTIONS)}"

@@ -24,6 +24,8 @@ from baat import __version__
 from baat.proto import PROTOCOL_VERSION
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
+from baat.server.bus import Bus, LocalBus
+from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.session import Session
@@ -89,6 +91,8 @@ async def healthz(request: Request) -> Response:
     }
     if state.router.storage_error:
         body["storage_error"] = state.router.storage_error
+    bus = state.router.bus
+    body["bus"] = "ok" if bus is not None and bus.healthy else "down"
     return JSONResponse(body)
 
 
@@ -163,6 +167,7 @@ def create_app(config: ServerConfig) -> Starlette:
         store = await SqlStore.open(config.db_url)
         router = Router(
             store,
+            bus=_make_bus(config),
             ack_grace=config.ack_grace,
             envelopes_per_second=config.envelopes_per_second,
             envelope_burst=config.envelope_burst,
@@ -193,6 +198,14 @@ def create_app(config: ServerConfig) -> Starlette:
         lifespan=lifespan,
         exception_handlers={StorageUnavailable: _storage_error_handler},
     )
+
+
+def _make_bus(config: ServerConfig) -> Bus:
+    if config.bus is None:
+        return LocalBus(config.node_id)
+    if not config.bus.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError(f"unsupported bus URL {config.bus!r}: use redis://host:port/db")
+    return RedisBus(config.bus, config.node_id)
 
 
 async def _open_privacy(store: SqlStore, config: ServerConfig) -> Any:

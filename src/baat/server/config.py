@@ -15,8 +15,10 @@ class ServerConfig:
     data_dir: Path = Path("./var/server")
     # None: SQLite at data_dir/baat.sqlite3.
     db: str | None = None
-    region: str = "local"
+    region: str = "in"
     node_id: str = "node-1"
+    # None: a single node (in-process bus). redis://... for several nodes.
+    bus: str | None = None
     limits: Limits = field(default_factory=Limits)
     envelopes_per_second: float = 5000.0
     envelope_burst: float = 10_000.0

@@ -24,9 +24,9 @@ import logging
 import os
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from baat.proto import (
     Deliver,
@@ -37,6 +37,16 @@ from baat.proto import (
     SendResult,
     TokenBucket,
     encode,
+)
+from baat.server.bus import (
+    PRESENCE_REFRESH_S,
+    Bus,
+    BusUnavailable,
+    CatchUp,
+    Forward,
+    Kick,
+    LocalBus,
+    NodeMessage,
 )
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
@@ -135,8 +145,20 @@ class Router:
     envelope_burst: float = 10_000.0
     clock: Callable[[], float] = time.monotonic
     stats: RouterStats = field(default_factory=RouterStats)
+    bus: Bus | None = None
+    node_id: str = "node-1"
 
     def __post_init__(self) -> None:
+        if self.bus is None:
+            self.bus = LocalBus(self.node_id)
+        self.node_id = self.bus.node_id
+        # Highest database seq pushed to each device (drain or forward), so a forward that
+        # the drain already sent is not sent again.
+        self._cursor: dict[DeviceKey, int] = {}
+        self._held_forwards: dict[DeviceKey, list[Forward]] = {}
+        self._missed_nodes: set[str] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._refresher: asyncio.Task[None] | None = None
         self.online: dict[DeviceKey, Outlet] = {}
         self.draining: dict[DeviceKey, Outlet] = {}
         self._inflight: dict[bytes, _Entry] = {}
@@ -162,11 +184,26 @@ class Router:
         for a, d, m, x in await self.store.load_recent_sends(now_ms):
             self._recent[(a, d, m)] = x
         self._writer = asyncio.create_task(self._write_loop(), name="baat-writer")
+        assert self.bus is not None
+        await self.bus.start(self._on_bus, self._on_bus_recovered)
+        self._refresher = asyncio.create_task(self._refresh_loop(), name="baat-presence")
 
     async def stop(self) -> None:
         """Flush every accepted envelope and remember recent sends; loses nothing."""
         self._closing = True
         await self.flush_now()
+        if self._refresher is not None:
+            self._refresher.cancel()
+        bus = self.bus
+        assert bus is not None
+        for key in list(self.online) + list(self.draining):
+            with contextlib.suppress(BusUnavailable):
+                await bus.release(key)
+        for task in list(self._background):
+            with contextlib.suppress(Exception):
+                await task
+        assert self.bus is not None
+        await self.bus.stop()
         if self._writer is not None:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -204,6 +241,14 @@ class Router:
         """
         if self._closing:
             raise SendRefused(ErrorCode.SHUTTING_DOWN, "server is shutting down")
+        if self.storage_error is not None:
+            # Accepted envelopes wait in memory for the database; new ones are refused so
+            # that the sender retries instead of waiting without bound.
+            raise SendRefused(
+                ErrorCode.STORAGE_UNAVAILABLE,
+                f"storage unavailable: {self.storage_error}",
+                retry_after_ms=1000,
+            )
         key = (sender[0], sender[1], message_id)
         if key in self._recent:
             callback(
@@ -359,8 +404,9 @@ class Router:
         for entry in batch:
             entry.writing = True
         try:
+            seqs: dict[bytes, int] = {}
             if batch:
-                await self.store.enqueue([e.env for e in batch])
+                seqs = await self.store.enqueue([e.env for e in batch])
                 self.stats.flushes += 1
                 self.storage_error = None
             for device, guids in deletes.items():
@@ -380,6 +426,7 @@ class Router:
             self._wake.set()
             return
         late_deletes: dict[DeviceKey, list[bytes]] = {}
+        remote: list[Forward] = []
         for entry in batch:
             entry.writing = False
             entry.stored = True
@@ -387,6 +434,14 @@ class Router:
             device = (env.recipient_account, env.recipient_device)
             self._settled_unflushed(device)
             self.stats.stored += 1
+            seq = seqs.get(env.guid)
+            if seq is None:
+                # The same (sender device, message id) was already stored for this device,
+                # e.g. a retry that reached another node: it is delivered once, from there.
+                entry.waiter.settle(entry.index, entry.result(DUPLICATE))
+                continue
+            if device not in self.online and device not in self.draining and not entry.acked:
+                remote.append(_forward(env, seq))
             if device not in self.online:
                 # Stored and its device gone: the next drain re-sends it from the database.
                 self._inflight.pop(env.guid, None)
@@ -396,6 +451,8 @@ class Router:
         for device, guids in late_deletes.items():
             self._deletes.setdefault(device, []).extend(guids)
             self._wake.set()
+        if remote:
+            self._spawn(self._forward_remote(remote))
         if self._pushed and self._timer is None:
             delay = max(0.0, self._pushed[0].deadline - self.clock())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
@@ -415,6 +472,8 @@ class Router:
         if old is not None and old is not outlet:
             old.close_superseded()
         self.draining[key] = outlet
+        self._held_forwards[key] = []
+        await self._claim(key)
         cursor = 0
         count = 0
         while True:
@@ -422,11 +481,13 @@ class Router:
                 await self.flush_now()
             rows = await self.store.pending(key[0], key[1], after_seq=cursor)
             if self.draining.get(key) is not outlet:
+                self._held_forwards.pop(key, None)
                 return count
             for row in rows:
                 outlet.push(_deliver(row))
                 cursor = row.seq
                 count += 1
+            self._cursor[key] = cursor
             if rows:
                 await outlet.wait_writable()
                 continue
@@ -435,15 +496,24 @@ class Router:
             # No await between the last check and this line: nothing can slip in between.
             del self.draining[key]
             self.online[key] = outlet
+            for fwd in sorted(self._held_forwards.pop(key, []), key=lambda f: f.seq):
+                self._push_forward(key, outlet, fwd)
             outlet.push(encode(QueueDrained(count=count)))
             return count
 
     def detach(self, outlet: Outlet) -> None:
         key = outlet.key
+        gone = False
         if self.online.get(key) is outlet:
             del self.online[key]
+            gone = True
         if self.draining.get(key) is outlet:
             del self.draining[key]
+            self._held_forwards.pop(key, None)
+            gone = True
+        if gone:
+            self._cursor.pop(key, None)
+            self._spawn(self._release(key))
         for guid in [g for g, e in self._inflight.items() if e.stored and _dest(e) == key]:
             del self._inflight[guid]
         if self._unflushed.get(key):
@@ -451,10 +521,142 @@ class Router:
             self._force = True
             self._wake.set()
 
+    # -- other nodes ---------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _claim(self, key: DeviceKey) -> None:
+        assert self.bus is not None
+        try:
+            previous = await self.bus.claim(key)
+        except BusUnavailable as exc:
+            log.warning("presence not recorded (bus down): %s", exc)
+            return
+        if previous is not None and previous != self.node_id:
+            await self._publish(previous, [Kick(key[0], key[1], self.node_id)])
+
+    async def _release(self, key: DeviceKey) -> None:
+        assert self.bus is not None
+        if key in self.online or key in self.draining:
+            return  # reconnected meanwhile
+        with contextlib.suppress(BusUnavailable):
+            await self.bus.release(key)
+
+    async def _publish(self, node: str, messages: list[NodeMessage]) -> None:
+        assert self.bus is not None
+        try:
+            await self.bus.publish(node, messages)
+        except BusUnavailable as exc:
+            # The envelopes are in the database; the node catches up when the bus is back.
+            log.warning("could not reach node %s: %s", node, exc)
+            self._missed_nodes.add(node)
+
+    async def _forward_remote(self, forwards: list[Forward]) -> None:
+        """Tell the nodes holding these devices that stored envelopes wait for them."""
+        assert self.bus is not None
+        devices = list({(f.recipient_account, f.recipient_device) for f in forwards})
+        try:
+            where = await self.bus.locate(devices)
+        except BusUnavailable:
+            return
+        by_node: dict[str, list[NodeMessage]] = {}
+        for f in forwards:
+            node = where.get((f.recipient_account, f.recipient_device))
+            if node is not None and node != self.node_id:
+                by_node.setdefault(node, []).append(f)
+        for node, messages in by_node.items():
+            await self._publish(node, messages)
+
+    async def _on_bus(self, messages: list[NodeMessage]) -> None:
+        for msg in messages:
+            if isinstance(msg, Forward):
+                key = (msg.recipient_account, msg.recipient_device)
+                outlet = self.online.get(key)
+                if outlet is not None:
+                    self._push_forward(key, outlet, msg)
+                elif key in self.draining:
+                    self._held_forwards.setdefault(key, []).append(msg)
+            elif isinstance(msg, CatchUp):
+                self._spawn(self.catch_up())
+            elif isinstance(msg, Kick) and msg.by_node != self.node_id:
+                key = (msg.account_id, msg.device_id)
+                outlet = self.online.get(key) or self.draining.get(key)
+                if outlet is not None:
+                    outlet.close_superseded()
+
+    def _push_forward(self, key: DeviceKey, outlet: Outlet, fwd: Forward) -> None:
+        if fwd.seq <= self._cursor.get(key, 0):
+            return  # the drain already sent it
+        self._cursor[key] = fwd.seq
+        outlet.push(
+            encode(
+                Deliver(
+                    guid=fwd.guid,
+                    sender_account=fwd.sender_account,
+                    sender_device=fwd.sender_device,
+                    message_id=fwd.message_id,
+                    content=fwd.content,
+                    server_time_ms=fwd.stored_at,
+                )
+            )
+        )
+
+    async def _on_bus_recovered(self) -> None:
+        """After a bus outage: re-announce presence, catch up on what was not forwarded."""
+        assert self.bus is not None
+        with contextlib.suppress(BusUnavailable):
+            await self.bus.refresh(list(self.online) + list(self.draining))
+        missed, self._missed_nodes = self._missed_nodes, set()
+        await self._announce_missed(missed)
+        await self.catch_up()
+
+    async def _announce_missed(self, missed: set[str]) -> None:
+        for node in missed:
+            await self._publish(node, [CatchUp(self.node_id)])
+
+    async def catch_up(self) -> None:
+        """Send each online device what the database holds beyond its cursor."""
+        for key, outlet in list(self.online.items()):
+            rows = await self.store.pending(key[0], key[1], after_seq=self._cursor.get(key, 0))
+            for row in rows:
+                if row.guid in self._inflight or self.online.get(key) is not outlet:
+                    continue
+                self._push_forward(key, outlet, _forward(row, row.seq))
+
+    async def _refresh_loop(self) -> None:
+        assert self.bus is not None
+        while True:
+            await asyncio.sleep(PRESENCE_REFRESH_S)
+            try:
+                await self.bus.refresh(list(self.online) + list(self.draining))
+            except BusUnavailable as exc:
+                log.warning("presence refresh failed: %s", exc)
+                continue
+            if self._missed_nodes:
+                missed, self._missed_nodes = self._missed_nodes, set()
+                await self._announce_missed(missed)
+
     async def expire(self, now_ms: int | None = None) -> int:
         """Delete envelopes undelivered for 30 days."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         return await self.store.expire_envelopes(now_ms - ENVELOPE_TTL_MS)
+
+
+def _forward(env: QueuedEnvelope, seq: int) -> Forward:
+    return Forward(
+        seq=seq,
+        guid=env.guid,
+        recipient_account=env.recipient_account,
+        recipient_device=env.recipient_device,
+        sender_account=env.sender_account,
+        sender_device=env.sender_device,
+        message_id=env.message_id,
+        content=env.content,
+        stored_at=env.stored_at,
+    )
 
 
 def _dest(entry: _Entry) -> DeviceKey:

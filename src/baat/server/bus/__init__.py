@@ -1,1 +1,18 @@
-"""Baat."""
+"""Node-to-node presence and delivery (in-process and Redis)."""
+
+from baat.server.bus.base import PRESENCE_REFRESH_S, PRESENCE_TTL_S, Bus, BusUnavailable
+from baat.server.bus.local import LocalBus, LocalHub
+from baat.server.bus.messages import CatchUp, Forward, Kick, NodeMessage
+
+__all__ = [
+    "PRESENCE_REFRESH_S",
+    "PRESENCE_TTL_S",
+    "Bus",
+    "BusUnavailable",
+    "CatchUp",
+    "Forward",
+    "Kick",
+    "LocalBus",
+    "LocalHub",
+    "NodeMessage",
+]

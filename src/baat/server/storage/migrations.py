@@ -49,7 +49,7 @@ MIGRATIONS: list[Migration] = [
         2,
         "privacy: consent ledger, transfer log, server signing keys",
         # Declared in baat.privacy.schema on the same metadata.
-        ["consent_events", "transfer_log", "server_keys"],
+        ["consent_events", "transfer_log", "server_keys", "consent_subjects", "ledger_anchor"],
     ),
 ]
 

@@ -316,10 +316,15 @@ class SqlStore:
 
     # -- envelope queue --------------------------------------------------------------------
 
-    async def enqueue(self, batch: Sequence[QueuedEnvelope]) -> None:
-        """Store envelopes in one transaction (group commit); a duplicate is ignored."""
+    async def enqueue(self, batch: Sequence[QueuedEnvelope]) -> dict[bytes, int]:
+        """Store envelopes in one transaction (group commit).
+
+        Returns the sequence number of each stored envelope by guid; an envelope that
+        duplicates one already stored (same sender device, message id and recipient
+        device) is left out.
+        """
         if not batch:
-            return
+            return {}
         rows = [
             {
                 "guid": e.guid,
@@ -333,8 +338,14 @@ class SqlStore:
             }
             for e in batch
         ]
+        stmt = (
+            self._insert(envelopes)
+            .on_conflict_do_nothing()
+            .returning(envelopes.c.guid, envelopes.c.seq)
+        )
         async with self._tx() as conn:
-            await conn.execute(self._insert(envelopes).on_conflict_do_nothing(), rows)
+            result = await conn.execute(stmt, rows)
+            return {bytes(g): int(q) for g, q in result.all()}
 
     async def pending(
         self, account_id: str, device_id: int, after_seq: int = 0, limit: int = 500
