@@ -1,21 +1,139 @@
-"""Baat's cryptography: pure functions and state records, no storage and no IO."""
+"""Baat's cryptography: pure functions and state records, no storage and no IO.
 
+PQXDH (revision 3) starts a session, the Double Ratchet (revision 4) carries it; see
+docs/CRYPTO.md for the choices, the formats and the error tree (``baat.crypto._errors``).
+"""
+
+from baat.crypto._errors import (
+    CryptoError,
+    DecryptionError,
+    DuplicateMessage,
+    InvalidKey,
+    InvalidSignature,
+    InvalidState,
+    MalformedMessage,
+    SessionMismatch,
+    TooManySkipped,
+    UnknownPrekey,
+    UnsupportedVersion,
+)
+from baat.crypto._primitives import X25519KeyPair
 from baat.crypto._signing import (
     PREKEY_KIND_CURVE_ONE_TIME,
     PREKEY_KIND_CURVE_SIGNED,
     PREKEY_KIND_KEM_LAST_RESORT,
     PREKEY_KIND_KEM_ONE_TIME,
-    InvalidSignature,
+    identity_dh_signature_message,
     prekey_signature_message,
+    verify_identity_dh_signature,
     verify_prekey_signature,
+)
+from baat.crypto._wire import (
+    FORMAT_VERSION,
+    MESSAGE_TYPE_NORMAL,
+    MESSAGE_TYPE_PREKEY,
+    message_type,
+)
+from baat.crypto.fingerprint import (
+    FINGERPRINT_ITERATIONS,
+    SafetyNumber,
+    compare_safety_numbers,
+    safety_number,
+)
+from baat.crypto.keys import (
+    IdentityKeyPair,
+    PrekeyLookup,
+    PrekeyPair,
+    PrivatePrekey,
+    PublicIdentity,
+    PublicPrekey,
+    generate_prekey,
+    generate_prekeys,
+    prekey_lookup,
+)
+from baat.crypto.pqxdh import (
+    InitialMessage,
+    InitiatorResult,
+    PrekeyBundle,
+    ResponderResult,
+    UsedPrekeys,
+    pqxdh_initiate,
+    pqxdh_respond,
+)
+from baat.crypto.ratchet import (
+    DEFAULT_LIMITS,
+    Header,
+    RatchetLimits,
+    RatchetState,
+    init_initiator,
+    init_responder,
+    ratchet_decrypt,
+    ratchet_encrypt,
+)
+from baat.crypto.session import (
+    SessionState,
+    decrypt,
+    encrypt,
+    initiate_session,
+    respond_to_initial,
 )
 
 __all__ = [
+    "DEFAULT_LIMITS",
+    "FINGERPRINT_ITERATIONS",
+    "FORMAT_VERSION",
+    "MESSAGE_TYPE_NORMAL",
+    "MESSAGE_TYPE_PREKEY",
     "PREKEY_KIND_CURVE_ONE_TIME",
     "PREKEY_KIND_CURVE_SIGNED",
     "PREKEY_KIND_KEM_LAST_RESORT",
     "PREKEY_KIND_KEM_ONE_TIME",
+    "CryptoError",
+    "DecryptionError",
+    "DuplicateMessage",
+    "Header",
+    "IdentityKeyPair",
+    "InitialMessage",
+    "InitiatorResult",
+    "InvalidKey",
     "InvalidSignature",
+    "InvalidState",
+    "MalformedMessage",
+    "PrekeyBundle",
+    "PrekeyLookup",
+    "PrekeyPair",
+    "PrivatePrekey",
+    "PublicIdentity",
+    "PublicPrekey",
+    "RatchetLimits",
+    "RatchetState",
+    "ResponderResult",
+    "SafetyNumber",
+    "SessionMismatch",
+    "SessionState",
+    "TooManySkipped",
+    "UnknownPrekey",
+    "UnsupportedVersion",
+    "UsedPrekeys",
+    "X25519KeyPair",
+    "compare_safety_numbers",
+    "decrypt",
+    "encrypt",
+    "generate_prekey",
+    "generate_prekeys",
+    "identity_dh_signature_message",
+    "init_initiator",
+    "init_responder",
+    "initiate_session",
+    "message_type",
+    "pqxdh_initiate",
+    "pqxdh_respond",
+    "prekey_lookup",
     "prekey_signature_message",
+    "ratchet_decrypt",
+    "ratchet_encrypt",
+    "respond_to_initial",
+    "safety_number",
+    "verify_identity_dh_signature",
     "verify_prekey_signature",
 ]

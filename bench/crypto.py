@@ -1,0 +1,360 @@
+"""Throughput of Baat's Double Ratchet sessions and the cost of a PQXDH handshake.
+
+Baseline: the ``doubleratchet`` package (dev dependency), measured in the same run with the
+same primitives (X25519, HKDF-SHA256, HMAC-SHA256 chains, AES-256-CBC + HMAC-SHA256).
+
+* alternating: the direction changes every message, so every message is a DH ratchet step.
+* batched: 50 messages one way, then 50 back; one DH step per 50 messages.
+* X25519 bound: the rate if a message cost nothing but the three X25519 operations of its DH
+  ratchet step, against the package's best alternating rate.
+
+Baat is measured through the session API (ciphertext framing and parsing included); the
+package through its own API (no framing). A "message" is one encryption plus one decryption.
+
+Usage: ``python bench/crypto.py [--seconds S]`` (S per measurement; default 2.5, ~30 s total).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from baat.crypto import (
+    PREKEY_KIND_CURVE_ONE_TIME,
+    PREKEY_KIND_CURVE_SIGNED,
+    PREKEY_KIND_KEM_LAST_RESORT,
+    PREKEY_KIND_KEM_ONE_TIME,
+    IdentityKeyPair,
+    PrekeyBundle,
+    SessionState,
+    decrypt,
+    encrypt,
+    generate_prekey,
+    initiate_session,
+    prekey_lookup,
+    respond_to_initial,
+)
+from baat.crypto.ratchet import MESSAGE_KEY_INFO, ROOT_KDF_INFO
+
+NOW = 1_700_000_000
+BATCH = 50
+PAYLOADS = {"100 B": 100, "1 KiB": 1024}
+
+
+def _timed(step: Callable[[], int], seconds: float) -> float:
+    """Run ``step`` (which returns how many messages it handled) for ``seconds``; msgs/s."""
+    step()  # warm up
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        count += step()
+    return count / elapsed
+
+
+async def _timed_async(step: Callable[[], Awaitable[int]], seconds: float) -> float:
+    await step()
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        count += await step()
+    return count / elapsed
+
+
+# -- Baat --------------------------------------------------------------------------------
+
+
+class _Device:
+    def __init__(self) -> None:
+        self.identity = IdentityKeyPair.generate()
+        kinds = [
+            (PREKEY_KIND_CURVE_SIGNED, 1),
+            (PREKEY_KIND_KEM_LAST_RESORT, 1),
+            (PREKEY_KIND_CURVE_ONE_TIME, 1),
+            (PREKEY_KIND_KEM_ONE_TIME, 1),
+        ]
+        self.pairs = {kind: generate_prekey(self.identity, kind, key_id) for kind, key_id in kinds}
+        self.lookup = prekey_lookup(p.private for p in self.pairs.values())
+
+    def bundle(self) -> PrekeyBundle:
+        pub = self.identity.public
+        return PrekeyBundle.from_parts(
+            pub.identity_key,
+            pub.identity_dh_key,
+            pub.identity_dh_sig,
+            self.pairs[PREKEY_KIND_CURVE_SIGNED].public,
+            self.pairs[PREKEY_KIND_KEM_LAST_RESORT].public,
+            self.pairs[PREKEY_KIND_CURVE_ONE_TIME].public,
+            self.pairs[PREKEY_KIND_KEM_ONE_TIME].public,
+        )
+
+
+def _baat_pair() -> list[SessionState]:
+    alice_dev, bob_dev = _Device(), _Device()
+    alice = initiate_session(alice_dev.identity, bob_dev.bundle(), NOW)
+    alice, first = encrypt(alice, b"hi", NOW)
+    bob, _, _ = respond_to_initial(bob_dev.identity, bob_dev.lookup, first, NOW)
+    bob, reply = encrypt(bob, b"hi", NOW)
+    alice, _ = decrypt(alice, reply, NOW)
+    return [alice, bob]
+
+
+def baat_alternating(size: int, seconds: float) -> float:
+    pair = _baat_pair()
+    payload = os.urandom(size)
+    turn = 0
+
+    def step() -> int:
+        nonlocal turn
+        for _ in range(20):
+            sender, receiver = turn, 1 - turn
+            pair[sender], data = encrypt(pair[sender], payload, NOW)
+            pair[receiver], _ = decrypt(pair[receiver], data, NOW)
+            turn = receiver
+        return 20
+
+    return _timed(step, seconds)
+
+
+def baat_batched(size: int, seconds: float) -> float:
+    pair = _baat_pair()
+    payload = os.urandom(size)
+    turn = 0
+
+    def step() -> int:
+        nonlocal turn
+        sender, receiver = turn, 1 - turn
+        sent = []
+        for _ in range(BATCH):
+            pair[sender], data = encrypt(pair[sender], payload, NOW)
+            sent.append(data)
+        for data in sent:
+            pair[receiver], _ = decrypt(pair[receiver], data, NOW)
+        turn = receiver
+        return BATCH
+
+    return _timed(step, seconds)
+
+
+def baat_handshake(seconds: float) -> tuple[float, float]:
+    """Milliseconds for the initiator (verify bundle, PQXDH, first encryption) and the
+    responder (PQXDH from the first message, first decryption)."""
+    alice_dev, bob_dev = _Device(), _Device()
+    bundle = bob_dev.bundle()
+
+    def initiator() -> int:
+        session = initiate_session(alice_dev.identity, bundle, NOW)
+        encrypt(session, b"hello", NOW)
+        return 1
+
+    first = encrypt(initiate_session(alice_dev.identity, bundle, NOW), b"hello", NOW)[1]
+
+    def responder() -> int:
+        respond_to_initial(bob_dev.identity, bob_dev.lookup, first, NOW)
+        return 1
+
+    return 1000 / _timed(initiator, seconds / 2), 1000 / _timed(responder, seconds / 2)
+
+
+def x25519_floor(seconds: float) -> float:
+    """Messages/s if an alternating message cost only its three X25519 operations (one key
+    generation, two agreements: the DH ratchet step of Double Ratchet section 3.5). No
+    implementation built on the same X25519 can exceed this."""
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    peer = X25519PrivateKey.generate().public_key()
+    old = X25519PrivateKey.generate()
+
+    def step() -> int:
+        for _ in range(20):
+            old.exchange(peer)
+            X25519PrivateKey.generate().exchange(peer)
+        return 20
+
+    return _timed(step, seconds)
+
+
+# -- the doubleratchet package -----------------------------------------------------------
+
+
+def _package_class() -> tuple[Any, dict[str, Any]]:
+    from doubleratchet import DoubleRatchet, Header
+    from doubleratchet.recommended import (
+        HashFunction,
+        aead_aes_hmac,
+        diffie_hellman_ratchet_curve25519,
+        kdf_hkdf,
+        kdf_separate_hmacs,
+    )
+
+    class RootKdf(kdf_hkdf.KDF):
+        @staticmethod
+        def _get_hash_function() -> HashFunction:
+            return HashFunction.SHA_256
+
+        @staticmethod
+        def _get_info() -> bytes:
+            return ROOT_KDF_INFO
+
+    class ChainKdf(kdf_separate_hmacs.KDF):
+        @staticmethod
+        def _get_hash_function() -> HashFunction:
+            return HashFunction.SHA_256
+
+    class Aead(aead_aes_hmac.AEAD):
+        @staticmethod
+        def _get_hash_function() -> HashFunction:
+            return HashFunction.SHA_256
+
+        @staticmethod
+        def _get_info() -> bytes:
+            return MESSAGE_KEY_INFO
+
+    class Ratchet(DoubleRatchet):
+        @staticmethod
+        def _build_associated_data(associated_data: bytes, header: Header) -> bytes:
+            return (
+                associated_data
+                + header.ratchet_pub
+                + header.previous_sending_chain_length.to_bytes(4, "big")
+                + header.sending_chain_length.to_bytes(4, "big")
+            )
+
+    config = {
+        "diffie_hellman_ratchet_class": diffie_hellman_ratchet_curve25519.DiffieHellmanRatchet,
+        "root_chain_kdf": RootKdf,
+        "message_chain_kdf": ChainKdf,
+        "message_chain_constant": b"\x02\x01",
+        "dos_protection_threshold": 1000,
+        "max_num_skipped_message_keys": 1000,
+        "aead": Aead,
+    }
+    return Ratchet, config
+
+
+async def _package_pair() -> list[Any]:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    ratchet, config = _package_class()
+    bob_key = X25519PrivateKey.generate()
+    secret, ad = os.urandom(32), bytes(130)
+    alice, first = await ratchet.encrypt_initial_message(
+        **config,
+        shared_secret=secret,
+        recipient_ratchet_pub=bob_key.public_key().public_bytes_raw(),
+        message=b"hi",
+        associated_data=ad,
+    )
+    bob, _ = await ratchet.decrypt_initial_message(
+        **config,
+        shared_secret=secret,
+        own_ratchet_priv=bob_key.private_bytes_raw(),
+        message=first,
+        associated_data=ad,
+    )
+    return [alice, bob]
+
+
+async def package_alternating(size: int, seconds: float) -> float:
+    pair, payload, ad = await _package_pair(), os.urandom(size), bytes(130)
+    turn = 1
+
+    async def step() -> int:
+        nonlocal turn
+        for _ in range(20):
+            sender, receiver = turn, 1 - turn
+            message = await pair[sender].encrypt_message(payload, ad)
+            await pair[receiver].decrypt_message(message, ad)
+            turn = receiver
+        return 20
+
+    return await _timed_async(step, seconds)
+
+
+async def package_batched(size: int, seconds: float) -> float:
+    pair, payload, ad = await _package_pair(), os.urandom(size), bytes(130)
+    turn = 1
+
+    async def step() -> int:
+        nonlocal turn
+        sender, receiver = turn, 1 - turn
+        sent = [await pair[sender].encrypt_message(payload, ad) for _ in range(BATCH)]
+        for message in sent:
+            await pair[receiver].decrypt_message(message, ad)
+        turn = receiver
+        return BATCH
+
+    return await _timed_async(step, seconds)
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.5, help="time per measurement")
+    args = parser.parse_args()
+    seconds: float = args.seconds
+
+    rows = []
+    for mode, ours, theirs in (
+        ("alternating", baat_alternating, package_alternating),
+        ("batched", baat_batched, package_batched),
+    ):
+        for label, size in PAYLOADS.items():
+            baat = ours(size, seconds)
+            package = asyncio.run(theirs(size, seconds))
+            rows.append((mode, label, baat, package))
+    floor = x25519_floor(seconds / 2)
+    package_alt = max(p for mode, _, _, p in rows if mode == "alternating")
+    rows.append(("X25519 bound", "any", floor, package_alt))
+    initiator_ms, responder_ms = baat_handshake(seconds)
+    _print(rows, initiator_ms, responder_ms)
+
+
+def _print(rows: list[tuple[str, str, float, float]], init_ms: float, resp_ms: float) -> None:
+    alternating_ratio = min(b / p for mode, _, b, p in rows if mode == "alternating")
+    bound = next(b / p for mode, _, b, p in rows if mode == "X25519 bound")
+    verdicts = [
+        f"alternating >= 5x doubleratchet: {'yes' if alternating_ratio >= 5 else 'no'} "
+        f"(worst {alternating_ratio:.1f}x; three X25519 operations per message alone "
+        f"cap any ratio at {bound:.1f}x)",
+        f"PQXDH handshake < 2 ms: {'yes' if init_ms + resp_ms < 2 else 'no'} "
+        f"({init_ms + resp_ms:.2f} ms initiator + responder)",
+    ]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:  # plain output without rich
+        print(f"{'mode':<12} {'payload':<8} {'baat msg/s':>12} {'package msg/s':>14} {'ratio':>6}")
+        for mode, label, baat, package in rows:
+            print(f"{mode:<12} {label:<8} {baat:>12,.0f} {package:>14,.0f} {baat / package:>5.1f}x")
+        print(f"PQXDH initiator {init_ms:.3f} ms, responder {resp_ms:.3f} ms")
+        print("\n".join(verdicts))
+        return
+    table = Table(title="Double Ratchet: messages/s (encrypt + decrypt)")
+    for name, justify in (
+        ("mode", "left"),
+        ("payload", "left"),
+        ("Baat", "right"),
+        ("doubleratchet", "right"),
+        ("ratio", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for mode, label, baat, package in rows:
+        table.add_row(mode, label, f"{baat:,.0f}", f"{package:,.0f}", f"{baat / package:.1f}x")
+    handshake = Table(title="PQXDH (X25519 + ML-KEM-768), ms per call")
+    handshake.add_column("side")
+    handshake.add_column("ms", justify="right")
+    handshake.add_row("initiator: verify bundle, agree, first encrypt", f"{init_ms:.3f}")
+    handshake.add_row("responder: agree, first decrypt", f"{resp_ms:.3f}")
+    console = Console()
+    console.print(table)
+    console.print(handshake)
+    for line in verdicts:
+        console.print(line)
+
+
+if __name__ == "__main__":
+    main()
