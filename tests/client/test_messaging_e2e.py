@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -141,15 +142,19 @@ async def test_tampered_message_is_rejected_and_nothing_else_breaks(
     bob_id = alice.store.contact_by_name("bob")
     assert bob_id is not None
     envelopes = await alice._encrypt_for(bob_id.account_id, b"\x00")
-    from baat.proto import OutgoingEnvelope, Send
+    from baat.proto import OutgoingEnvelope, Send, SendResult
 
     bad = bytearray(envelopes[0].content)
     bad[-5] ^= 0x40  # flip a bit inside the AEAD ciphertext
     assert alice.transport is not None
+    results: list[SendResult] = []
+    fut = asyncio.get_running_loop().create_future()
+    alice._results["tampered"] = fut
     await alice.transport.send(
         Send("tampered", [OutgoingEnvelope(bob_id.account_id, 1, bytes(bad))])
     )
-    await alice._await_result("tampered")
+    results.append(await asyncio.wait_for(fut, 10))
+    assert results[0].results[0].status == "stored"
     await alice.close()
     baat(alice_dir, "send", "bob", "second")
     proc = baat(bob_dir, "sync", "--json")
@@ -180,4 +185,4 @@ async def test_changed_identity_holds_messages_until_verified(pair: tuple[Path, 
     number = json.loads(baat(alice_dir, "safety-number", "bob", "--json").stdout)["safety_number"]
     assert json.loads(baat(alice_dir, "verify", "bob", number, "--json").stdout)["verified"]
     history = lines(baat(alice_dir, "history", "bob", "--json"))
-    assert history[-1]["text"] == "it's me, new phone" and history[-1]["status"] == "received"
+    assert history[-1]["text"] == "it's me, new phone" and history[-1]["status"] == "new"

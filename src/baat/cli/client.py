@@ -182,8 +182,29 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
     async def go() -> list[Incident]:
         client = opened(profile)
         try:
+            shown: set[str] = set()
+
+            def show_new() -> None:
+                fresh = [
+                    m for m in client.store.messages(status="new") if m.message_id not in shown
+                ]
+                for m in fresh:
+                    shown.add(m.message_id)
+                    show(m)
+                client.store.mark_seen([m.row_id for m in fresh])
+
+            def arrived(m: StoredMessage) -> None:
+                if m.status == "held" and m.message_id not in shown:
+                    shown.add(m.message_id)
+                    show(m)  # shown with its warning; history lists it once verified
+                show_new()
+
+            show_new()  # stored earlier (e.g. while 'baat send' was connected)
+            # Listen before connecting: queued envelopes arrive right after authentication.
+            client.message_listeners.append(arrived)
             await client.connect()
-            await client.receive(wait, on_message=show)
+            await client.receive(wait)
+            show_new()
             return client.incidents
         finally:
             await client.close()

@@ -7,12 +7,15 @@ Errors::
     ├── RegistrationFailed   the server refused the registration (code from the server)
     ├── UnknownContact       no such user on the server
     ├── IdentityChanged      the contact's identity key changed; verify before sending
-    └── NotConnected         the operation needs the server and it is unreachable
+    ├── NotConnected         the operation needs the server and it is unreachable
+    └── SendRefused          the server refused a send; it stays in the outbox
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
@@ -23,8 +26,9 @@ from typing import Any
 
 import httpx
 import msgspec
-from sqlalchemy import Connection
+from sqlalchemy import Connection, update
 
+from baat.client import schema as s
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.crypto import (
@@ -92,6 +96,15 @@ class NotConnected(ClientError):
     code = "not_connected"
 
 
+class SendRefused(ClientError):
+    """The server refused a send (rate limit, size, storage down); it stays queued."""
+
+    def __init__(self, code: str, message: str, retry_after_ms: int = 0) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.retry_after_ms = retry_after_ms
+
+
 class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     """What travels inside the encryption (never visible to the server)."""
 
@@ -132,6 +145,15 @@ class Client:
         self._pending_signed: list[Any] = []
         # Names of users looked up but not yet contacts (known once a bundle arrives).
         self._names: dict[str, str] = {}
+        # One task reads every frame; senders wait on futures keyed by message id.
+        self._pump_task: asyncio.Task[None] | None = None
+        self._results: dict[str, asyncio.Future[SendResult]] = {}
+        self._drained = asyncio.Event()
+        self._store_lock = asyncio.Lock()
+        self._flush_lock = asyncio.Lock()
+        self.message_listeners: list[Callable[[StoredMessage], None]] = []
+        self.status_listeners: list[Callable[[str, str], None]] = []
+        self.incident_listeners: list[Callable[[Incident], None]] = []
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -219,13 +241,61 @@ class Client:
             )
         except TransportError as exc:
             raise NotConnected(str(exc)) from exc
+        self._drained = asyncio.Event()
+        self._pump_task = asyncio.create_task(self._pump(self.transport))
         await self._top_up()
 
-    async def close(self) -> None:
+    async def disconnect(self) -> None:
         if self.transport is not None:
             await self.transport.close()
             self.transport = None
+        if self._pump_task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump_task
+            self._pump_task = None
+
+    async def close(self) -> None:
+        await self.disconnect()
         self.store.close()
+
+    @property
+    def connected(self) -> bool:
+        return self.transport is not None and not self.transport.closed.is_set()
+
+    async def _pump(self, t: Transport) -> None:
+        """Dispatch every pushed frame: deliveries, send results, the end of the queue."""
+        while True:
+            frame = await t.next_frame()
+            if frame is None:
+                break
+            if isinstance(frame, Deliver):
+                stored = await self._handle_deliver(frame)
+                if stored is not None:
+                    for listener in self.message_listeners:
+                        listener(stored)
+            elif isinstance(frame, SendResult):
+                fut = self._results.pop(frame.message_id, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(frame)
+            elif isinstance(frame, QueueDrained):
+                self._drained.set()
+            elif isinstance(frame, Error):
+                fut = self._results.pop(frame.message_id, None) if frame.message_id else None
+                if fut is not None and not fut.done():
+                    fut.set_exception(SendRefused(frame.code, frame.message, frame.retry_after_ms))
+                else:
+                    log.warning("server error %s: %s", frame.code, frame.message)
+        reason = f"connection lost: {t.close_reason or 'closed'}"
+        for fut in self._results.values():
+            if not fut.done():
+                fut.set_exception(NotConnected(reason))
+        self._results.clear()
+        self._drained.set()
+
+    def _incident(self, incident: Incident) -> None:
+        self.incidents.append(incident)
+        for listener in self.incident_listeners:
+            listener(incident)
 
     def _need(self) -> Transport:
         if self.transport is None or self.transport.closed.is_set():
@@ -315,14 +385,10 @@ class Client:
                 Contact(contact.account_id, contact.username, contact.identity_key, True, False),
             )
             # Messages held while the identity was in doubt are now shown.
-            from sqlalchemy import update
-
-            from baat.client import schema as s
-
             tx.execute(
                 update(s.messages)
                 .where(s.messages.c.chat == contact.account_id, s.messages.c.status == "held")
-                .values(status="received")
+                .values(status="new")
             )
         return True
 
@@ -371,50 +437,59 @@ class Client:
         return message_id
 
     async def flush_outbox(self) -> list[SendResult]:
-        """Encrypt and send everything queued, oldest first.
+        """Encrypt and send everything queued, oldest first, one message at a time (so
+        that per-recipient order holds). A refused send stays queued for the next flush.
 
         Raises:
-            NotConnected: not connected.
+            NotConnected: not connected, or the connection dropped meanwhile.
         """
-        t = self._need()
         results = []
-        for message_id, recipient, payload in self.store.outbox():
-            try:
-                envelopes = await self._encrypt_for(recipient, payload)
-            except IdentityChanged as exc:
-                self.incidents.append(Incident("identity_changed", recipient, str(exc)))
-                continue
-            await t.send(Send(message_id, envelopes))
-            result = await self._await_result(message_id)
-            delivered = all(r.status == "delivered" for r in result.results)
-            with self.store.transaction() as tx:
-                for r in result.results:
-                    if r.status == "unknown_device":
-                        from baat.client import schema as s
-
-                        tx.execute(
-                            s.sessions.delete().where(
-                                s.sessions.c.account_id == r.recipient_account,
-                                s.sessions.c.device_id == r.recipient_device,
-                            )
-                        )
-                self.store.set_status(tx, message_id, "delivered" if delivered else "sent")
-                self.store.done_out(tx, message_id)
-            results.append(result)
+        async with self._flush_lock:
+            for message_id, recipient, payload in self.store.outbox():
+                t = self._need()
+                try:
+                    async with self._store_lock:
+                        envelopes = await self._encrypt_for(recipient, payload)
+                except IdentityChanged as exc:
+                    self._incident(Incident("identity_changed", recipient, str(exc)))
+                    continue
+                except UnknownContact as exc:
+                    self._incident(Incident("undeliverable", recipient, str(exc)))
+                    continue
+                fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+                self._results[message_id] = fut
+                await t.send(Send(message_id, envelopes))
+                try:
+                    result = await asyncio.wait_for(fut, 30)
+                except SendRefused as exc:
+                    self._incident(Incident("send_refused", recipient, str(exc)))
+                    break
+                except TimeoutError as exc:
+                    self._results.pop(message_id, None)
+                    raise NotConnected(f"the server did not confirm {message_id}") from exc
+                status = self._settle(message_id, result)
+                for listener in self.status_listeners:
+                    listener(message_id, status)
+                results.append(result)
         return results
 
-    async def _await_result(self, message_id: str) -> SendResult:
-        t = self._need()
-        while True:
-            frame = await t.next_frame(30)
-            if frame is None:
-                raise NotConnected(f"connection lost before the server confirmed {message_id}")
-            if isinstance(frame, SendResult) and frame.message_id == message_id:
-                return frame
-            if isinstance(frame, Error) and message_id in frame.message:
-                raise NotConnected(f"server refused the send: {frame.code}: {frame.message}")
-            if isinstance(frame, Deliver):
-                await self._handle_deliver(frame)
+    def _settle(self, message_id: str, result: SendResult) -> str:
+        ok = [r for r in result.results if r.status in ("delivered", "stored", "duplicate")]
+        delivered = bool(ok) and all(r.status == "delivered" for r in ok)
+        status = "delivered" if delivered else "sent" if ok else "failed"
+        with self.store.transaction() as tx:
+            for r in result.results:
+                if r.status == "unknown_device":
+                    # That device is gone: forget its session; a new one gets a new session.
+                    tx.execute(
+                        s.sessions.delete().where(
+                            s.sessions.c.account_id == r.recipient_account,
+                            s.sessions.c.device_id == r.recipient_device,
+                        )
+                    )
+            self.store.set_status(tx, message_id, status)
+            self.store.done_out(tx, message_id)
+        return status
 
     async def _encrypt_for(self, account_id: str, payload: bytes) -> list[OutgoingEnvelope]:
         t = self._need()
@@ -473,44 +548,43 @@ class Client:
     async def receive(
         self, wait: float = 0.0, on_message: Callable[[StoredMessage], None] | None = None
     ) -> list[StoredMessage]:
-        """Process queued envelopes, then keep listening for ``wait`` seconds.
-
-        Returns the messages stored (held ones included, with status "held").
+        """Process everything queued on the server, send the outbox, then keep listening
+        for ``wait`` seconds. Returns the messages stored meanwhile (held ones included).
 
         Raises:
             NotConnected: not connected.
         """
-        t = self._need()
+        self._need()
         got: list[StoredMessage] = []
-        drained = False
-        deadline: float | None = None
-        loop_time = time.monotonic
-        while True:
-            timeout = 30.0 if not drained else max(0.0, (deadline or 0) - loop_time())
-            if drained and timeout <= 0:
-                break
-            frame = await t.next_frame(timeout)
-            if frame is None:
-                if t.closed.is_set():
-                    break
-                if drained:
-                    break
-                continue
-            if isinstance(frame, QueueDrained):
-                drained = True
-                deadline = loop_time() + wait
+
+        def collect(m: StoredMessage) -> None:
+            got.append(m)
+            if on_message is not None:
+                on_message(m)
+
+        self.message_listeners.append(collect)
+        try:
+            await asyncio.wait_for(self._drained.wait(), 60)
+            if self.connected:
                 await self.flush_outbox()
-            elif isinstance(frame, Deliver):
-                stored = await self._handle_deliver(frame)
-                if stored is not None:
-                    got.append(stored)
-                    if on_message:
-                        on_message(stored)
+            if wait > 0:
+                assert self.transport is not None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.transport.closed.wait(), wait)
+        finally:
+            self.message_listeners.remove(collect)
         return got
 
     async def _handle_deliver(self, d: Deliver) -> StoredMessage | None:
         """Decrypt, store with the new ratchet state in one transaction, then acknowledge."""
-        t = self._need()
+        async with self._store_lock:
+            stored = self._store_delivery(d)
+        if self.transport is not None:
+            with contextlib.suppress(TransportError):
+                await self.transport.send(Ack([d.guid]))
+        return stored
+
+    def _store_delivery(self, d: Deliver) -> StoredMessage | None:
         now = _now_ms()
         stored: StoredMessage | None = None
         try:
@@ -518,7 +592,7 @@ class Client:
                 state, plaintext = self._decrypt(tx, d, now // 1000)
                 content = _content_decoder.decode(plaintext)
                 contact = self.store.contact(tx, d.sender_account)
-                status = "received"
+                status = "new"  # until shown by 'baat sync' or the app
                 identity = state.remote_identity_key
                 if contact is None:
                     contact = Contact(d.sender_account, await_lookup_placeholder(content), identity)
@@ -535,7 +609,7 @@ class Client:
                             True,
                         ),
                     )
-                    self.incidents.append(
+                    self._incident(
                         Incident(
                             "identity_changed",
                             d.sender_account,
@@ -570,14 +644,13 @@ class Client:
         except DuplicateMessage:
             pass  # already stored: acknowledging again is all that is left
         except (CryptoError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            self.incidents.append(
+            self._incident(
                 Incident(
                     "undecryptable",
                     d.sender_account,
                     f"message {d.message_id} from {d.sender_account} was rejected: {exc}",
                 )
             )
-        await t.send(Ack([d.guid]))
         return stored
 
     def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:

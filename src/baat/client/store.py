@@ -350,6 +350,17 @@ class Store:
             .values(status=status)
         )
 
+    def mark_seen(self, row_ids: list[int]) -> None:
+        """Incoming messages shown to the user: "new" becomes "seen"."""
+        if not row_ids:
+            return
+        with self.transaction() as tx:
+            tx.execute(
+                update(s.messages)
+                .where(s.messages.c.id.in_(row_ids), s.messages.c.status == "new")
+                .values(status="seen")
+            )
+
     def messages(self, chat: str | None = None, status: str | None = None) -> list[StoredMessage]:
         q = select(s.messages).order_by(s.messages.c.sent_at, s.messages.c.id)
         if chat is not None:

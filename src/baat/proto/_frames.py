@@ -149,6 +149,8 @@ class Error(_Frame, frozen=True, tag=72):
     request_id: int = 0
     fatal: bool = False
     retry_after_ms: int = 0
+    # The Send this error refuses, if any (appended in version 1; empty otherwise).
+    message_id: str = ""
 
 
 ClientFrame = Authenticate | Send | Ack | FetchBundle | UploadPrekeys | Ping

@@ -173,7 +173,11 @@ class Session:
         try:
             frame = self.conn.receive(data, time.monotonic())
         except RemoteProtocolError as exc:
-            self.push(encode(error_frame(exc, _request_id_hint(data))))
+            request_id, message_id = _request_hint(data)
+            err = error_frame(exc, request_id)
+            if message_id:
+                err = msgspec.structs.replace(err, message_id=message_id)
+            self.push(encode(err))
             if exc.fatal:
                 code = CLOSE_TOO_BIG if exc.code == ErrorCode.FRAME_TOO_LARGE else CLOSE_POLICY
                 self._close_soon(code)
@@ -248,6 +252,7 @@ class Session:
                     code=exc.code,
                     message=f"{exc.message} (message {frame.message_id})",
                     retry_after_ms=exc.retry_after_ms,
+                    message_id=frame.message_id,
                 )
             )
 
@@ -341,12 +346,17 @@ def _check_prekey(identity_key: bytes, rec: PrekeyRecord, kinds: tuple[int, ...]
     return Prekey(rec.kind, rec.key_id, rec.public_key, rec.signature)
 
 
-def _request_id_hint(data: bytes) -> int:
-    """Best effort: the request id of a refused frame, so the client can match the error."""
+def _request_hint(data: bytes) -> tuple[int, str]:
+    """Best effort: the request id or message id of a refused frame, so that the client can
+    match the error to what it sent."""
     try:
         raw = msgspec.msgpack.decode(data)
     except (msgspec.DecodeError, ValueError):
-        return 0
-    if isinstance(raw, list) and len(raw) > 1 and raw[0] in (4, 5) and isinstance(raw[1], int):
-        return raw[1]
-    return 0
+        return 0, ""
+    if not isinstance(raw, list) or len(raw) < 2:
+        return 0, ""
+    if raw[0] in (4, 5) and isinstance(raw[1], int):
+        return raw[1], ""
+    if raw[0] == 2 and isinstance(raw[1], str):
+        return 0, raw[1][:64]
+    return 0, ""
