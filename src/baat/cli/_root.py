@@ -66,6 +66,13 @@ def root() -> None:
     type=int,
     help="Server-wide limit on new accounts per minute.",
 )
+@click.option(
+    "--max-blob-bytes",
+    default=100 * 1024 * 1024,
+    show_default=True,
+    type=int,
+    help="Largest attachment upload accepted.",
+)
 @click.option("--affiliate-url", default=None, help="Where the consented affiliate export posts.")
 def serve(
     data_dir: Path,
@@ -79,6 +86,7 @@ def serve(
     envelopes_per_second: float,
     frames_per_second: float,
     registrations_per_minute: int,
+    max_blob_bytes: int,
     affiliate_url: str | None,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
@@ -118,6 +126,7 @@ def serve(
             envelopes_per_second=envelopes_per_second,
             envelope_burst=envelopes_per_second * 2,
             registrations_per_minute=registrations_per_minute,
+            max_blob_bytes=max_blob_bytes,
             affiliate_url=affiliate_url,
         )
     )

@@ -383,7 +383,10 @@ def _prepare_with_pillow(pil: Any, data: bytes, kind: str, strip: bool) -> Prepa
     with pil.open(io.BytesIO(data)) as im:
         fmt = im.format
         kind = pil.MIME.get(fmt, kind)
-        upright = ops.exif_transpose(im)
+        try:
+            upright = ops.exif_transpose(im)
+        except Exception:  # corrupt EXIF: the pixels are still good, sent unrotated
+            upright = im.copy()
         width, height = upright.size
         stripped = False
         if strip and fmt in ("JPEG", "PNG", "WEBP") and not getattr(im, "is_animated", False):

@@ -12,18 +12,23 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from baat import __version__
+from baat.privacy.http import http_exception_as_json
+from baat.privacy.http import routes as privacy_routes
+from baat.privacy.service import PrivacyService
 from baat.proto import PROTOCOL_VERSION
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
+from baat.server.blobs import expire_blobs
+from baat.server.blobs import routes as blob_routes
 from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
@@ -46,7 +51,7 @@ class ServerState:
     config: ServerConfig
     store: SqlStore
     router: Router
-    privacy: Any = None
+    privacy: PrivacyService | None = None
     _seen: dict[str, int] = field(default_factory=dict)
     _registrations: list[float] = field(default_factory=list)
 
@@ -152,14 +157,6 @@ async def _storage_error_handler(request: Request, exc: Exception) -> Response:
     return error("storage_unavailable", f"storage unavailable, retry: {exc}", 503)
 
 
-def _privacy_routes() -> list[BaseRoute]:
-    try:
-        from baat.privacy.http import routes
-    except ImportError:  # pragma: no cover - the privacy layer ships with the server
-        return []
-    return routes()
-
-
 def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -178,7 +175,7 @@ def create_app(config: ServerConfig) -> Starlette:
         app.state.server = state
         app.state.store = store
         app.state.privacy = state.privacy
-        expiry = asyncio.create_task(_expiry_loop(router))
+        expiry = asyncio.create_task(_expiry_loop(state))
         try:
             yield
         finally:
@@ -191,12 +188,16 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/v1/accounts", create_account, methods=["POST"]),
         Route("/v1/accounts/{username}", lookup_account),
         WebSocketRoute("/v1/ws", websocket),
-        *_privacy_routes(),
+        *privacy_routes(),
+        *blob_routes(),
     ]
     return Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={StorageUnavailable: _storage_error_handler},
+        exception_handlers={
+            StorageUnavailable: _storage_error_handler,
+            HTTPException: http_exception_as_json,
+        },
     )
 
 
@@ -208,22 +209,20 @@ def _make_bus(config: ServerConfig) -> Bus:
     return RedisBus(config.bus, config.node_id)
 
 
-async def _open_privacy(store: SqlStore, config: ServerConfig) -> Any:
-    try:
-        from baat.privacy.service import PrivacyService
-    except ImportError:  # pragma: no cover
-        return None
+async def _open_privacy(store: SqlStore, config: ServerConfig) -> PrivacyService:
     return await PrivacyService.open(
         store, data_dir=config.data_dir, region=config.region, affiliate_url=config.affiliate_url
     )
 
 
-async def _expiry_loop(router: Router) -> None:
+async def _expiry_loop(state: ServerState) -> None:
+    """Hourly: undelivered envelopes past 30 days, blobs fetched by all or past 30 days."""
     while True:
         try:
-            removed = await router.expire()
-            if removed:
-                log.info("expired %d undelivered envelopes", removed)
+            removed = await state.router.expire()
+            blobs = await expire_blobs(state)
+            if removed or blobs:
+                log.info("expired %d undelivered envelopes and %d blobs", removed, blobs)
         except StorageUnavailable as exc:
             log.warning("expiry skipped: %s", exc)
         await asyncio.sleep(EXPIRY_INTERVAL_S)

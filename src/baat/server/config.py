@@ -25,6 +25,8 @@ class ServerConfig:
     registrations_per_minute: int = 60
     ack_grace: float = 0.005
     affiliate_url: str | None = None
+    # Largest attachment blob accepted (ciphertext bytes).
+    max_blob_bytes: int = 100 * 1024 * 1024
 
     @property
     def db_url(self) -> str:

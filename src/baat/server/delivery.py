@@ -152,13 +152,18 @@ class Router:
         if self.bus is None:
             self.bus = LocalBus(self.node_id)
         self.node_id = self.bus.node_id
-        # Highest database seq pushed to each device (drain or forward), so a forward that
-        # the drain already sent is not sent again.
-        self._cursor: dict[DeviceKey, int] = {}
+        # Guids of stored envelopes already pushed to each device (by the drain, a forward
+        # or a catch-up), so that none is pushed twice however they race. Bounded.
+        self._sent: dict[DeviceKey, OrderedDict[bytes, None]] = {}
+        # Forwards leave in the order their batches were committed (one task, one queue).
+        self._forwards: asyncio.Queue[list[Forward]] = asyncio.Queue()
         self._held_forwards: dict[DeviceKey, list[Forward]] = {}
         self._missed_nodes: set[str] = set()
+        # A forward whose target could not even be looked up: every node must catch up.
+        self._missed_all = False
         self._background: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._forwarder: asyncio.Task[None] | None = None
         self.online: dict[DeviceKey, Outlet] = {}
         self.draining: dict[DeviceKey, Outlet] = {}
         self._inflight: dict[bytes, _Entry] = {}
@@ -187,13 +192,15 @@ class Router:
         assert self.bus is not None
         await self.bus.start(self._on_bus, self._on_bus_recovered)
         self._refresher = asyncio.create_task(self._refresh_loop(), name="baat-presence")
+        self._forwarder = asyncio.create_task(self._forward_loop(), name="baat-forwarder")
 
     async def stop(self) -> None:
         """Flush every accepted envelope and remember recent sends; loses nothing."""
         self._closing = True
         await self.flush_now()
-        if self._refresher is not None:
-            self._refresher.cancel()
+        for task in (self._refresher, self._forwarder):
+            if task is not None:
+                task.cancel()
         bus = self.bus
         assert bus is not None
         for key in list(self.online) + list(self.draining):
@@ -411,10 +418,15 @@ class Router:
                 self.storage_error = None
             for device, guids in deletes.items():
                 self.stats.deleted += await self.store.delete_envelopes(device[0], device[1], guids)
-        except StorageUnavailable as exc:
+        except Exception as exc:
             # Keep everything in memory and retry; senders wait (their result is pending).
-            self.storage_error = str(exc)
-            log.warning("storage unavailable, will retry: %s", exc)
+            # Any failure, not only a recognised outage: an accepted envelope is never
+            # dropped from memory before its commit.
+            self.storage_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, StorageUnavailable):
+                log.warning("storage unavailable, will retry: %s", exc)
+            else:
+                log.exception("write failed, will retry")
             for entry in batch:
                 entry.writing = False
             self._unpushed = batch + self._unpushed
@@ -452,7 +464,7 @@ class Router:
             self._deletes.setdefault(device, []).extend(guids)
             self._wake.set()
         if remote:
-            self._spawn(self._forward_remote(remote))
+            self._forwards.put_nowait(remote)
         if self._pushed and self._timer is None:
             delay = max(0.0, self._pushed[0].deadline - self.clock())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
@@ -483,11 +495,12 @@ class Router:
             if self.draining.get(key) is not outlet:
                 self._held_forwards.pop(key, None)
                 return count
+            sent = self._sent.setdefault(key, OrderedDict())
             for row in rows:
                 outlet.push(_deliver(row))
+                _remember_sent(sent, row.guid)
                 cursor = row.seq
                 count += 1
-            self._cursor[key] = cursor
             if rows:
                 await outlet.wait_writable()
                 continue
@@ -512,7 +525,7 @@ class Router:
             self._held_forwards.pop(key, None)
             gone = True
         if gone:
-            self._cursor.pop(key, None)
+            self._sent.pop(key, None)
             self._spawn(self._release(key))
         for guid in [g for g, e in self._inflight.items() if e.stored and _dest(e) == key]:
             del self._inflight[guid]
@@ -554,13 +567,23 @@ class Router:
             log.warning("could not reach node %s: %s", node, exc)
             self._missed_nodes.add(node)
 
+    async def _forward_loop(self) -> None:
+        while True:
+            batch = await self._forwards.get()
+            try:
+                await self._forward_remote(batch)
+            except Exception:  # pragma: no cover - logged; the database still has them
+                log.exception("forwarding failed")
+
     async def _forward_remote(self, forwards: list[Forward]) -> None:
         """Tell the nodes holding these devices that stored envelopes wait for them."""
         assert self.bus is not None
         devices = list({(f.recipient_account, f.recipient_device) for f in forwards})
         try:
             where = await self.bus.locate(devices)
-        except BusUnavailable:
+        except BusUnavailable as exc:
+            log.warning("could not locate devices (bus down): %s", exc)
+            self._missed_all = True
             return
         by_node: dict[str, list[NodeMessage]] = {}
         for f in forwards:
@@ -579,7 +602,7 @@ class Router:
                     self._push_forward(key, outlet, msg)
                 elif key in self.draining:
                     self._held_forwards.setdefault(key, []).append(msg)
-            elif isinstance(msg, CatchUp):
+            elif isinstance(msg, CatchUp) and msg.by_node != self.node_id:
                 self._spawn(self.catch_up())
             elif isinstance(msg, Kick) and msg.by_node != self.node_id:
                 key = (msg.account_id, msg.device_id)
@@ -588,9 +611,10 @@ class Router:
                     outlet.close_superseded()
 
     def _push_forward(self, key: DeviceKey, outlet: Outlet, fwd: Forward) -> None:
-        if fwd.seq <= self._cursor.get(key, 0):
-            return  # the drain already sent it
-        self._cursor[key] = fwd.seq
+        sent = self._sent.setdefault(key, OrderedDict())
+        if fwd.guid in sent:
+            return  # the drain or a catch-up already sent it
+        _remember_sent(sent, fwd.guid)
         outlet.push(
             encode(
                 Deliver(
@@ -607,24 +631,43 @@ class Router:
     async def _on_bus_recovered(self) -> None:
         """After a bus outage: re-announce presence, catch up on what was not forwarded."""
         assert self.bus is not None
-        with contextlib.suppress(BusUnavailable):
-            await self.bus.refresh(list(self.online) + list(self.draining))
+        # Redis may have restarted empty: without our presence records nobody forwards to
+        # us, so insist (a fresh Redis can refuse the first commands on old connections).
+        for attempt in range(10):
+            try:
+                await self.bus.refresh(list(self.online) + list(self.draining))
+                break
+            except BusUnavailable as exc:
+                log.warning("presence refresh failed (attempt %d): %s", attempt + 1, exc)
+                await asyncio.sleep(0.1 * (attempt + 1))
         missed, self._missed_nodes = self._missed_nodes, set()
         await self._announce_missed(missed)
         await self.catch_up()
 
     async def _announce_missed(self, missed: set[str]) -> None:
+        assert self.bus is not None
+        if self._missed_all:
+            try:
+                await self.bus.broadcast([CatchUp(self.node_id)])
+                self._missed_all = False
+            except BusUnavailable:
+                return
         for node in missed:
             await self._publish(node, [CatchUp(self.node_id)])
 
     async def catch_up(self) -> None:
         """Send each online device what the database holds beyond its cursor."""
+        sent = 0
         for key, outlet in list(self.online.items()):
-            rows = await self.store.pending(key[0], key[1], after_seq=self._cursor.get(key, 0))
+            # From the start of the queue: only unacknowledged rows are there, and a row
+            # committed late may carry a lower seq than one already forwarded.
+            rows = await self.store.pending(key[0], key[1])
             for row in rows:
                 if row.guid in self._inflight or self.online.get(key) is not outlet:
                     continue
                 self._push_forward(key, outlet, _forward(row, row.seq))
+                sent += 1
+        log.info("caught up %d envelopes for %d devices", sent, len(self.online))
 
     async def _refresh_loop(self) -> None:
         assert self.bus is not None
@@ -635,7 +678,7 @@ class Router:
             except BusUnavailable as exc:
                 log.warning("presence refresh failed: %s", exc)
                 continue
-            if self._missed_nodes:
+            if self._missed_nodes or self._missed_all:
                 missed, self._missed_nodes = self._missed_nodes, set()
                 await self._announce_missed(missed)
 
@@ -643,6 +686,15 @@ class Router:
         """Delete envelopes undelivered for 30 days."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         return await self.store.expire_envelopes(now_ms - ENVELOPE_TTL_MS)
+
+
+SENT_MEMORY = 2048
+
+
+def _remember_sent(sent: OrderedDict[bytes, None], guid: bytes) -> None:
+    sent[guid] = None
+    if len(sent) > SENT_MEMORY:
+        sent.popitem(last=False)
 
 
 def _forward(env: QueuedEnvelope, seq: int) -> Forward:

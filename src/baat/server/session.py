@@ -126,7 +126,11 @@ class Session:
                 await self._receive(data)
         except WebSocketDisconnect:
             pass
+        except Exception:
+            log.exception("session of %s/%s failed", *self.key)
+            raise
         finally:
+            log.debug("session of %s/%s ended (close code %s)", *self.key, self._close_code)
             self._closed = True
             if self.conn.account_id is not None:
                 self.state.router.detach(self)
@@ -148,7 +152,8 @@ class Session:
                 await self.ws.send_bytes(data)
                 if self._out.qsize() < MAX_QUEUED // 2:
                     self._writable.set()
-        except Exception:  # the peer went away mid-write
+        except Exception as exc:  # the peer went away mid-write
+            log.debug("write to %s/%s failed: %r", *self.key, exc)
             self._closed = True
         finally:
             self._writable.set()
@@ -202,6 +207,7 @@ class Session:
                     message=f"storage unavailable, retry: {exc}",
                     request_id=getattr(frame, "request_id", 0),
                     retry_after_ms=1000,
+                    message_id=getattr(frame, "message_id", ""),
                 )
             )
 
@@ -232,6 +238,7 @@ class Session:
         try:
             await self.state.router.attach(self)
         except StorageUnavailable as exc:
+            log.warning("could not drain the queue of %s/%s: %s", *self.key, exc)
             self._reply(
                 Error(
                     code=ErrorCode.STORAGE_UNAVAILABLE,

@@ -52,3 +52,7 @@ class Bus(Protocol):
     async def publish(self, node_id: str, messages: list[NodeMessage]) -> None:
         """Send messages to one node; best effort (see ``messages``)."""
         ...
+
+    async def broadcast(self, messages: list[NodeMessage]) -> None:
+        """Send messages to every other node; best effort."""
+        ...

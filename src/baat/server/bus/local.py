@@ -58,6 +58,11 @@ class LocalBus:
     async def refresh(self, devices: list[DeviceKey]) -> None:
         return None
 
+    async def broadcast(self, messages: list[NodeMessage]) -> None:
+        for node in list(self.hub.nodes):
+            if node != self.node_id:
+                await self.publish(node, messages)
+
     async def publish(self, node_id: str, messages: list[NodeMessage]) -> None:
         handler = self.hub.nodes.get(node_id)
         if handler is None or not self.hub.up:

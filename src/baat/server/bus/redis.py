@@ -16,7 +16,11 @@ import logging
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 from baat.server.bus.base import (
     PRESENCE_TTL_S,
@@ -44,6 +48,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+BROADCAST = "baat:nodes"
+
+
 def _channel(node_id: str) -> str:
     return f"baat:node:{node_id}"
 
@@ -52,8 +59,15 @@ class RedisBus:
     def __init__(self, url: str, node_id: str) -> None:
         self.url = url
         self.node_id = node_id
+        # After a Redis restart the first command on a pooled connection fails; one retry
+        # on a fresh connection is what it takes.
         self._redis: aioredis.Redis = aioredis.from_url(
-            url, socket_timeout=2, socket_connect_timeout=2, health_check_interval=5
+            url,
+            socket_timeout=2,
+            socket_connect_timeout=2,
+            health_check_interval=5,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), 3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self._listener: asyncio.Task[None] | None = None
         self._healthy = False
@@ -64,7 +78,12 @@ class RedisBus:
         return self._healthy
 
     async def start(self, on_messages: Handler, on_recovered: RecoveryHandler) -> None:
+        self._subscribed = asyncio.Event()
         self._listener = asyncio.create_task(self._listen(on_messages, on_recovered))
+        # Serve only once subscribed, or a forward published meanwhile would be lost. If
+        # Redis is down at start, serve anyway: the database drain covers delivery.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._subscribed.wait(), 5)
 
     async def _listen(self, on_messages: Handler, on_recovered: RecoveryHandler) -> None:
         delay = 0.1
@@ -72,8 +91,9 @@ class RedisBus:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(_channel(self.node_id))
+                await pubsub.subscribe(_channel(self.node_id), BROADCAST)
                 self._healthy = True
+                self._subscribed.set()
                 delay = 0.1
                 if not first:
                     log.info("bus reconnected")
@@ -145,7 +165,13 @@ class RedisBus:
             raise BusUnavailable(str(exc)) from exc
 
     async def publish(self, node_id: str, messages: list[NodeMessage]) -> None:
+        await self._publish(_channel(node_id), messages)
+
+    async def broadcast(self, messages: list[NodeMessage]) -> None:
+        await self._publish(BROADCAST, messages)
+
+    async def _publish(self, channel: str, messages: list[NodeMessage]) -> None:
         try:
-            await self._redis.publish(_channel(node_id), encode_batch(messages))
+            await self._redis.publish(channel, encode_batch(messages))
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, insert, inspect, select
+from sqlalchemy import Connection, insert, inspect, select, text
 
 from baat.server.storage.schema import metadata, schema_version
 
@@ -21,6 +21,9 @@ def load_all_tables() -> None:
     # Other layers declare their tables on the shared metadata; import them so that every
     # table a migration names is known.
     import baat.privacy.schema  # noqa: F401
+
+
+_LOCK_KEY = 0x6261617400000001  # "baat" and the migration lock's number
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,17 @@ MIGRATIONS: list[Migration] = [
         # Declared in baat.privacy.schema on the same metadata.
         ["consent_events", "transfer_log", "server_keys", "consent_subjects", "ledger_anchor"],
     ),
+    Migration(
+        3,
+        "attachment blobs",
+        ["blobs", "blob_chunks"],
+        # Chunks are ciphertext, which never compresses: spare PostgreSQL the attempt.
+        {
+            "postgresql": lambda conn: conn.execute(
+                text("ALTER TABLE blob_chunks ALTER COLUMN data SET STORAGE EXTERNAL")
+            ).close()
+        },
+    ),
 ]
 
 
@@ -69,6 +83,10 @@ def migrate(conn: Connection, target: int | None = None) -> list[int]:
     Returns the versions applied, in order.
     """
     load_all_tables()
+    if conn.dialect.name == "postgresql":
+        # Several nodes may start at once on an empty database: one migrates, the others
+        # wait for its transaction and then find nothing left to do.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     schema_version.create(conn, checkfirst=True)
     done = current_version(conn)
     applied: list[int] = []

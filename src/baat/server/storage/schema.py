@@ -137,3 +137,37 @@ recent_sends = Table(
     Column("expires_at", BigInteger, nullable=False, info=_inv("envelope.stored_at")),
     PrimaryKeyConstraint("sender_account", "sender_device", "message_id"),
 )
+
+# -- attachment blobs (baat.server.blobs) -------------------------------------------------
+# Encrypted attachments, held only until every recipient device fetched them or 30 days
+# passed. The server never sees a key: the bytes are ciphertext made on the sender's device.
+blobs = Table(
+    "blobs",
+    metadata,
+    # 192 random bits, urlsafe base64: the capability to fetch the ciphertext.
+    Column("blob_id", String(64), primary_key=True, info=_inv("blob.id")),
+    # Only the uploading device may append; erasure of the account deletes its uploads.
+    Column("uploader_account", String(32), nullable=False, info=_inv("blob.uploader")),
+    Column("uploader_device", Integer, nullable=False, info=_inv("blob.uploader")),
+    # Declared ciphertext length and bytes received so far (the resumable upload offset).
+    Column("length", BigInteger, nullable=False, info=_inv("blob.size")),
+    Column("received", BigInteger, nullable=False, info=_inv("blob.size")),
+    # How many distinct devices may fetch it, and 16-byte keyed hashes of those that did
+    # (concatenated): enough to count each device once, without listing recipients.
+    Column("fetches_allowed", Integer, nullable=False, info=_inv("blob.fetches")),
+    Column("fetched_by", LargeBinary, nullable=False, info=_inv("blob.fetches")),
+    # Seconds since the epoch; the blob is deleted then even if nobody fetched it.
+    Column("expires_at", BigInteger, nullable=False, info=_inv("blob.expires_at")),
+    Index("blobs_by_expiry", "expires_at"),
+)
+
+# Ciphertext bytes when the database is PostgreSQL (several nodes share it); with SQLite
+# the bytes live in files under data_dir/blobs/ and this table stays empty.
+blob_chunks = Table(
+    "blob_chunks",
+    metadata,
+    Column("blob_id", String(64), nullable=False, info=_inv("blob.content")),
+    Column("position", BigInteger, nullable=False, info=_inv("blob.content")),
+    Column("data", LargeBinary, nullable=False, info=_inv("blob.content")),
+    PrimaryKeyConstraint("blob_id", "position"),
+)

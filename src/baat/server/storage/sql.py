@@ -88,7 +88,14 @@ class SqlStore:
         if url.startswith("sqlite"):
             kwargs = {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 30}}
         else:
-            kwargs = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True}
+            kwargs = {
+                "pool_size": 10,
+                "max_overflow": 10,
+                "pool_pre_ping": True,
+                # Fail fast when the database is gone, so that senders get a retryable error
+                # instead of waiting on asyncpg's 60 s connect timeout.
+                "connect_args": {"timeout": 5, "command_timeout": 30},
+            }
         engine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             from sqlalchemy import event
@@ -117,7 +124,11 @@ class SqlStore:
         try:
             async with self.engine.begin() as conn:
                 yield conn
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+        except sa_exc.IntegrityError:
+            raise  # a constraint said no: the caller's business, not an outage
+        except (sa_exc.DBAPIError, OSError) as exc:
+            # Connection refused, server starting or shutting down, connection lost: the
+            # driver-level errors that a retry after a while can cure.
             raise StorageUnavailable(str(exc).splitlines()[0]) from exc
 
     async def migrate(self) -> list[int]:

@@ -1,0 +1,158 @@
+"""Time the WhatsApp importer on 100 000-message exports.
+
+Writes one export per header dialect into a temporary directory (a mix of text, multi-line
+messages with date-like continuation lines, attachments in the zip and missing from it,
+omitted media, deleted and edited messages, locations, polls and system lines), then times
+``parse_export`` on each and prints seconds and messages per second.
+
+The import budget is 5 s for 100 000 messages including the store insert; parsing should
+take well under 2 s of it.
+
+    .venv/bin/python bench/import.py [--messages N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from baat.importers.whatsapp import Platform, parse_export
+from baat.importers.whatsapp.testing import ChatLine, ExportStyle, render_chat, zip_export
+
+BUDGET_SECONDS = 2.0
+
+DIALECTS = {
+    "android en-GB 24h dd/mm/yyyy": ExportStyle(),
+    "android en-US 12h m/d/yy NNBSP": ExportStyle(
+        date_order="mdy", year_digits=2, pad=False, clock12=True, am_pm_space="\u202f"
+    ),
+    "ios de-DE [dd.mm.yy, HH:MM:SS] zip": ExportStyle(
+        platform=Platform.IOS, date_separator=".", year_digits=2, seconds=True, lrm=True
+    ),
+    "ios en-US 12h seconds, CRLF": ExportStyle(
+        platform=Platform.IOS,
+        date_order="mdy",
+        year_digits=2,
+        pad=False,
+        seconds=True,
+        clock12=True,
+        am_pm_space="\u202f",
+        newline="\r\n",
+        inner_newline="\n",
+    ),
+    "android fa-IR Persian digits": ExportStyle(
+        date_order="ymd", comma="\u060c", digits="persian", pad=False
+    ),
+}
+AUTHORS = ["Priya", "Farid", "+44 7123 456789", "~\u00a0AK", "張三", "Jahn Doe", "Ana-María", "Bob"]
+WORDS = [
+    "lorem",
+    "ipsum",
+    "dolor",
+    "sit",
+    "amet",
+    "consectetur",
+    "adipiscing",
+    "elit",
+    "sed",
+    "do",
+    "eiusmod",
+    "tempor",
+]
+
+
+def _sentence(rng: random.Random) -> str:
+    return " ".join(rng.choices(WORDS, k=rng.randint(3, 16)))
+
+
+def generate(n: int, ios: bool, seed: int = 1) -> tuple[list[ChatLine], dict[str, bytes]]:
+    """``n`` records in time order, and the media files a zip of them would hold."""
+    rng = random.Random(seed)
+    ts = dt.datetime(2022, 1, 13, 8, 0)
+    lines: list[ChatLine] = []
+    media: dict[str, bytes] = {}
+    for i in range(n):
+        ts += dt.timedelta(seconds=rng.randint(5, 900))
+        author: str | None = rng.choice(AUTHORS)
+        roll = rng.random()
+        if roll < 0.78:
+            body = _sentence(rng)
+        elif roll < 0.86:
+            # Multi-line, with a continuation that looks like a date but not like a header.
+            body = f"{_sentence(rng)}\n{_sentence(rng)}\n2016-04-29 10:30:00"
+        elif roll < 0.91:
+            name = f"IMG-{ts:%Y%m%d}-WA{i:04d}.jpg"
+            if ios:
+                body = f"\u200e<attached: {i:08d}-PHOTO-{ts:%Y-%m-%d-%H-%M-%S}.jpg>"
+                name = body[12:-1]
+            else:
+                body = f"{name} (file attached)\n{_sentence(rng)}"
+            if rng.random() < 0.8:  # the rest are "not in export"
+                media[name] = b"\xff\xd8\xff" + bytes(rng.randrange(256) for _ in range(16))
+        elif roll < 0.94:
+            body = "image omitted" if ios else "<Media omitted>"
+        elif roll < 0.95:
+            body = "This message was deleted"
+        elif roll < 0.96:
+            body = f"{_sentence(rng)} <This message was edited>"
+        elif roll < 0.97:
+            body = "location: https://maps.google.com/?q=50.9425526,6.9523387"
+        elif roll < 0.98:
+            body = "POLL:\nWhen?\nOPTION: Friday (1 vote)\nOPTION: Saturday (3 votes)"
+        else:
+            author = None
+            body = rng.choice(
+                ["Mallory left", "You added Mallory", "Bob changed this group's icon"]
+            )
+        lines.append(ChatLine(timestamp=ts, author=author, body=body))
+    return lines, media
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    worst = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, style in DIALECTS.items():
+            ios = style.platform is Platform.IOS
+            lines, media = generate(args.messages, ios)
+            text = render_chat(lines, style)
+            if "zip" in label:
+                path = Path(tmp, "WhatsApp Chat - Bench.zip")
+                path.write_bytes(zip_export(text, media=media))
+            else:
+                path = Path(tmp, "WhatsApp Chat with Bench.txt")
+                path.write_bytes(text.encode("utf-8"))
+            times, cpu = [], []
+            for _ in range(args.repeat):
+                start, start_cpu = time.perf_counter(), time.process_time()
+                chat = parse_export(path, date_order=style.date_order, tz="Europe/Berlin")
+                times.append(time.perf_counter() - start)
+                cpu.append(time.process_time() - start_cpu)
+            best = min(times)
+            worst = max(worst, best)
+            s = chat.summary
+            records = s.messages + s.system_events
+            # CPU time too: on a shared machine it is the steadier of the two figures.
+            print(
+                f"{label:36} {path.stat().st_size / 1e6:5.1f} MB  "
+                f"wall best {best:.3f} s (median {statistics.median(times):.3f})  "
+                f"cpu best {min(cpu):.3f} s  {records / best:,.0f} records/s  "
+                f"[{records:,} records, {s.attachments_linked} linked, "
+                f"{s.attachments_not_in_export} missing, {len(s.unparsed)} unparsed]"
+            )
+    verdict = "within" if worst < BUDGET_SECONDS else "OVER"
+    print(f"slowest dialect {worst:.3f} s: {verdict} the {BUDGET_SECONDS:.1f} s parse budget")
+    return 0 if worst < BUDGET_SECONDS else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Errors raised by the WhatsApp importer.
+
+Every error the importer raises on purpose derives from one base, so a caller can catch the
+whole family with one ``except``::
+
+    WhatsAppImportError (ValueError)
+    ├── NotAChatExport          binary data, or text that is not UTF-8 / UTF-16
+    ├── EmptyExport             nothing but whitespace, BOMs and direction marks
+    ├── ExportTooLarge          the transcript is bigger than the caller's limit
+    ├── UnknownDialect          text, but no line carries a header we can read
+    ├── NoChatInZip             a zip that holds no chat transcript
+    ├── CorruptZip              a truncated or damaged zip (bad directory, CRC, deflate)
+    ├── AttachmentNotInExport   asked for the bytes of a file the export does not contain
+    └── DateOrderError
+        ├── AmbiguousDateOrder  day/month order cannot be told from the file
+        └── DateOrderMismatch   the ``date_order`` passed in contradicts the file
+
+Operating-system errors (a path that does not exist, a permission problem) are not translated:
+they are the caller's problem, not the export's, and they surface as ``OSError``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Sequence
+from typing import Literal
+
+import msgspec
+
+DateOrder = Literal["dmy", "mdy", "ymd"]
+
+
+class WhatsAppImportError(ValueError):
+    """Base of every error the WhatsApp importer raises on purpose."""
+
+
+class NotAChatExport(WhatsAppImportError):
+    """The input is binary, or text in an encoding WhatsApp never writes."""
+
+
+class EmptyExport(WhatsAppImportError):
+    """The transcript holds nothing but whitespace, BOMs and direction marks."""
+
+
+class ExportTooLarge(WhatsAppImportError):
+    """The transcript is larger than the limit the caller set (guards against zip bombs)."""
+
+
+class UnknownDialect(WhatsAppImportError):
+    """No line of the text starts with a WhatsApp header in any dialect we can read."""
+
+
+class NoChatInZip(WhatsAppImportError):
+    """The zip opened fine but none of its ``.txt`` entries is a chat transcript."""
+
+
+class CorruptZip(WhatsAppImportError):
+    """The zip is truncated or damaged: its directory, a CRC or the compressed data is bad."""
+
+
+class AttachmentNotInExport(WhatsAppImportError, KeyError):
+    """The attachment asked for is not among the files of the export.
+
+    Also a ``KeyError`` because it is, in effect, a failed look-up by file name.
+    """
+
+    def __str__(self) -> str:
+        # KeyError quotes its argument; this error carries a full sentence.
+        return str(self.args[0]) if self.args else ""
+
+
+class DateReading(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One date from the file read in every order that could apply (``None``: impossible)."""
+
+    line_no: int
+    raw: str
+    dmy: _dt.date | None
+    mdy: _dt.date | None
+
+
+class DateOrderError(WhatsAppImportError):
+    """The day/month order is unknown or contradicts the file."""
+
+
+class AmbiguousDateOrder(DateOrderError):
+    """Every date in the file reads as a valid date both day-first and month-first.
+
+    The importer never guesses (docs/IMPORT.md, "Date order"). The message shows the first
+    few dates read both ways; ``samples`` holds the same readings for a preview screen.
+    Parse again with ``date_order="dmy"`` or ``"mdy"``.
+    """
+
+    def __init__(self, samples: Sequence[DateReading]) -> None:
+        self.samples: tuple[DateReading, ...] = tuple(samples)
+        shown = "; ".join(
+            f"line {s.line_no} '{s.raw}' = {_fmt(s.dmy)} (dmy) or {_fmt(s.mdy)} (mdy)"
+            for s in self.samples
+        )
+        super().__init__(
+            "cannot tell whether dates are day-first or month-first: no day is above 12 and "
+            f"the dates never wrap round a month; pass date_order='dmy' or 'mdy'. {shown}"
+        )
+
+
+class DateOrderMismatch(DateOrderError):
+    """The ``date_order`` passed in makes fewer of the file's dates valid than another order."""
+
+    def __init__(self, given: DateOrder, better: DateOrder, example: DateReading | None) -> None:
+        self.given: DateOrder = given
+        self.better: DateOrder = better
+        self.example = example
+        where = f" (line {example.line_no}: '{example.raw}')" if example is not None else ""
+        super().__init__(
+            f"date_order={given!r} does not fit this file{where}; its dates read as {better!r}"
+        )
+
+
+def _fmt(day: _dt.date | None) -> str:
+    return day.isoformat() if day is not None else "no such date"

@@ -1,0 +1,493 @@
+"""``PrivacyService``: what the HTTP routes, the CLI and scheduled jobs call.
+
+Nothing here branches on an account's jurisdiction: it is copied into consent records and
+chooses the storage region on correction, and that is all (DPDP s. 6(1), GDPR Art. 7(4)).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import delete, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from baat.privacy import jobs, keys, ledger, receipts, rights, transparency
+from baat.privacy.errors import (
+    AccountNotFound,
+    ConsentNotGiven,
+    InvalidCorrection,
+    PrivacyError,
+    PrivacyStorageError,
+    PurposeNotOptional,
+    ReceiptNotInLedger,
+    UndeclaredRegion,
+    UnknownJurisdiction,
+    UsernameInUse,
+)
+from baat.privacy.gate import Gate
+from baat.privacy.inventory import duration_seconds
+from baat.privacy.policy import Policy
+from baat.privacy.purposes import Purpose
+from baat.privacy.schema import consent_events, transfer_log
+from baat.server.storage.base import Account, StorageUnavailable
+from baat.server.storage.schema import accounts
+from baat.server.storage.sql import SqlStore
+
+T = TypeVar("T")
+JOBS = ("improve", "understand", "customize", "market", "share_affiliate")
+
+
+class PrivacyService:
+    def __init__(
+        self,
+        store: SqlStore,
+        policy: Policy,
+        key: keys.SigningKey | None,
+        *,
+        region: str,
+        data_dir: Path,
+        affiliate_url: str | None,
+        clock: Callable[[], float],
+    ) -> None:
+        self.store = store
+        self.policy = policy
+        self.key = key
+        self.region = region
+        self.data_dir = data_dir
+        self.affiliate_url = affiliate_url
+        self.clock = clock
+        self.gate = Gate(store.engine, policy, clock)
+        # Awaited with the account id before erasure deletes its rows: for data kept outside
+        # the database (attachment files), which the inventory-driven erasure cannot reach.
+        self.erase_hooks: list[Callable[[str], Awaitable[None]]] = []
+
+    @classmethod
+    async def open(
+        cls,
+        store: SqlStore,
+        *,
+        data_dir: Path,
+        region: str,
+        affiliate_url: str | None = None,
+        clock: Callable[[], float] = time.time,
+        policy: Policy | None = None,
+        sign: bool = True,
+    ) -> PrivacyService:
+        """Load (or create on first start) the receipt signing key and wire the service.
+
+        ``sign=False`` opens it for read-only administration (ledger checks, reports) on a
+        machine without the key-encryption key.
+
+        Raises:
+            UndeclaredRegion: ``region`` is not a storage region of the policy.
+            PrivacyStorageError: the database failed.
+        """
+        policy = policy or Policy.current()
+        if policy.region(region) is None:
+            declared = ", ".join(r.id for r in policy.regions)
+            raise UndeclaredRegion(f"region {region!r} is not declared; use one of: {declared}")
+        key = None
+        if sign:
+            kek = keys.load_kek(Path(data_dir))
+            key = await _db(keys.load_or_create(store.engine, kek, int(clock())))
+        return cls(
+            store,
+            policy,
+            key,
+            region=region,
+            data_dir=Path(data_dir),
+            affiliate_url=affiliate_url,
+            clock=clock,
+        )
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.store.engine.begin() as conn:
+                yield conn
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+            raise PrivacyStorageError(str(exc).splitlines()[0]) from exc
+
+    async def _account(self, account_id: str) -> Account:
+        account = await _db(self.store.account(account_id))
+        if account is None:
+            raise AccountNotFound(f"no account {account_id!r}")
+        return account
+
+    def _optional(self, purpose_id: str) -> Purpose:
+        purpose = self.policy.purpose(purpose_id)
+        if not purpose.optional:
+            raise PurposeNotOptional(
+                f"{purpose_id!r} is part of the essential service and needs no consent"
+            )
+        return purpose
+
+    def _signing_key(self) -> keys.SigningKey:
+        if self.key is None:
+            raise PrivacyError("this service was opened without its signing key")
+        return self.key
+
+    # -- published material ----------------------------------------------------------------
+
+    async def jwks(self) -> dict[str, Any]:
+        return await _db(keys.jwks(self.store.engine))
+
+    # -- consent ---------------------------------------------------------------------------
+
+    async def grant(
+        self, account_id: str, purpose: str, *, method: str = "api"
+    ) -> receipts.Receipt:
+        """Record consent to an optional purpose and return the signed receipt.
+
+        Raises:
+            UnknownPurpose, PurposeNotOptional, AccountNotFound, PrivacyStorageError.
+        """
+        p = self._optional(purpose)
+        account = await self._account(account_id)
+        async with self._tx() as conn:
+            ref = await ledger.subject_ref(conn, account_id, create=True)
+            assert ref is not None
+            return await ledger.append(
+                conn,
+                self._signing_key(),
+                self.policy,
+                p,
+                ref,
+                ledger.GIVEN,
+                jurisdiction=account.jurisdiction,
+                method=method,
+                actor="data-subject",
+                now=int(self.clock()),
+            )
+
+    async def withdraw(
+        self, account_id: str, purpose: str, *, method: str = "api"
+    ) -> receipts.Receipt:
+        """Withdraw consent; the next run of every job and export already excludes it.
+
+        Raises:
+            UnknownPurpose, PurposeNotOptional, AccountNotFound,
+            ConsentNotGiven: there is no active consent to withdraw,
+            PrivacyStorageError.
+        """
+        p = self._optional(purpose)
+        account = await self._account(account_id)
+        async with self._tx() as conn:
+            await ledger.lock(conn)
+            ref = await ledger.subject_ref(conn, account_id, create=False)
+            newest = await ledger.latest(conn, ref) if ref else {}
+            if ref is None or newest.get(p.id, {}).get("state") != ledger.GIVEN:
+                raise ConsentNotGiven(f"there is no consent to {p.id!r} to withdraw")
+            receipt = await ledger.append(
+                conn,
+                self._signing_key(),
+                self.policy,
+                p,
+                ref,
+                ledger.WITHDRAWN,
+                jurisdiction=account.jurisdiction,
+                method=method,
+                actor="data-subject",
+                now=int(self.clock()),
+            )
+            shared = await rights.shared_with(conn, account_id, jobs.AFFILIATE)
+        if shared and p.id == "share_affiliate":
+            # The affiliate is an independent controller: ask it to stop (GDPR Art. 17(1)(b)
+            # with Art. 19; DPDP s. 6(6)).
+            await jobs.notify_affiliate(
+                self.affiliate_url, "withdrawal", {"subjects": [account.username]}
+            )
+        return receipt
+
+    async def consents(self, account_id: str) -> list[dict[str, Any]]:
+        """Every optional purpose with its state for the account (all off by default)."""
+        await self._account(account_id)
+        async with self._tx() as conn:
+            ref = await ledger.subject_ref(conn, account_id, create=False)
+            newest = await ledger.latest(conn, ref) if ref else {}
+        out = []
+        for p in self.policy.optional_purposes:
+            row = newest.get(p.id)
+            given = row is not None and row["state"] == ledger.GIVEN
+            current = given and row is not None and row["policy_version"] >= p.consent_since
+            out.append(
+                {
+                    "purpose": p.id,
+                    "title": p.title,
+                    "state": row["state"] if row is not None else "not-given",
+                    "effective": current,
+                    "needs_reconsent": given and not current,
+                    "policy_version": row["policy_version"] if row is not None else None,
+                    "at": ledger.iso_time(row["at"]) if row is not None else None,
+                    "record_id": row["record_id"] if row is not None else None,
+                }
+            )
+        return out
+
+    async def verify_receipt(self, token: str) -> receipts.Receipt:
+        """Check a receipt's signature and that the ledger holds the same record.
+
+        Raises:
+            ReceiptMalformed, ReceiptForged, ReceiptUnknownKey, ReceiptNotInLedger.
+        """
+        receipt = receipts.verify(token, await self.jwks())
+        async with self._tx() as conn:
+            stored = await conn.scalar(
+                select(consent_events.c.record_hash).where(
+                    consent_events.c.record_id == receipt.record_id
+                )
+            )
+        if stored != receipt.record_hash:
+            raise ReceiptNotInLedger("the ledger holds no record matching this receipt")
+        return receipt
+
+    async def verify_ledger(self) -> ledger.LedgerReport:
+        key_set = await self.jwks()
+        async with self._tx() as conn:
+            return await ledger.verify(conn, key_set)
+
+    # -- rights ----------------------------------------------------------------------------
+
+    async def export_account(self, account_id: str) -> dict[str, Any]:
+        """Everything the server holds about the account (GDPR Art. 15 and 20, DPDP s. 11).
+
+        Raises:
+            AccountNotFound, PrivacyStorageError.
+        """
+        await self._account(account_id)
+        current = await self.consents(account_id)
+        async with self._tx() as conn:
+            held = await rights.held_rows(conn, self.policy, account_id)
+            ref = await ledger.subject_ref(conn, account_id, create=False)
+            history = await rights.consent_history(conn, ref)
+            moved = await rights.transfers(conn, ref)
+        names = {r.id: r.name for r in self.policy.recipients}
+        server = [e for e in self.policy.entries if e.side == "server" and e.subjects]
+        return {
+            "format": "baat-access-export/1",
+            "generated_at": ledger.iso_time(int(self.clock())),
+            "policy": {"version": self.policy.version, "sha256": self.policy.sha256},
+            "account_id": account_id,
+            "summary": [
+                {"field": e.id, "title": e.title, "purposes": list(e.purposes)}
+                for e in server
+                if e.in_export
+            ],
+            "data": held,
+            "not_included": [
+                {"field": e.id, "reason": e.description} for e in server if not e.in_export
+            ],
+            "consents": {"current": current, "history": history},
+            "transfers": moved,
+            "shared_with": sorted({names.get(t["recipient"], t["recipient"]) for t in moved}),
+        }
+
+    async def delete_account(self, account_id: str) -> dict[str, Any]:
+        """Erase the account (GDPR Art. 17, DPDP s. 12(3)): active consents are withdrawn in
+        the ledger, then every row referencing the account is deleted in one transaction.
+
+        Raises:
+            AccountNotFound, PrivacyStorageError.
+        """
+        account = await self._account(account_id)
+        for hook in self.erase_hooks:
+            await hook(account_id)
+        withdrawn: list[str] = []
+        async with self._tx() as conn:
+            await ledger.lock(conn)
+            shared = await rights.shared_with(conn, account_id, jobs.AFFILIATE)
+            ref = await ledger.subject_ref(conn, account_id, create=False)
+            newest = await ledger.latest(conn, ref) if ref else {}
+            for p in self.policy.optional_purposes:
+                if ref and newest.get(p.id, {}).get("state") == ledger.GIVEN:
+                    await ledger.append(
+                        conn,
+                        self._signing_key(),
+                        self.policy,
+                        p,
+                        ref,
+                        ledger.WITHDRAWN,
+                        jurisdiction=account.jurisdiction,
+                        method="account-erasure",
+                        actor="data-subject",
+                        now=int(self.clock()),
+                    )
+                    withdrawn.append(p.id)
+            deleted = await rights.erase(conn, self.policy, account_id)
+        notified = {}
+        if shared:
+            notified[jobs.AFFILIATE] = await jobs.notify_affiliate(
+                self.affiliate_url, "erasure", {"subjects": [account.username]}
+            )
+        return {
+            "deleted": deleted,
+            "consents_withdrawn": withdrawn,
+            "recipients_notified": notified,
+        }
+
+    async def correct(self, account_id: str, **fields: Any) -> dict[str, Any]:
+        """Correct profile fields: ``username``, ``jurisdiction``, ``region`` (GDPR Art. 16,
+        DPDP s. 12). A new jurisdiction moves the account to its storage region unless a
+        region is given.
+
+        Raises:
+            AccountNotFound, InvalidCorrection, UnknownJurisdiction, UsernameInUse,
+            PrivacyStorageError.
+        """
+        account = await self._account(account_id)
+        unknown = set(fields) - {"username", "jurisdiction", "region"}
+        if unknown or not fields:
+            raise InvalidCorrection(
+                "correctable fields are username, jurisdiction and region"
+                + (f"; unknown: {', '.join(sorted(unknown))}" if unknown else "")
+            )
+        values: dict[str, str] = {}
+        if fields.get("username") is not None:
+            # The same rule as registration, so a correction can never create a name that
+            # registration would refuse.
+            from baat.server.accounts import RegistrationError, normalize_username
+
+            try:
+                values["username"] = normalize_username(str(fields["username"]))
+            except RegistrationError as exc:
+                raise InvalidCorrection(exc.message) from exc
+        if fields.get("jurisdiction") is not None:
+            code = str(fields["jurisdiction"]).upper()
+            j = self.policy.jurisdiction(code)
+            if j is None:
+                known = ", ".join(x.code for x in self.policy.jurisdictions)
+                raise UnknownJurisdiction(f"unknown jurisdiction {code!r}; use one of: {known}")
+            values["jurisdiction"] = code
+            values["region"] = j.region
+        if fields.get("region") is not None:
+            region = str(fields["region"])
+            if self.policy.region(region) is None:
+                raise InvalidCorrection(f"unknown storage region {region!r}")
+            values["region"] = region
+        try:
+            async with self._tx() as conn:
+                await conn.execute(
+                    accounts.update().where(accounts.c.account_id == account_id).values(**values)
+                )
+                shared = await rights.shared_with(conn, account_id, jobs.AFFILIATE)
+        except sa_exc.IntegrityError as exc:
+            raise UsernameInUse(f"username {values.get('username')!r} is taken") from exc
+        updated = await self._account(account_id)
+        changes = {
+            k: getattr(updated, k)
+            for k in ("username", "region")
+            if getattr(updated, k) != getattr(account, k)
+        }
+        if shared and changes:
+            await jobs.notify_affiliate(
+                self.affiliate_url,
+                "correction",
+                {"subjects": [account.username], "changes": changes},
+            )
+        return {
+            "username": updated.username,
+            "jurisdiction": updated.jurisdiction,
+            "region": updated.region,
+        }
+
+    # -- reports ---------------------------------------------------------------------------
+
+    async def transparency_report(self) -> dict[str, Any]:
+        async with self._tx() as conn:
+            return await transparency.report(conn, self.policy, self.clock())
+
+    async def legal_process(self, username: str) -> dict[str, Any]:
+        """Exactly what the operator could hand over for ``username``: the fields the policy
+        marks producible, nothing else.
+
+        Raises:
+            AccountNotFound, PrivacyStorageError.
+        """
+        account = await _db(self.store.account_by_username(username.strip().casefold()))
+        if account is None:
+            raise AccountNotFound(f"no account named {username!r}")
+        produced = {}
+        for e in self.policy.entries:
+            if e.legal_process:
+                table, column = e.columns[0].split(".", 1)
+                assert table == "accounts", "producible fields live on the account row"
+                produced[e.id] = jobs.day_iso(getattr(account, column))
+        return {"username": account.username, "produced": produced}
+
+    # -- retention -------------------------------------------------------------------------
+
+    def _retention(self, entry_id: str) -> int:
+        entry = self.policy.entry(entry_id)
+        assert entry is not None
+        return duration_seconds(entry.retention.duration)
+
+    async def run_retention(self, now: float) -> dict[str, int]:
+        """Delete what the inventory's retention periods say is due at ``now``."""
+        cutoff_ms = int((now - self._retention("envelope.content")) * 1000)
+        expired = await _db(self.store.expire_envelopes(cutoff_ms))
+        async with self._tx() as conn:
+            old = int(now) - self._retention("transfer.record")
+            result = await conn.execute(delete(transfer_log).where(transfer_log.c.at < old))
+            pruned = await ledger.prune(
+                conn, int(now) - self._retention("consent.record"), int(now)
+            )
+        return {
+            "envelopes": expired,
+            "transfer_log": int(result.rowcount or 0),
+            "consent_events": pruned,
+        }
+
+    # -- optional purposes -----------------------------------------------------------------
+
+    async def run_improve(self) -> dict[str, Any]:
+        return await jobs.improve(self.gate)
+
+    async def run_understand(self) -> dict[str, Any]:
+        return await jobs.understand(self.gate, self.clock())
+
+    async def run_customize(self) -> dict[str, str]:
+        return await jobs.customize(self.gate, self.clock())
+
+    async def run_market(self) -> dict[str, Any]:
+        return await jobs.market(self.gate)
+
+    async def run_affiliate_export(self) -> dict[str, Any]:
+        return await jobs.share_affiliate(self.gate, self.affiliate_url)
+
+    async def support_lookup(self, username: str) -> dict[str, Any]:
+        """Raises: AccountNotFound, ConsentRequired."""
+        account = await _db(self.store.account_by_username(username.strip().casefold()))
+        if account is None:
+            raise AccountNotFound(f"no account named {username!r}")
+        return await jobs.support_lookup(self.gate, account.account_id)
+
+    async def run_job(self, name: str) -> Any:
+        """Run one optional-purpose job by name (see ``JOBS``).
+
+        Raises:
+            ValueError: unknown job name.
+        """
+        runners: dict[str, Callable[[], Awaitable[Any]]] = {
+            "improve": self.run_improve,
+            "understand": self.run_understand,
+            "customize": self.run_customize,
+            "market": self.run_market,
+            "share_affiliate": self.run_affiliate_export,
+        }
+        if name not in runners:
+            raise ValueError(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
+        return await runners[name]()
+
+
+async def _db(awaitable: Awaitable[T]) -> T:
+    try:
+        return await awaitable
+    except StorageUnavailable as exc:
+        raise PrivacyStorageError(str(exc)) from exc
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+        raise PrivacyStorageError(str(exc).splitlines()[0]) from exc
