@@ -76,31 +76,36 @@ def test_policy_diff_exits_1_on_expansion(tmp_path: Path) -> None:
 
 
 def test_policy_publish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from baat.privacy.policy import POLICY_VERSION as n
+
     directory = tmp_path / "policies"
     invoke(policy, "publish", "--dir", str(directory))
-    assert json.loads((directory / "v1.json").read_text()) == Policy.current().document()
+    assert json.loads((directory / f"v{n}.json").read_text()) == Policy.current().document()
     assert "up to date" in invoke(policy, "publish", "--dir", str(directory)).output
 
-    v1 = Policy.current()
+    current = Policy.current()
     longer = tuple(
         replace(e, retention=Retention("P2Y", "x", "y")) if e.id == "account.last_seen_day" else e
-        for e in v1.entries
+        for e in current.entries
     )
-    changed = v1.evolve(entries=longer)
+    changed = current.evolve(entries=longer)
     monkeypatch.setattr(Policy, "current", classmethod(lambda cls: changed))
-    assert "POLICY_VERSION = 2" in invoke(policy, "publish", "--dir", str(directory), code=1).output
-
-    v2 = changed.evolve(version=2)
-    monkeypatch.setattr(Policy, "current", classmethod(lambda cls: v2))
     out = invoke(policy, "publish", "--dir", str(directory), code=1).output
-    assert "consent_since=2" in out and "understand" in out
+    assert f"POLICY_VERSION = {n + 1}" in out
+
+    bumped_version = changed.evolve(version=n + 1)
+    monkeypatch.setattr(Policy, "current", classmethod(lambda cls: bumped_version))
+    out = invoke(policy, "publish", "--dir", str(directory), code=1).output
+    assert f"consent_since={n + 1}" in out and "understand" in out
 
     expanded = ("understand", "support", "share_affiliate")
-    bumped = tuple(replace(p, consent_since=2) if p.id in expanded else p for p in v2.purposes)
-    v2 = v2.evolve(purposes=bumped)
-    monkeypatch.setattr(Policy, "current", classmethod(lambda cls: v2))
+    bumped = tuple(
+        replace(p, consent_since=n + 1) if p.id in expanded else p for p in bumped_version.purposes
+    )
+    final = bumped_version.evolve(purposes=bumped)
+    monkeypatch.setattr(Policy, "current", classmethod(lambda cls: final))
     invoke(policy, "publish", "--dir", str(directory))
-    assert (directory / "v2.json").exists()
+    assert (directory / f"v{n + 1}.json").exists()
 
 
 # -- operator commands ---------------------------------------------------------------------

@@ -148,9 +148,10 @@ async def test_consent_under_an_older_policy_stops_counting_when_the_purpose_exp
     await service.grant(b.id, "market")
     v1 = service.policy
     understand = v1.purpose("understand")
-    expanded = [replace(p, consent_since=2) if p.id == "understand" else p for p in v1.purposes]
-    v2 = v1.evolve(version=2, purposes=tuple(expanded))
-    assert understand.consent_since == 1
+    n = v1.version + 1
+    expanded = [replace(p, consent_since=n) if p.id == "understand" else p for p in v1.purposes]
+    v2 = v1.evolve(version=n, purposes=tuple(expanded))
+    assert understand.consent_since < n
     later: PrivacyService = await open_service(policy=v2)  # type: ignore[operator]
 
     assert (await later.run_understand())["accounts"] == 0  # needs fresh consent

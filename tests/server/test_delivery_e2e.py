@@ -163,14 +163,24 @@ async def test_unknown_recipients_are_reported_per_envelope(server: ServerProces
             "m",
             [
                 OutgoingEnvelope(bob.account_id, 1, b"ok"),
-                OutgoingEnvelope(bob.account_id, 9, b"no such device"),
                 OutgoingEnvelope("0" * 32, 1, b"no such account"),
             ],
         )
     )
     result = await next_of(a, SendResult)
     assert isinstance(result, SendResult)
-    assert [r.status for r in result.results] == ["stored", "unknown_device", "unknown_account"]
+    assert [r.status for r in result.results] == ["stored", "unknown_account"]
+    # Addressing a device the account does not have means the sender's list is stale:
+    # the whole send is refused, so that the sender refreshes and encrypts for each device.
+    await a.send(
+        Send(
+            "m2",
+            [OutgoingEnvelope(bob.account_id, 1, b"x"), OutgoingEnvelope(bob.account_id, 9, b"y")],
+        )
+    )
+    err = await next_of(a, Error)
+    assert isinstance(err, Error) and err.code == "stale_devices" and err.message_id == "m2"
+    assert not err.fatal
     await a.close()
 
 

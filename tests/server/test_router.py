@@ -20,6 +20,7 @@ class FakeOutlet:
         self.key = key
         self.frames: list[object] = []
         self.superseded = False
+        self.removed = False
 
     def push(self, data: bytes) -> None:
         self.frames.append(decode_server(data))
@@ -29,6 +30,9 @@ class FakeOutlet:
 
     def close_superseded(self) -> None:
         self.superseded = True
+
+    def close_removed(self) -> None:
+        self.removed = True
 
     def delivered(self) -> list[Deliver]:
         return [f for f in self.frames if isinstance(f, Deliver)]

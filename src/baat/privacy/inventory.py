@@ -122,6 +122,7 @@ def _server(
     legal_process: bool = False,
     account_columns: tuple[str, ...] = (),
     belongs_to: tuple[tuple[str, str], ...] = (),
+    since: int = 1,
 ) -> Entry:
     return Entry(
         id=id,
@@ -140,7 +141,7 @@ def _server(
         recipients=recipients,
         in_export=in_export,
         legal_process=legal_process,
-        since=1,
+        since=since,
         account_columns=account_columns,
         belongs_to=belongs_to,
     )
@@ -186,6 +187,8 @@ _ACCOUNT_ID_COLUMNS = (
     "signed_prekeys.account_id",
     "one_time_prekeys.account_id",
     "consent_subjects.account_id",
+    "link_codes.account_id",
+    "device_lists.account_id",
 )
 
 SERVER_ENTRIES: tuple[Entry, ...] = (
@@ -306,6 +309,32 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         ("security",),
         ("baat",),
         in_export=False,
+    ),
+    _server(
+        "device.link_code",
+        "Device link codes",
+        "SHA-256 of a one-time code that lets a new device of yours join your account, and "
+        "when it expires. The code itself is shown only on your existing device.",
+        ("link_codes.code_hash", "link_codes.expires_at"),
+        _CREDENTIAL,
+        ("service", "security"),
+        ("baat",),
+        retention=Retention(
+            "PT10M", "the code is created", "deleted when used or when it expires"
+        ),
+        in_export=False,
+        since=2,
+    ),
+    _server(
+        "account.device_list",
+        "Signed device list",
+        "The list of your devices and their public identity keys, signed by your first "
+        "device, so that people who write to you can check which devices may read it.",
+        ("device_lists.version", "device_lists.signed_list"),
+        _CREDENTIAL,
+        ("service", "security"),
+        ("baat", "correspondents"),
+        since=2,
     ),
     _server(
         "device.prekeys",

@@ -29,6 +29,8 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     UNKNOWN_ACCOUNT = "unknown_account"
     UNKNOWN_DEVICE = "unknown_device"
+    STALE_DEVICES = "stale_devices"
+    DEVICE_REMOVED = "device_removed"
     INVALID_PREKEY = "invalid_prekey"
     STORAGE_UNAVAILABLE = "storage_unavailable"
     SHUTTING_DOWN = "shutting_down"
@@ -45,6 +47,7 @@ FATAL_CODES = frozenset(
         ErrorCode.AUTH_FAILED,
         ErrorCode.UNEXPECTED_FRAME,
         ErrorCode.SHUTTING_DOWN,
+        ErrorCode.DEVICE_REMOVED,
     }
 )
 

@@ -55,7 +55,7 @@ def registration_message(username: str, identity_key: bytes, identity_dh_key: by
     return REGISTRATION_DOMAIN + username.encode() + b"\x00" + identity_key + identity_dh_key
 
 
-def _b64(value: object, field: str, size: int | None = None) -> bytes:
+def b64_field(value: object, field: str, size: int | None = None) -> bytes:
     if not isinstance(value, str):
         raise RegistrationError("invalid_request", f"{field} must be a base64 string")
     try:
@@ -85,10 +85,10 @@ async def register(store: SqlStore, body: object, region: str) -> Registered:
     if not isinstance(body, dict):
         raise RegistrationError("invalid_request", "expected a JSON object")
     username = normalize_username(str(body.get("username", "")))
-    identity_key = _b64(body.get("identity_key"), "identity_key", 32)
-    identity_dh_key = _b64(body.get("identity_dh_key"), "identity_dh_key", 32)
-    identity_dh_sig = _b64(body.get("identity_dh_sig"), "identity_dh_sig", 64)
-    proof = _b64(body.get("proof"), "proof", 64)
+    identity_key = b64_field(body.get("identity_key"), "identity_key", 32)
+    identity_dh_key = b64_field(body.get("identity_dh_key"), "identity_dh_key", 32)
+    identity_dh_sig = b64_field(body.get("identity_dh_sig"), "identity_dh_sig", 64)
+    proof = b64_field(body.get("proof"), "proof", 64)
     jurisdiction = str(body.get("jurisdiction", "ZZ")).upper()
     if jurisdiction not in JURISDICTIONS:
         raise RegistrationError(

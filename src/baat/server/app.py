@@ -7,6 +7,7 @@ Every error body is ``{"error": {"code": STABLE_CODE, "message": TEXT}}``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import time
@@ -33,6 +34,7 @@ from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
+from baat.server.devices import routes as device_routes
 from baat.server.session import Session
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
@@ -140,11 +142,15 @@ async def lookup_account(request: Request) -> Response:
     if account is None:
         return error("unknown_account", f"no user named {name!r}", 404)
     devices = await state.store.devices(account.account_id)
+    signed = await state.store.device_list(account.account_id)
     return JSONResponse(
         {
             "account_id": account.account_id,
             "username": account.username,
             "devices": [d.device_id for d in devices],
+            "device_list": None
+            if signed is None
+            else {"version": signed[0], "signed_list": base64.b64encode(signed[1]).decode()},
         }
     )
 
@@ -190,6 +196,7 @@ def create_app(config: ServerConfig) -> Starlette:
         WebSocketRoute("/v1/ws", websocket),
         *privacy_routes(),
         *blob_routes(),
+        *device_routes(),
     ]
     return Starlette(
         routes=routes,

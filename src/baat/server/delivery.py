@@ -43,6 +43,7 @@ from baat.server.bus import (
     Bus,
     BusUnavailable,
     CatchUp,
+    DevicesChanged,
     Forward,
     Kick,
     LocalBus,
@@ -73,6 +74,8 @@ class Outlet(Protocol):
     async def wait_writable(self) -> None: ...
 
     def close_superseded(self) -> None: ...
+
+    def close_removed(self) -> None: ...
 
 
 class _Waiter:
@@ -224,6 +227,24 @@ class Router:
         """Drop the cached device list of an account (a device was added or removed)."""
         self._devices.pop(account_id, None)
 
+    async def devices_changed(self, account_id: str, removed_device: int = 0) -> None:
+        """A device was added or removed: every node forgets the cached list, and the
+        removed device stops receiving at once wherever it is connected."""
+        self._apply_devices_changed(account_id, removed_device)
+        assert self.bus is not None
+        try:
+            await self.bus.broadcast([DevicesChanged(account_id, removed_device)])
+        except BusUnavailable as exc:
+            log.warning("could not tell other nodes about a device change: %s", exc)
+
+    def _apply_devices_changed(self, account_id: str, removed_device: int) -> None:
+        self.forget_devices(account_id)
+        if removed_device:
+            key = (account_id, removed_device)
+            outlet = self.online.get(key) or self.draining.get(key)
+            if outlet is not None:
+                outlet.close_removed()
+
     async def _device_ids(self, account_id: str) -> frozenset[int]:
         ids = self._devices.get(account_id)
         if ids is None:
@@ -279,15 +300,28 @@ class Router:
                 ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
             )
         results: list[RecipientResult | None] = []
+        addressed: dict[str, set[int]] = {}
         for env in envelopes:
-            ids = await self._device_ids(env.recipient_account)
-            if not ids:
+            addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
+        for account_id, ids in addressed.items():
+            current = await self._device_ids(account_id)
+            if not current:
+                continue  # an unknown account: reported per envelope below
+            expected = set(current)
+            if account_id == sender[0]:
+                expected.discard(sender[1])
+            if ids != expected:
+                # The sender's view of this account's devices is out of date: refuse the
+                # whole send so that it refreshes the list and encrypts for every device.
+                raise SendRefused(
+                    ErrorCode.STALE_DEVICES,
+                    f"device list of {account_id} changed: current devices "
+                    f"{sorted(expected)}, addressed {sorted(ids)}",
+                )
+        for env in envelopes:
+            if not await self._device_ids(env.recipient_account):
                 results.append(
                     RecipientResult(env.recipient_account, env.recipient_device, "unknown_account")
-                )
-            elif env.recipient_device not in ids:
-                results.append(
-                    RecipientResult(env.recipient_account, env.recipient_device, "unknown_device")
                 )
             else:
                 results.append(None)
@@ -602,6 +636,8 @@ class Router:
                     self._push_forward(key, outlet, msg)
                 elif key in self.draining:
                     self._held_forwards.setdefault(key, []).append(msg)
+            elif isinstance(msg, DevicesChanged):
+                self._apply_devices_changed(msg.account_id, msg.removed_device)
             elif isinstance(msg, CatchUp) and msg.by_node != self.node_id:
                 self._spawn(self.catch_up())
             elif isinstance(msg, Kick) and msg.by_node != self.node_id:

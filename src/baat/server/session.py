@@ -94,6 +94,19 @@ class Session:
     async def wait_writable(self) -> None:
         await self._writable.wait()
 
+    def close_removed(self) -> None:
+        """The device was removed from its account: it stops receiving at once."""
+        self.push(
+            encode(
+                Error(
+                    code=ErrorCode.DEVICE_REMOVED,
+                    message="this device was removed from its account",
+                    fatal=True,
+                )
+            )
+        )
+        self._close_soon()
+
     def close_superseded(self) -> None:
         """A newer connection of the same device took over."""
         self.push(encode(Error(code="superseded", message="another connection took over")))

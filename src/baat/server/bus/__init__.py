@@ -2,7 +2,7 @@
 
 from baat.server.bus.base import PRESENCE_REFRESH_S, PRESENCE_TTL_S, Bus, BusUnavailable
 from baat.server.bus.local import LocalBus, LocalHub
-from baat.server.bus.messages import CatchUp, Forward, Kick, NodeMessage
+from baat.server.bus.messages import CatchUp, DevicesChanged, Forward, Kick, NodeMessage
 
 __all__ = [
     "PRESENCE_REFRESH_S",
@@ -10,6 +10,7 @@ __all__ = [
     "Bus",
     "BusUnavailable",
     "CatchUp",
+    "DevicesChanged",
     "Forward",
     "Kick",
     "LocalBus",

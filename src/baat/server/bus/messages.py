@@ -43,7 +43,15 @@ class CatchUp(_NodeMessage, frozen=True, tag=3):
     by_node: str
 
 
-NodeMessage = Forward | Kick | CatchUp
+class DevicesChanged(_NodeMessage, frozen=True, tag=4):
+    """An account gained or lost a device: forget cached device lists, and close the
+    removed device's connection if it is held here."""
+
+    account_id: str
+    removed_device: int  # 0 when a device was added
+
+
+NodeMessage = Forward | Kick | CatchUp | DevicesChanged
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[NodeMessage])

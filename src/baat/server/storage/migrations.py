@@ -65,6 +65,9 @@ MIGRATIONS: list[Migration] = [
             ).close()
         },
     ),
+    Migration(
+        4, "linked devices: link codes and signed device lists", ["link_codes", "device_lists"]
+    ),
 ]
 
 

@@ -171,3 +171,23 @@ blob_chunks = Table(
     Column("data", LargeBinary, nullable=False, info=_inv("blob.content")),
     PrimaryKeyConstraint("blob_id", "position"),
 )
+
+# One-time codes that let a new device join an account (expire after 10 minutes). Only a
+# hash of the code is stored: the code itself is the capability.
+link_codes = Table(
+    "link_codes",
+    metadata,
+    Column("code_hash", LargeBinary(32), primary_key=True, info=_inv("device.link_code")),
+    Column("account_id", String(32), nullable=False, info=_inv("account.id")),
+    Column("expires_at", BigInteger, nullable=False, info=_inv("device.link_code")),
+)
+
+# The account's device list as signed by its primary device. The server keeps it opaque
+# (senders verify the signature) and only refuses an older version than it has.
+device_lists = Table(
+    "device_lists",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
+    Column("version", BigInteger, nullable=False, info=_inv("account.device_list")),
+    Column("signed_list", LargeBinary, nullable=False, info=_inv("account.device_list")),
+)

@@ -37,8 +37,10 @@ from baat.server.storage.base import (
 )
 from baat.server.storage.schema import (
     accounts,
+    device_lists,
     devices,
     envelopes,
+    link_codes,
     metadata,
     one_time_prekeys,
     recent_sends,
@@ -203,6 +205,113 @@ class SqlStore:
                 .where(accounts.c.account_id == account_id, accounts.c.last_seen_day < day)
                 .values(last_seen_day=day)
             )
+
+    # -- linked devices ----------------------------------------------------------------------
+
+    async def create_link_code(self, account_id: str, code_hash: bytes, expires_at: int) -> None:
+        async with self._tx() as conn:
+            await conn.execute(
+                link_codes.insert().values(
+                    code_hash=code_hash, account_id=account_id, expires_at=expires_at
+                )
+            )
+
+    async def consume_link_code(self, code_hash: bytes, now: int) -> str | None:
+        """The account a valid code belongs to; the code is deleted in the same statement,
+        so it links exactly one device."""
+        async with self._tx() as conn:
+            await conn.execute(delete(link_codes).where(link_codes.c.expires_at < now))
+            row = (
+                await conn.execute(
+                    delete(link_codes)
+                    .where(link_codes.c.code_hash == code_hash)
+                    .returning(link_codes.c.account_id)
+                )
+            ).first()
+        return str(row[0]) if row else None
+
+    async def add_device(self, device: Device) -> int:
+        """Add a device with the next free id of its account; returns the id.
+
+        Raises:
+            NotFound: the account does not exist.
+        """
+        for _ in range(5):
+            try:
+                async with self._tx() as conn:
+                    exists = await conn.scalar(
+                        select(func.count()).where(accounts.c.account_id == device.account_id)
+                    )
+                    if not exists:
+                        raise NotFound(device.account_id)
+                    top = await conn.scalar(
+                        select(func.max(devices.c.device_id)).where(
+                            devices.c.account_id == device.account_id
+                        )
+                    )
+                    device_id = int(top or 0) + 1
+                    values = _fields(device)
+                    values["device_id"] = device_id
+                    await conn.execute(devices.insert().values(**values))
+                    return device_id
+            except sa_exc.IntegrityError:
+                continue  # another device took that id at the same moment: try the next
+        raise StorageUnavailable("could not allocate a device id")
+
+    async def remove_device(self, account_id: str, device_id: int) -> bool:
+        """Delete a device with its prekeys and its undelivered envelopes."""
+        async with self._tx() as conn:
+            for table in (one_time_prekeys, signed_prekeys):
+                await conn.execute(
+                    delete(table).where(
+                        table.c.account_id == account_id, table.c.device_id == device_id
+                    )
+                )
+            await conn.execute(
+                delete(envelopes).where(
+                    envelopes.c.recipient_account == account_id,
+                    envelopes.c.recipient_device == device_id,
+                )
+            )
+            result = await conn.execute(
+                delete(devices).where(
+                    devices.c.account_id == account_id, devices.c.device_id == device_id
+                )
+            )
+            return bool(result.rowcount)
+
+    async def put_device_list(self, account_id: str, version: int, signed_list: bytes) -> bool:
+        """Store a signed device list unless the stored one is as new or newer."""
+        async with self._tx() as conn:
+            current = await conn.scalar(
+                select(device_lists.c.version).where(device_lists.c.account_id == account_id)
+            )
+            if current is not None and int(current) >= version:
+                return False
+            if current is None:
+                await conn.execute(
+                    device_lists.insert().values(
+                        account_id=account_id, version=version, signed_list=signed_list
+                    )
+                )
+            else:
+                await conn.execute(
+                    update(device_lists)
+                    .where(device_lists.c.account_id == account_id)
+                    .values(version=version, signed_list=signed_list)
+                )
+            return True
+
+    async def device_list(self, account_id: str) -> tuple[int, bytes] | None:
+        async with self._tx() as conn:
+            row = (
+                await conn.execute(
+                    select(device_lists.c.version, device_lists.c.signed_list).where(
+                        device_lists.c.account_id == account_id
+                    )
+                )
+            ).first()
+        return (int(row[0]), bytes(row[1])) if row else None
 
     # -- prekeys -------------------------------------------------------------------------
 
