@@ -16,16 +16,16 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the browser tests need (installed once; root on CI).
+# Debian packages the browser tests need (Chromium, driven by Playwright for Python).
 system-deps:
 	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing chromium (Debian package) for the browser tests"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) \
-		|| echo "warning: could not install chromium; browser tests will be skipped"; \
+		echo "installing Debian's chromium for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
+# The server on SQLite under ./var/server and the web app for ./var/alice (prints its URL).
 run: $(STAMP)
-	$(BIN)/baat serve --data $(DATA)
+	DATA=$(DATA) bash scripts/run-local.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
@@ -42,6 +42,8 @@ test: $(STAMP) system-deps lint typecheck pytest
 bench: $(STAMP)
 	$(BIN)/python bench/route.py
 	$(BIN)/python bench/crypto.py
+	$(BIN)/python bench/import.py
+	$(BIN)/python bench/attachments.py
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
