@@ -14,7 +14,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
+from baat.server.storage import migrations
+from baat.server.storage.schema import metadata
 from baat.server.storage.sql import SqlStore
 from support.devices import OPEN_TRANSPORTS
 from support.server import ServerProcess
@@ -56,16 +59,20 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'baat.sqlite3'}"
     url: str = request.getfixturevalue("pg_url")
-
-    async def reset() -> None:
-        store = await SqlStore.open(url, migrate=False)
-        try:
-            await store.drop_all()
-        finally:
-            await store.close()
-
-    asyncio.run(reset())
+    asyncio.run(_empty(url))
     return url
+
+
+async def _empty(url: str) -> None:
+    """Migrated, with every table empty: cheaper than dropping and migrating again."""
+    store = await SqlStore.open(url)
+    try:
+        migrations.load_all_tables()
+        names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "schema_version")
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    finally:
+        await store.close()
 
 
 @pytest.fixture

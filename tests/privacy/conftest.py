@@ -1,16 +1,12 @@
 """Fixtures of the privacy suite.
 
 Every database test runs on SQLite, and on PostgreSQL when ``BAAT_TEST_POSTGRES`` names a
-server (``postgresql://postgres@127.0.0.1:5432/test``): the session creates its own
-database ``baat_t_<random>`` through that server and drops it at the end, so parallel runs
-never share tables; each test starts from empty tables.
+server (the database fixtures of ``tests/conftest.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import secrets
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -21,76 +17,19 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 from starlette.applications import Starlette
 
 from baat.privacy.http import routes
 from baat.privacy.policy import Policy
 from baat.privacy.service import PrivacyService
 from baat.server.auth import token_hash
-from baat.server.storage import migrations
 from baat.server.storage.base import Account, Device
-from baat.server.storage.schema import metadata
 from baat.server.storage.sql import SqlStore
 
-PG_BASE = os.environ.get("BAAT_TEST_POSTGRES")
 DAY = 86_400
 TODAY = 20_400  # 2025-11-08, in days since the epoch
 
-
-def _pg_admin(sql: str) -> None:
-    import asyncpg
-
-    async def run() -> None:
-        assert PG_BASE
-        conn = await asyncpg.connect(PG_BASE)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
-
-
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    if not PG_BASE:
-        pytest.skip("BAAT_TEST_POSTGRES is not set")
-    name = "baat_t_" + secrets.token_hex(6)
-    _pg_admin(f"CREATE DATABASE {name}")
-    try:
-        yield f"{PG_BASE.rsplit('/', 1)[0]}/{name}"
-    finally:
-        _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-async def _empty(url: str) -> None:
-    store = await SqlStore.open(url)
-    try:
-        migrations.load_all_tables()
-        names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "schema_version")
-        async with store.engine.begin() as conn:
-            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
-    finally:
-        await store.close()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'baat.sqlite3'}"
-    url: str = request.getfixturevalue("pg_url")
-    asyncio.run(_empty(url))
-    return url
-
-
-@pytest.fixture
-async def store(db_url: str) -> AsyncIterator[SqlStore]:
-    s = await SqlStore.open(db_url)
-    try:
-        yield s
-    finally:
-        await s.close()
+# pg_url, db_url and store come from tests/conftest.py.
 
 
 @dataclass

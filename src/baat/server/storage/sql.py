@@ -41,7 +41,6 @@ from baat.server.storage.schema import (
     devices,
     envelopes,
     link_codes,
-    metadata,
     one_time_prekeys,
     recent_sends,
     signed_prekeys,
@@ -136,12 +135,6 @@ class SqlStore:
     async def migrate(self) -> list[int]:
         async with self._tx() as conn:
             return await conn.run_sync(migrations.migrate)
-
-    async def drop_all(self) -> None:
-        """Remove every table (tests only)."""
-        migrations.load_all_tables()
-        async with self._tx() as conn:
-            await conn.run_sync(metadata.drop_all)
 
     def _insert(self, table: Any) -> Any:
         if self.dialect == "postgresql":
