@@ -105,3 +105,21 @@ def test_codec_round_trip_and_rejects_garbage() -> None:
 
     with pytest.raises((msgspec.DecodeError, msgspec.ValidationError)):
         decode_batch(b"\x93\x01\x02")
+
+
+async def test_a_silent_node_stops_counting_as_present() -> None:
+    """A crashed node refreshes nothing: its devices are not considered connected for long."""
+    if not _redis_up():
+        pytest.skip(f"no Redis at {REDIS_URL}")
+    tag = uuid.uuid4().hex
+    crashed = RedisBus(REDIS_URL, f"crashed-{tag}", presence_ttl=1)
+    other = RedisBus(REDIS_URL, f"other-{tag}")
+    try:
+        dev = (f"acct-{tag}", 1)
+        await crashed.claim(dev)
+        assert await other.locate([dev]) == {dev: crashed.node_id}
+        await asyncio.sleep(1.3)
+        assert await other.locate([dev]) == {}
+    finally:
+        await crashed.stop()
+        await other.stop()

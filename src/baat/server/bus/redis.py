@@ -56,9 +56,10 @@ def _channel(node_id: str) -> str:
 
 
 class RedisBus:
-    def __init__(self, url: str, node_id: str) -> None:
+    def __init__(self, url: str, node_id: str, presence_ttl: int = PRESENCE_TTL_S) -> None:
         self.url = url
         self.node_id = node_id
+        self.presence_ttl = presence_ttl
         # After a Redis restart the first command on a pooled connection fails; one retry
         # on a fresh connection is what it takes.
         self._redis: aioredis.Redis = aioredis.from_url(
@@ -132,7 +133,7 @@ class RedisBus:
     async def claim(self, device: DeviceKey) -> str | None:
         try:
             previous = await self._redis.set(
-                _key(device), self.node_id, ex=PRESENCE_TTL_S, get=True
+                _key(device), self.node_id, ex=self.presence_ttl, get=True
             )
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
@@ -159,7 +160,7 @@ class RedisBus:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for d in devices:
-                    pipe.set(_key(d), self.node_id, ex=PRESENCE_TTL_S)
+                    pipe.set(_key(d), self.node_id, ex=self.presence_ttl)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
