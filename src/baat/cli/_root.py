@@ -141,6 +141,7 @@ def _add_optional_groups() -> None:
     # Command groups of other layers register themselves here.
     for module, names in (
         ("baat.cli.privacy", ("policy", "consent", "me", "transparency", "admin")),
+        ("baat.cli.app", ("app",)),
         (
             "baat.cli.client",
             ("register", "send", "sync", "history", "contacts", "safety_number", "verify"),

@@ -1,0 +1,380 @@
+"""The one ``Client`` behind the web app: unlocking, registering, staying connected, and
+turning the SDK's listener callbacks into events for every open browser tab.
+
+Keys and the decrypted store live only in this process; the browser sees what the JSON
+routes hand it, over a connection only the launching user can open (``guard.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+from baat.client.sdk import Client, ClientError, Incident, UnknownContact
+from baat.client.store import PROFILE_FILE, STORE_FILE, StoredMessage
+from baat.client.transport import TransportError
+
+log = logging.getLogger("baat.web")
+
+ONBOARDING = "onboarding"  # no profile yet: register
+LOCKED = "locked"  # a profile exists: the passphrase opens it
+READY = "ready"  # unlocked; connected or retrying in the background
+
+# Reconnect backoff: doubles from the first delay up to the cap, with jitter so that many
+# apps restarted together by a server restart do not reconnect in lockstep.
+BACKOFF_FIRST = 0.5
+BACKOFF_CAP = 15.0
+# While connected, retry the outbox this often when something is left in it (a send
+# refused for a rate limit stays queued until the next flush).
+OUTBOX_RETRY = 10.0
+HUB_QUEUE = 1000
+
+Event = dict[str, Any]
+
+
+class Busy(Exception):
+    """Another unlock, registration or deletion is running."""
+
+
+class WrongState(Exception):
+    def __init__(self, state: str) -> None:
+        super().__init__(f"the app is {state}")
+        self.state = state
+
+
+class EventHub:
+    """Fan-out of JSON events to every open WebSocket; ``None`` tells a reader to stop."""
+
+    def __init__(self) -> None:
+        self._queues: set[asyncio.Queue[Event | None]] = set()
+
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        q: asyncio.Queue[Event | None] = asyncio.Queue(HUB_QUEUE)
+        self._queues.add(q)
+        return q
+
+    def unsubscribe(self, q: asyncio.Queue[Event | None]) -> None:
+        self._queues.discard(q)
+
+    def publish(self, event: Event) -> None:
+        for q in list(self._queues):
+            try:
+                q.put_nowait(event)
+            except asyncio.QueueFull:
+                # A tab that stopped reading: drop it; it reconnects and reloads.
+                self._queues.discard(q)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    q.get_nowait()
+                q.put_nowait(None)
+
+    def close(self) -> None:
+        for q in list(self._queues):
+            with contextlib.suppress(asyncio.QueueFull):
+                q.put_nowait(None)
+        self._queues.clear()
+
+
+def _attachment_json(body: dict[str, Any]) -> dict[str, Any] | None:
+    """What the page may show of an attachment: its name, type, size and state (never the
+    sealed pointer). Attachments are fetched and opened by the SDK and the CLI."""
+    att = body.get("attachment")
+    if not isinstance(att, dict):
+        return None
+    return {k: att.get(k) for k in ("file_name", "content_type", "size", "state")}
+
+
+def message_json(m: StoredMessage) -> dict[str, Any]:
+    held = m.status == "held"
+    return {
+        "id": m.message_id,
+        "chat": m.chat,
+        "peer": m.body.get("peer"),
+        "sender": m.body.get("sender"),
+        "direction": m.direction,
+        "status": m.status,
+        # A held message came with an identity nobody has compared yet: its text stays
+        # here until the contact is verified again.
+        "text": None if held else m.body.get("text", ""),
+        "attachment": None if held else _attachment_json(m.body),
+        "sent_at": m.sent_at,
+        "received_at": m.received_at,
+    }
+
+
+class Runtime:
+    def __init__(
+        self, profile: Path, default_server: str, env_passphrase: str | None = None
+    ) -> None:
+        self.profile = profile
+        self.default_server = default_server
+        self.env_passphrase = env_passphrase
+        self.client: Client | None = None
+        self.connection = "offline"
+        self.last_error = ""  # why the last connection attempt failed, for the UI
+        self.hub = EventHub()
+        self._runner: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+        self._busy = asyncio.Lock()
+        self._stopping = False
+        # Why a contact's name is in doubt (account id -> reason), and who was checked.
+        self.doubts: dict[str, str] = {}
+        self._checked: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        if self.client is not None:
+            return READY
+        return LOCKED if (self.profile / PROFILE_FILE).exists() else ONBOARDING
+
+    def describe(self) -> dict[str, Any]:
+        info = self.client.info if self.client is not None else None
+        return {
+            "state": self.state,
+            "connection": self.connection,
+            "reason": self.last_error,
+            "username": info.username if info else None,
+            "account_id": info.account_id if info else None,
+            "server_url": info.server_url if info else self.default_server,
+            "passphrase_from_env": self.env_passphrase is not None,
+            "profile": str(self.profile),
+        }
+
+    def need_client(self) -> Client:
+        if self.client is None:
+            raise WrongState(self.state)
+        return self.client
+
+    def _publish_state(self) -> None:
+        self.hub.publish({"type": "state", **self.describe()})
+
+    # -- opening -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Unlock at once when ``BAAT_PASSPHRASE`` opens the profile; else wait for the UI."""
+        if self.env_passphrase is not None and self.state == LOCKED:
+            try:
+                await self.unlock(self.env_passphrase)
+            except Exception as exc:  # the unlock screen shows; the reason goes to the log
+                log.warning("BAAT_PASSPHRASE did not open %s: %s", self.profile, exc)
+
+    async def unlock(self, passphrase: str) -> None:
+        """Raises: NoProfile, WrongPassphrase (from the store), Busy, WrongState."""
+        if self._busy.locked():
+            raise Busy("the profile is being opened")
+        async with self._busy:
+            if self.state != LOCKED:
+                raise WrongState(self.state)
+            # Argon2 takes a noticeable fraction of a second: keep the loop serving.
+            client = await asyncio.to_thread(Client.open, self.profile, passphrase)
+            self._attach(client)
+
+    async def register(self, server_url: str, username: str, passphrase: str) -> None:
+        """Raises: RegistrationFailed, NotConnected, ProfileExists, Busy, WrongState."""
+        if self._busy.locked():
+            raise Busy("a registration is running")
+        async with self._busy:
+            if self.state != ONBOARDING:
+                raise WrongState(self.state)
+            client = await Client.register(self.profile, passphrase, server_url, username)
+            self._attach(client)
+
+    def _attach(self, client: Client) -> None:
+        # Listeners go in before the first connect: queued envelopes arrive right after
+        # authentication.
+        client.message_listeners.append(self._on_message)
+        client.status_listeners.append(self._on_status)
+        client.incident_listeners.append(self._on_incident)
+        # Attachments finish downloading after their message arrived (newer SDKs only).
+        attachment_listeners = getattr(client, "attachment_listeners", None)
+        if isinstance(attachment_listeners, list):
+            attachment_listeners.append(self._on_attachment)
+        self.client = client
+        self._stopping = False
+        self._runner = asyncio.create_task(self._run(client), name="baat-web-connection")
+        self._publish_state()
+
+    # -- listeners (called by the SDK inside the event loop) -----------------------------
+
+    def _on_message(self, m: StoredMessage) -> None:
+        self.hub.publish({"type": "message", "message": message_json(m)})
+        if m.chat not in self._checked and self.client is not None:
+            self._check_names_soon(self.client, {m.chat})
+
+    def _on_attachment(self, m: StoredMessage) -> None:
+        self.hub.publish({"type": "contact", "chat": m.chat})
+
+    def _on_status(self, message_id: str, status: str) -> None:
+        self.hub.publish({"type": "status", "id": message_id, "status": status})
+
+    def _on_incident(self, incident: Incident) -> None:
+        self.hub.publish(
+            {
+                "type": "incident",
+                "kind": incident.kind,
+                "chat": incident.account_id,
+                "detail": incident.detail,
+            }
+        )
+
+    def _set_connection(self, value: str) -> None:
+        if value == "online":
+            self.last_error = ""
+        if value != self.connection:
+            self.connection = value
+            self.hub.publish({"type": "connection", "connection": value, "reason": self.last_error})
+
+    # -- staying connected ---------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Skip the current backoff wait (e.g. the user pressed "retry")."""
+        self._wake.set()
+
+    async def _run(self, client: Client) -> None:
+        delay = BACKOFF_FIRST
+        while not self._stopping:
+            self._set_connection("connecting")
+            try:
+                await client.connect()
+                self._set_connection("online")
+                delay = BACKOFF_FIRST
+                self._check_names_soon(client)
+                await client.flush_outbox()
+                await self._stay(client)
+            except (ClientError, TransportError, OSError) as exc:
+                log.info("connection to %s: %s", client.info.server_url, exc)
+                self.last_error = str(exc)
+            except Exception as exc:
+                # Never let one bad turn end reconnecting for the rest of the launch.
+                log.exception("connection to %s failed", client.info.server_url)
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                with contextlib.suppress(Exception):
+                    await client.disconnect()
+            if self._stopping:
+                break
+            self._set_connection("offline")
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, BACKOFF_CAP)
+        self._set_connection("offline")
+
+    async def _stay(self, client: Client) -> None:
+        """Until the connection drops; retries the outbox now and then."""
+        while client.transport is not None and not client.transport.closed.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.transport.closed.wait(), OUTBOX_RETRY)
+            if client.connected and client.store.outbox():
+                await client.flush_outbox()
+
+    # -- names -------------------------------------------------------------------------------
+
+    def _check_names_soon(self, client: Client, only: set[str] | None = None) -> None:
+        task = asyncio.create_task(self._check_names(client, only))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _check_names(self, client: Client, only: set[str] | None) -> None:
+        """Someone who writes first is named by their own message (the SDK stores the name
+        the sender gave). Ask the server, once per launch, whether that name is theirs."""
+        for c in client.store.contacts():
+            if c.account_id in self._checked or (only is not None and c.account_id not in only):
+                continue
+            try:
+                account_id, _, _ = await client.lookup(c.username)
+                doubt = (
+                    None
+                    if account_id == c.account_id
+                    else f"on the server, {c.username} is another account"
+                )
+            except UnknownContact:
+                doubt = f"the server knows nobody called {c.username}"
+            except (ClientError, OSError):
+                return  # offline: checked after the next connect
+            self._checked.add(c.account_id)
+            if doubt != self.doubts.get(c.account_id):
+                if doubt is None:
+                    self.doubts.pop(c.account_id, None)
+                else:
+                    self.doubts[c.account_id] = doubt
+                self.hub.publish({"type": "contact", "chat": c.account_id})
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def send(self, chat: str | None, username: str, text: str) -> tuple[str, str]:
+        """Store and queue a message; (message id, status). Returns once it is stored and,
+        when connected, the server answered; offline it stays "sending" until reconnect.
+
+        Raises:
+            UnknownContact, IdentityChanged, NotConnected (a new contact while offline),
+            ValueError: the chat and the name disagree.
+        """
+        client = self.need_client()
+        name = username.strip().casefold()
+        known = client.store.contact_by_name(name)
+        if chat is not None and known is not None and known.account_id != chat:
+            # Two contacts can carry one name (a new contact names itself); never let a
+            # name lookup send into another conversation than the one on screen.
+            raise ValueError(f"{name!r} names another contact than this chat")
+        before = {mid for mid, _, _ in client.store.outbox()}
+        try:
+            message_id = await client.send_text(name, text)
+        except (ClientError, TransportError) as exc:
+            # The SDK stores first and sends second: a dropped connection during the send
+            # leaves the message queued, which is a success for the person typing.
+            queued = [mid for mid, _, _ in client.store.outbox() if mid not in before]
+            if not queued or (isinstance(exc, ClientError) and exc.code != "not_connected"):
+                raise
+            self.poke()
+            return queued[0], "sending"
+        contact = client.store.contact_by_name(name)
+        where = chat or (contact.account_id if contact is not None else None)
+        mine = client.store.messages(chat=where) if where is not None else []
+        status = next((m.status for m in reversed(mine) if m.message_id == message_id), "sending")
+        return message_id, status
+
+    # -- stopping ---------------------------------------------------------------------------
+
+    async def _detach(self) -> Client | None:
+        client, self.client = self.client, None
+        self._stopping = True
+        self._wake.set()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+            self._runner = None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await client.close()
+        self.connection = "offline"
+        return client
+
+    async def forget_profile(self) -> None:
+        """After the account is erased on the server: close and erase this device's copy
+        (keys, messages, contacts). Only Baat's own files go; the directory stays."""
+        from baat.client.media import MEDIA_DIR
+        from baat.web.privacy_api import SEEN_POLICY_FILE
+
+        async with self._busy:
+            await self._detach()
+            names = (PROFILE_FILE, STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm")
+            for name in (*names, SEEN_POLICY_FILE):
+                (self.profile / name).unlink(missing_ok=True)
+            # Attachments, kept encrypted under the profile key, go with it.
+            await asyncio.to_thread(shutil.rmtree, self.profile / MEDIA_DIR, True)
+        self._publish_state()
+
+    async def stop(self) -> None:
+        await self._detach()
+        self.hub.close()

@@ -1,0 +1,245 @@
+// Entry point: the app's state (onboarding, locked, ready), the live event socket, and
+// the hash routes (#/, #/chat/ID, #/contact/ID, #/privacy) that pick what the pane shows.
+
+import { $, api, debounce, toast } from "./dom.js";
+import * as chats from "./chats.js";
+import { showContact } from "./contact.js";
+import { showPrivacy } from "./privacy.js";
+
+export const app = { state: null, info: null };
+
+// -- state: which screen -----------------------------------------------------------------
+
+function applyState(info) {
+  const previous = app.state;
+  app.info = info;
+  app.state = info.state;
+  setConnection(info.connection, info.reason);
+  $("#gate").hidden = info.state === "ready";
+  $("#shell").hidden = info.state !== "ready";
+  $("#onboarding").hidden = info.state !== "onboarding";
+  $("#unlock").hidden = info.state !== "locked";
+  if (info.state === previous) return;
+  if (info.state === "onboarding") showOnboarding(info);
+  else if (info.state === "locked") showUnlock(info);
+  else {
+    $("#me").textContent = info.username ? `Signed in as ${info.username}` : "";
+    chats.reset();
+    chats.refreshList();
+    route();
+  }
+}
+
+function showOnboarding(info) {
+  const server = $("#reg-server");
+  if (!server.value) server.value = info.server_url;
+  updatePolicyLink();
+  $("#reg-passphrase-fields").hidden = info.passphrase_from_env;
+  $("#reg-env-note").hidden = !info.passphrase_from_env;
+  $("#reg-username").focus();
+}
+
+function showUnlock(info) {
+  $("#unlock-profile").textContent = info.profile;
+  $("#unlock-passphrase").focus();
+}
+
+function updatePolicyLink() {
+  const url = $("#reg-server").value.replace(/\/+$/, "");
+  $("#reg-policy-link").href = /^https?:\/\//.test(url) ? `${url}/privacy` : "#";
+}
+
+const REGISTER_ERRORS = {
+  username_taken: ["reg-username", "That username is taken. Try another one."],
+  invalid_username: ["reg-username", null],
+  not_connected: ["reg-server", "Cannot reach the server. Check the address and that it is running."],
+  invalid_server_url: ["reg-server", null],
+  passphrase_too_short: ["reg-passphrase", null],
+};
+
+async function register(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const error = $("#reg-error");
+  error.textContent = "";
+  for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
+  const body = { server_url: $("#reg-server").value.trim(), username: $("#reg-username").value.trim() };
+  if (!app.info.passphrase_from_env) {
+    body.passphrase = $("#reg-passphrase").value;
+    if (body.passphrase !== $("#reg-passphrase2").value) {
+      return fail(error, "reg-passphrase2", "The two passphrases differ.");
+    }
+  }
+  const button = form.querySelector("button[type=submit]");
+  button.disabled = true;
+  button.textContent = "Creating account…";
+  try {
+    applyState(await api("/api/register", { method: "POST", body }));
+    toast(`Welcome, ${app.info.username}.`);
+  } catch (err) {
+    const [field, text] = REGISTER_ERRORS[err.code] || ["reg-username", null];
+    fail(error, field, text || err.message);
+  } finally {
+    button.disabled = false;
+    button.textContent = "Create account";
+  }
+}
+
+async function unlock(event) {
+  event.preventDefault();
+  const error = $("#unlock-error");
+  error.textContent = "";
+  const field = $("#unlock-passphrase");
+  const button = event.currentTarget.querySelector("button[type=submit]");
+  button.disabled = true;
+  try {
+    applyState(await api("/api/unlock", { method: "POST", body: { passphrase: field.value } }));
+    field.value = "";
+  } catch (err) {
+    fail(error, "unlock-passphrase", err.code === "wrong_passphrase" ? "Wrong passphrase." : err.message);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function fail(errorEl, fieldId, text) {
+  errorEl.textContent = text;
+  const field = document.getElementById(fieldId);
+  if (field) {
+    field.setAttribute("aria-invalid", "true");
+    field.focus();
+  }
+}
+
+// -- connection to the server ------------------------------------------------------------
+
+const CONNECTION_TEXT = {
+  online: "Online",
+  connecting: "Connecting…",
+  offline: "Offline: messages are kept and sent when the server is back",
+};
+
+function setConnection(value, reason = "") {
+  const el = $("#connection");
+  el.textContent = CONNECTION_TEXT[value] || value;
+  el.dataset.state = value;
+  el.title = value === "offline" && reason ? `Last attempt: ${reason}` : "";
+  $("#retry").hidden = value !== "offline";
+}
+
+// -- live events from the app ------------------------------------------------------------
+
+let socketDelay = 500;
+let socketFailures = 0;
+
+function connectEvents() {
+  const socket = new WebSocket(`ws://${location.host}/ws`);
+  socket.onopen = () => {
+    socketDelay = 500;
+    socketFailures = 0;
+  };
+  socket.onmessage = (msg) => handle(JSON.parse(msg.data));
+  socket.onclose = () => {
+    socketFailures += 1;
+    setConnection("offline");
+    if (socketFailures >= 3) {
+      // Each launch has a new secret: a restarted app needs the URL it printed.
+      const el = $("#connection");
+      el.textContent = "The Baat app stopped: run 'baat app' and open the address it prints";
+      el.dataset.state = "stopped";
+      $("#retry").hidden = true;
+    }
+    socketDelay = Math.min(socketDelay * 2, 8000);
+    setTimeout(connectEvents, socketDelay);
+  };
+}
+
+const refreshList = debounce(() => chats.refreshList());
+
+function handle(event) {
+  switch (event.type) {
+    case "state":
+      applyState(event);
+      break;
+    case "connection":
+      setConnection(event.connection, event.reason);
+      break;
+    case "message":
+      chats.onMessage(event.message);
+      refreshList();
+      break;
+    case "status":
+      chats.onStatus(event.id, event.status);
+      refreshList();
+      break;
+    case "incident":
+      toast(event.detail, "error");
+      chats.onIncident(event);
+      refreshList();
+      break;
+    case "contact":
+      chats.onContact(event.chat);
+      refreshList();
+      break;
+    default:
+      break;
+  }
+}
+
+// -- routes ------------------------------------------------------------------------------
+
+export function go(hash) {
+  if (location.hash === hash) route();
+  else location.hash = hash;
+}
+
+function parseHash() {
+  const [, view, id] = (location.hash || "#/").split("/");
+  return { view: view || "", target: id ? decodeURIComponent(id) : null };
+}
+
+// Screens load asynchronously: one that finishes after the person moved on must not draw.
+export function stillOn(view, target = null) {
+  const now = parseHash();
+  return now.view === view && now.target === target;
+}
+
+function route() {
+  if (app.state !== "ready") return;
+  const { view, target } = parseHash();
+  document.body.dataset.view = view && view !== "" ? "detail" : "list";
+  $("#nav-chats").toggleAttribute("aria-current", view !== "privacy");
+  $("#nav-privacy").toggleAttribute("aria-current", view === "privacy");
+  if (view === "chat" && target) chats.showChat(target);
+  else if (view === "contact" && target) {
+    chats.leave();
+    showContact(target);
+  } else if (view === "privacy") {
+    chats.leave();
+    showPrivacy();
+  } else chats.showNothing();
+}
+
+export async function refreshState() {
+  applyState(await api("/api/state"));
+}
+
+// -- start -------------------------------------------------------------------------------
+
+async function boot() {
+  $("#register-form").addEventListener("submit", register);
+  $("#reg-server").addEventListener("input", updatePolicyLink);
+  $("#unlock-form").addEventListener("submit", unlock);
+  $("#retry").addEventListener("click", () => api("/api/reconnect", { method: "POST" }).catch(() => {}));
+  window.addEventListener("hashchange", route);
+  document.addEventListener("visibilitychange", () => chats.onVisible());
+  chats.init();
+  try {
+    applyState(await api("/api/state"));
+  } catch (err) {
+    toast(err.message, "error");
+  }
+  connectEvents();
+}
+
+boot();

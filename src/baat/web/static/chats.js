@@ -1,0 +1,429 @@
+// The chat list, the conversation view, starting a chat, and searching the history.
+// The app's store is the source of truth: events say what changed, and the affected
+// conversation is reloaded from /api/messages and merged into what is on screen.
+
+import { $, api, dayKey, dayLabel, debounce, h, shortWhen, timeOf, toast } from "./dom.js";
+import { go, stillOn } from "./app.js";
+
+const chatsById = new Map(); // chat id -> row of /api/chats
+const names = new Map(); // chat id -> username, also for chats not in the list yet
+let view = null; // the open conversation
+let allMessages = null; // cached for search; dropped when anything arrives
+
+export function init() {
+  $("#new-chat-form").addEventListener("submit", startChat);
+  $("#search").addEventListener("input", debounce(runSearch, 120));
+  $("#search").addEventListener("keydown", (e) => {
+    if (e.key === "Escape") {
+      e.currentTarget.value = "";
+      runSearch();
+    }
+  });
+}
+
+export function reset() {
+  chatsById.clear();
+  names.clear();
+  view = null;
+  allMessages = null;
+}
+
+// -- the list ----------------------------------------------------------------------------
+
+export async function refreshList() {
+  let data;
+  try {
+    data = await api("/api/chats");
+  } catch (err) {
+    if (err.code !== "locked" && err.code !== "not_registered") toast(err.message, "error");
+    return;
+  }
+  chatsById.clear();
+  for (const c of data.chats) {
+    chatsById.set(c.chat, c);
+    names.set(c.chat, c.username);
+  }
+  const list = $("#chat-list");
+  list.replaceChildren(...data.chats.map(chatItem));
+  $("#chat-empty").hidden = data.chats.length > 0;
+  if (view) updateHeader();
+}
+
+function chatItem(c) {
+  const last = c.last;
+  const preview = !last ? "No messages yet"
+    : last.text === null ? "Held message"
+    : `${last.direction === "out" ? "You: " : ""}${last.text}`;
+  const current = view && view.chat === c.chat;
+  return h("li", {},
+    h("a", { href: `#/chat/${encodeURIComponent(c.chat)}`, class: "chat-item", "aria-current": current ? "page" : null },
+      h("span", { class: "avatar", "aria-hidden": "true" }, (c.username || "?").slice(0, 1).toUpperCase()),
+      h("span", { class: "chat-main" },
+        h("span", { class: "chat-name" }, c.username || "unknown",
+          c.identity_changed ? h("span", { class: "warn-mark", title: "Safety number changed" }, " ⚠",
+            h("span", { class: "sr-only" }, "safety number changed")) : null,
+          c.name_doubt ? h("span", { class: "warn-mark", title: "Name not confirmed" }, " ?",
+            h("span", { class: "sr-only" }, "name not confirmed by the server")) : null),
+        h("span", { class: "chat-last" }, preview)),
+      h("span", { class: "chat-side" },
+        last ? h("time", { datetime: new Date(last.sent_at).toISOString() }, shortWhen(last.sent_at)) : null,
+        c.unread ? h("span", { class: "badge" }, String(c.unread),
+          h("span", { class: "sr-only" }, c.unread === 1 ? " unread message" : " unread messages")) : null)));
+}
+
+async function startChat(event) {
+  event.preventDefault();
+  const input = $("#new-chat-name");
+  const error = $("#new-chat-error");
+  error.textContent = "";
+  const username = input.value.trim();
+  if (!username) return;
+  try {
+    const found = await api("/api/lookup", { method: "POST", body: { username } });
+    names.set(found.chat, found.username);
+    input.value = "";
+    go(`#/chat/${encodeURIComponent(found.chat)}`);
+  } catch (err) {
+    error.textContent = err.code === "unknown_contact" ? `Nobody is called ${username} on this server.`
+      : err.code === "not_connected" ? "Cannot reach the server to look the name up. Try again when online."
+      : err.message;
+    input.setAttribute("aria-invalid", "true");
+    input.focus();
+  }
+}
+
+// -- the conversation --------------------------------------------------------------------
+
+// Another screen takes the pane: events stop touching the conversation.
+export function leave() {
+  view = null;
+  highlightCurrent();
+}
+
+export function showNothing() {
+  leave();
+  $("#pane").replaceChildren(h("section", { class: "empty", "aria-label": "No chat open" },
+    h("p", {}, "Pick a chat, or start one with a username."),
+    h("p", { class: "hint" }, "Messages are end-to-end encrypted: only the people in a chat can read them.")));
+}
+
+export async function showChat(chat) {
+  if (!names.has(chat)) await refreshList();
+  if (!stillOn("chat", chat)) return;
+  const username = names.get(chat);
+  if (!username) {
+    $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", {}, "This chat does not exist."),
+      h("a", { href: "#/" }, "Back to chats")));
+    return;
+  }
+  view = { chat, username, nodes: new Map(), order: [], highlight: takeHighlight() };
+  const jumping = Boolean(view.highlight); // a search hit takes the focus, not the composer
+  const title = "chat-title";
+  const text = h("textarea", { id: "composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
+    "aria-describedby": "composer-hint", onkeydown: composerKey, oninput: autosize });
+  $("#pane").replaceChildren(
+    h("section", { class: "chat", "aria-labelledby": title },
+      h("header", { class: "pane-head" },
+        h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
+        h("h2", { id: title }, username),
+        h("span", { id: "chat-verified", class: "pill", hidden: true }, "Verified"),
+        h("a", { href: `#/contact/${encodeURIComponent(chat)}`, class: "head-link" }, "Safety number")),
+      h("div", { id: "chat-warning", class: "banner warn", role: "alert", hidden: true }),
+      h("div", { id: "chat-doubt", class: "banner warn", role: "alert", hidden: true }),
+      h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
+        "aria-label": `Messages with ${username}`, tabindex: "0" }),
+      h("form", { class: "composer", onsubmit: send },
+        h("label", { for: "composer-text", class: "sr-only" }, `Message to ${username}`),
+        text,
+        h("span", { id: "composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line."),
+        h("button", { type: "submit", class: "primary" }, "Send"))));
+  highlightCurrent();
+  updateHeader();
+  await reloadChat();
+  if (!jumping && view && view.chat === chat) text.focus();
+}
+
+function highlightCurrent() {
+  for (const a of document.querySelectorAll("#chat-list a")) {
+    const current = view && a.getAttribute("href") === `#/chat/${encodeURIComponent(view.chat)}`;
+    a.toggleAttribute("aria-current", Boolean(current));
+    if (current) a.setAttribute("aria-current", "page");
+  }
+}
+
+function updateHeader() {
+  const row = chatsById.get(view.chat) || {};
+  const pill = $("#chat-verified");
+  if (!pill) return;
+  pill.hidden = !row.verified;
+  const warning = $("#chat-warning");
+  warning.hidden = !row.identity_changed;
+  if (row.identity_changed) {
+    warning.replaceChildren(
+      h("strong", {}, `${view.username}'s safety number changed.`), " ",
+      row.held ? `${row.held} message${row.held === 1 ? " is" : "s are"} held and sending is paused until you compare it. `
+        : "Sending is paused until you compare it. ",
+      h("a", { href: `#/contact/${encodeURIComponent(view.chat)}` }, "Compare the safety number"));
+  }
+  const doubt = $("#chat-doubt");
+  doubt.hidden = !row.name_doubt;
+  if (row.name_doubt) {
+    doubt.replaceChildren(h("strong", {}, `The name "${view.username}" is not confirmed: `),
+      `${row.name_doubt}. This account named itself; someone may be pretending. `,
+      h("a", { href: `#/contact/${encodeURIComponent(view.chat)}` }, "Compare the safety number"),
+      " in person before you trust it.");
+  }
+  const composer = $("#composer-text");
+  if (composer) composer.disabled = Boolean(row.identity_changed);
+}
+
+const reloadSoon = debounce(() => reloadChat());
+
+async function reloadChat() {
+  if (!view) return;
+  const chat = view.chat;
+  let data;
+  try {
+    data = await api(`/api/messages?chat=${encodeURIComponent(chat)}`);
+  } catch (err) {
+    toast(err.message, "error");
+    return;
+  }
+  if (!view || view.chat !== chat || !$("#messages")) return;
+  merge(data.messages);
+  if (view.highlight) {
+    const node = view.nodes.get(view.highlight);
+    view.highlight = null;
+    if (node) {
+      node.classList.add("hit");
+      node.scrollIntoView({ block: "center" });
+      node.focus();
+    }
+  }
+  if (data.messages.some((m) => m.status === "new")) markSeen();
+}
+
+function keyOf(m) {
+  return `${m.direction}:${m.id}`;
+}
+
+// Keep what is on screen (screen readers announce only additions to the log); redraw
+// only when something arrived out of order.
+function merge(list) {
+  const box = $("#messages");
+  const keys = list.map(keyOf);
+  if (!view.order.every((k, i) => keys[i] === k)) {
+    for (const node of view.nodes.values()) node.remove();
+    for (const sep of box.querySelectorAll(".day")) sep.remove();
+    view.nodes.clear();
+    view.order = [];
+  }
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  let added = false;
+  for (const m of list) {
+    const key = keyOf(m);
+    let node = view.nodes.get(key);
+    if (!node) node = adoptPending(m);
+    if (node) {
+      fill(node, m);
+      continue;
+    }
+    const lastKey = view.order[view.order.length - 1];
+    const lastDay = lastKey ? view.nodes.get(lastKey).dataset.day : null;
+    const firstPending = box.querySelector(".msg[data-pending]");
+    if (dayKey(m.sent_at) !== lastDay) box.insertBefore(daySeparator(m.sent_at), firstPending);
+    node = messageNode(m);
+    box.insertBefore(node, firstPending);
+    view.nodes.set(key, node);
+    view.order.push(key);
+    added = true;
+  }
+  if (added && nearBottom) box.scrollTop = box.scrollHeight;
+}
+
+// A bubble drawn at once when Send was pressed becomes the stored message it turned into.
+function adoptPending(m) {
+  if (m.direction !== "out") return null;
+  const pending = [...document.querySelectorAll("#messages .msg[data-pending]")]
+    .find((n) => n.dataset.text === m.text);
+  if (!pending) return null;
+  pending.removeAttribute("data-pending");
+  pending.dataset.key = keyOf(m);
+  view.nodes.set(keyOf(m), pending);
+  view.order.push(keyOf(m));
+  return pending;
+}
+
+function daySeparator(ms) {
+  return h("p", { class: "day", role: "separator" }, h("span", {}, dayLabel(ms)));
+}
+
+const STATUS_TEXT = { sending: "Sending…", sent: "Sent ✓", delivered: "Delivered ✓✓", failed: "Not delivered" };
+
+function messageNode(m, pending = false) {
+  const node = h("div", { class: `msg ${m.direction}`, tabindex: "-1", dataset: { key: keyOf(m), day: dayKey(m.sent_at) } });
+  if (pending) {
+    node.dataset.pending = "";
+    node.dataset.text = m.text;
+  }
+  fill(node, m);
+  return node;
+}
+
+function fill(node, m) {
+  const who = m.direction === "out" ? "You" : m.sender || view.username;
+  const text = m.text === null
+    ? h("p", { class: "text held" }, "Held: this came with a new safety number. ",
+      h("a", { href: `#/contact/${encodeURIComponent(view.chat)}` }, "Compare it"), " to show the message.")
+    : h("p", { class: "text" }, m.text);
+  node.dataset.status = m.status;
+  const parts = [
+    h("span", { class: "sr-only" }, `${who}:`),
+    m.attachment ? attachmentLine(m.attachment) : null,
+    m.text === "" && m.attachment ? null : text,
+    h("span", { class: "meta" },
+      h("time", { datetime: new Date(m.sent_at).toISOString() }, timeOf(m.sent_at)),
+      m.direction === "out" ? h("span", { class: "status" }, " · ", STATUS_TEXT[m.status] || m.status) : null),
+  ];
+  node.replaceChildren(...parts.filter(Boolean)); // the DOM would print a null as "null"
+}
+
+function attachmentLine(a) {
+  const kb = a.size ? ` (${Math.max(1, Math.round(a.size / 1024))} KB)` : "";
+  const state = { pending: " · downloading…", failed: " · could not be fetched" }[a.state] || "";
+  return h("p", { class: "attachment" }, "📎 ", a.file_name || "attachment", kb, state);
+}
+
+function autosize(event) {
+  const el = event.currentTarget;
+  el.style.height = "auto";
+  el.style.height = `${Math.min(el.scrollHeight, 160)}px`;
+}
+
+function composerKey(event) {
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    event.currentTarget.form.requestSubmit();
+  }
+}
+
+async function send(event) {
+  event.preventDefault();
+  const area = $("#composer-text");
+  const text = area.value;
+  if (!text.trim() || !view) return;
+  area.value = "";
+  area.style.height = "auto";
+  const box = $("#messages");
+  const node = messageNode({ id: `pending-${Date.now()}`, direction: "out", status: "sending", text, sent_at: Date.now() }, true);
+  const lastKey = view.order[view.order.length - 1];
+  if (!lastKey || view.nodes.get(lastKey).dataset.day !== dayKey(Date.now())) box.append(daySeparator(Date.now()));
+  box.append(node);
+  box.scrollTop = box.scrollHeight;
+  try {
+    await api("/api/send", { method: "POST", body: { chat: view.chat, to: view.username, text } });
+    reloadSoon();
+  } catch (err) {
+    node.remove();
+    area.value = text;
+    toast(err.code === "identity_changed"
+      ? `${view.username}'s safety number changed: compare it before sending.`
+      : `Not sent: ${err.message}`, "error");
+    refreshList();
+  }
+}
+
+async function markSeen() {
+  if (!view || document.visibilityState !== "visible") return;
+  try {
+    const r = await api(`/api/chats/${encodeURIComponent(view.chat)}/seen`, { method: "POST" });
+    if (r.seen) refreshList();
+  } catch {
+    // Seen marks are cosmetic; the next visit marks them again.
+  }
+}
+
+// -- events ------------------------------------------------------------------------------
+
+export function onMessage(m) {
+  allMessages = null;
+  if ($("#search").value.trim()) runSearch();
+  if (view && view.chat === m.chat) reloadSoon();
+}
+
+export function onStatus(id, status) {
+  const node = view && view.nodes.get(`out:${id}`);
+  if (node) fill(node, { ...nodeMessage(node), status });
+  else if (view) reloadSoon();
+}
+
+function nodeMessage(node) {
+  const [direction, id] = node.dataset.key.split(/:(.*)/s);
+  const time = node.querySelector("time");
+  const text = node.querySelector(".text.held") ? null : node.querySelector(".text").textContent;
+  return { id, direction, text, sent_at: Date.parse(time.getAttribute("datetime")), status: node.dataset.status };
+}
+
+export function onIncident(event) {
+  if (view && view.chat === event.chat) reloadSoon();
+}
+
+export function onContact(chat) {
+  allMessages = null;
+  if (view && view.chat === chat) reloadSoon();
+}
+
+export function onVisible() {
+  if (view && document.visibilityState === "visible") reloadSoon();
+}
+
+// -- search --------------------------------------------------------------------------------
+
+async function runSearch() {
+  const query = $("#search").value.trim();
+  const results = $("#search-results");
+  const summary = $("#search-summary");
+  $("#chat-list").hidden = Boolean(query);
+  results.hidden = !query;
+  if (!query) {
+    summary.textContent = "";
+    return;
+  }
+  if (!allMessages) {
+    try {
+      allMessages = (await api("/api/messages")).messages;
+    } catch (err) {
+      summary.textContent = err.message;
+      return;
+    }
+  }
+  const needle = query.toLocaleLowerCase();
+  const hits = allMessages.filter((m) => m.text && m.text.toLocaleLowerCase().includes(needle)).reverse().slice(0, 100);
+  summary.textContent = hits.length ? `${hits.length} message${hits.length === 1 ? "" : "s"} found` : "No messages found";
+  results.replaceChildren(...hits.map((m) => h("li", {},
+    h("a", { href: `#/chat/${encodeURIComponent(m.chat)}`, class: "chat-item",
+      onclick: (e) => {
+        e.preventDefault();
+        pendingHighlight = keyOf(m);
+        go(`#/chat/${encodeURIComponent(m.chat)}`);
+      } },
+      h("span", { class: "chat-main" },
+        h("span", { class: "chat-name" }, m.direction === "out" ? `You to ${m.peer}` : m.peer || "unknown"),
+        h("span", { class: "chat-last" }, ...highlighted(m.text, needle))),
+      h("span", { class: "chat-side" }, h("time", {}, shortWhen(m.sent_at)))))));
+}
+
+// The search hit to show, carried into showChat when the conversation opens.
+let pendingHighlight = null;
+function takeHighlight() {
+  const key = pendingHighlight;
+  pendingHighlight = null;
+  return key;
+}
+
+function highlighted(text, needle) {
+  const at = text.toLocaleLowerCase().indexOf(needle);
+  const start = Math.max(0, at - 30);
+  return [start > 0 ? "…" : "", text.slice(start, at), h("mark", {}, text.slice(at, at + needle.length)),
+    text.slice(at + needle.length, at + needle.length + 60)];
+}

@@ -1,0 +1,83 @@
+"""Refresh the README's screenshots with the real app: a conversation and the privacy
+screen. Off by default (the images are committed); run with
+
+    BAAT_WEB_SCREENSHOTS=1 .venv/bin/pytest tests/e2e/test_web_screenshots.py
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .test_web_chat import PASS, expect, register
+
+if TYPE_CHECKING:  # fixtures come from tests/e2e/conftest.py
+    from e2e.conftest import AppProcess, Pages
+    from support.server import ServerProcess
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(
+        not os.environ.get("BAAT_WEB_SCREENSHOTS"),
+        reason="set BAAT_WEB_SCREENSHOTS=1 to refresh docs/screenshots",
+    ),
+]
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+ASHA = ["Ravi! Are we still on for chai at 5? ☕", "Perfect. I'll bring the photos from Goa 🏖️"]
+RAVI = [
+    "Yes! The usual place near the station 🙂",
+    "Can't wait. Also: I checked our safety number, it matches ✅",
+]
+
+
+def test_readme_screenshots(
+    web_server: ServerProcess, apps: Callable[..., AppProcess], pages: Pages
+) -> None:
+    asha_app = apps("asha", web_server.url, passphrase=PASS)
+    ravi_app = apps("ravi", web_server.url, passphrase=PASS)
+    asha = pages.open("asha", asha_app.url, width=1100, height=680)
+    ravi = pages.open("ravi", ravi_app.url)
+    register(asha, web_server.url, "asha", None)
+    register(ravi, web_server.url, "ravi", None)
+    expect(ravi.locator("#me")).to_have_text("Signed in as ravi")
+
+    asha.fill("#new-chat-name", "ravi")
+    asha.press("#new-chat-name", "Enter")
+    for mine, theirs in zip(ASHA, RAVI, strict=True):
+        asha.fill("#composer-text", mine)
+        asha.press("#composer-text", "Enter")
+        expect(ravi.locator("#chat-list .chat-last")).to_have_text(mine)
+        ravi.locator("#chat-list a").first.click()
+        ravi.fill("#composer-text", theirs)
+        ravi.press("#composer-text", "Enter")
+        expect(asha.locator(".msg.in .text").last).to_have_text(theirs)
+    asha.get_by_role("link", name="Safety number", exact=True).click()
+    asha.get_by_role("button", name="Mark as verified").click()
+    asha.get_by_role("button", name="They match: mark as verified").click()
+    expect(asha.locator("#contact-state")).to_have_text("✓ You verified ravi.")
+    asha.get_by_role("link", name="Back to the chat").click()
+    expect(asha.locator("#chat-verified")).to_be_visible()
+    expect(asha.locator(".msg")).to_have_count(4)
+    asha.locator("#composer-text").fill("See you soon!")
+    quiet(asha)
+    DOCS.mkdir(parents=True, exist_ok=True)
+    asha.screenshot(path=str(DOCS / "conversation.png"))
+
+    asha.get_by_role("link", name="Privacy").click()
+    asha.get_by_role("switch", name="Improve Baat").check()
+    expect(asha.locator("#purpose-improve .receipt")).to_be_visible()
+    asha.set_viewport_size({"width": 1100, "height": 900})
+    quiet(asha)
+    asha.screenshot(path=str(DOCS / "privacy.png"))
+
+
+def quiet(page: object) -> None:
+    """No toast and no focus ring in a picture."""
+    page.evaluate(  # type: ignore[attr-defined]
+        "document.getElementById('toast').hidden = true; document.activeElement.blur()"
+    )
