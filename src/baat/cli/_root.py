@@ -142,6 +142,7 @@ def _add_optional_groups() -> None:
     for module, names in (
         ("baat.cli.privacy", ("policy", "consent", "me", "transparency", "admin")),
         ("baat.cli.app", ("app",)),
+        ("baat.cli.leave", ("import_", "export", "backup")),
         (
             "baat.cli.client",
             ("register", "send", "sync", "history", "contacts", "safety_number", "verify"),

@@ -319,9 +319,7 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         _CREDENTIAL,
         ("service", "security"),
         ("baat",),
-        retention=Retention(
-            "PT10M", "the code is created", "deleted when used or when it expires"
-        ),
+        retention=Retention("PT10M", "the code is created", "deleted when used or when it expires"),
         in_export=False,
         since=2,
     ),
