@@ -133,26 +133,33 @@ def serve(
 
 
 def main() -> None:
-    _add_optional_groups()
+    _register_commands()
     root()
 
 
-def _add_optional_groups() -> None:
-    # Command groups of other layers register themselves here.
-    for module, names in (
-        ("baat.cli.privacy", ("policy", "consent", "me", "transparency", "admin")),
-        ("baat.cli.app", ("app",)),
-        ("baat.cli.leave", ("import_", "export", "backup")),
-        (
-            "baat.cli.client",
-            ("register", "send", "sync", "history", "contacts", "safety_number", "verify"),
-        ),
+def _register_commands() -> None:
+    """Attach the commands of every layer; each module holds its own."""
+    # Imported when the command line runs, so that importing baat.cli (as the commands'
+    # own modules do for shared helpers) cannot form a cycle.
+    from baat.cli import app, client, leave, privacy
+
+    for command in (
+        privacy.policy,
+        privacy.consent,
+        privacy.me,
+        privacy.transparency,
+        privacy.admin,
+        app.app,
+        leave.import_,
+        leave.export,
+        leave.backup,
+        client.register,
+        client.send,
+        client.sync,
+        client.history,
+        client.contacts,
+        client.safety_number,
+        client.verify,
+        client.attachments,
     ):
-        try:
-            mod = __import__(module, fromlist=list(names))
-        except ImportError:
-            continue
-        for name in names:
-            cmd = getattr(mod, name, None)
-            if isinstance(cmd, click.Command):
-                root.add_command(cmd)
+        root.add_command(command)

@@ -1,4 +1,5 @@
-"""Messaging commands: register, send, sync, history, contacts, safety-number, verify."""
+"""Messaging commands: register, send, sync, history, contacts, safety-number, verify,
+and the ``attachments`` group (list, get)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from baat.client.attachments import AttachmentError
+from baat.client.media_files import human_size
 from baat.client.sdk import Client, ClientError, Incident
 from baat.client.store import StoredMessage, StoreError
 
@@ -22,6 +27,9 @@ T = TypeVar("T")
 DEFAULT_SERVER = "http://127.0.0.1:8780"
 console = Console()
 err_console = Console(stderr=True)
+# Smaller transfers are over before a progress bar would be worth drawing.
+BAR_BYTES = 4 << 20
+FILES_DIR = "files"
 
 
 class CliError(click.ClickException):
@@ -53,7 +61,7 @@ def passphrase(confirm: bool = False) -> str:
 def run(coro: Awaitable[T]) -> T:
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except (ClientError, StoreError, ValueError) as exc:
+    except (ClientError, StoreError, AttachmentError, ValueError) as exc:
         raise CliError(str(exc)) from exc
 
 
@@ -85,7 +93,56 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "received_at": _iso(m.received_at),
         "status": m.status,
         "direction": m.direction,
+        **({"attachment": summary} if (summary := attachment_summary(m)) else {}),
     }
+
+
+def attachment_summary(m: StoredMessage) -> dict[str, Any] | None:
+    """What a sent or received file is, without its sealed keys; None without one."""
+    att = m.body.get("attachment")
+    if not isinstance(att, dict) or "state" not in att:
+        return None  # none, or an imported chat's file (another shape, kept elsewhere)
+    keys = ("file_name", "content_type", "size", "width", "height", "state", "error")
+    return {k: att[k] for k in keys if k in att}
+
+
+def describe_file(m: StoredMessage) -> str:
+    att = attachment_summary(m)
+    if att is None:
+        return ""
+    text = f"{att['file_name']} ({human_size(att['size'])})"
+    if att["state"] == "failed":
+        return f"{text}, not received: {att.get('error')}"
+    return text if att["state"] == "ready" else f"{text}, not fetched yet"
+
+
+class TransferBars:
+    """Progress bars on stderr for large transfers, drawn only on a terminal."""
+
+    def __init__(self) -> None:
+        self.bars: Progress | None = None
+        self.tasks: dict[str, Any] = {}
+        if err_console.is_terminal:
+            columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
+            self.bars = Progress(
+                "{task.description}", *columns, console=err_console, transient=True
+            )
+
+    def __enter__(self) -> TransferBars:
+        if self.bars is not None:
+            self.bars.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bars is not None:
+            self.bars.stop()
+
+    def update(self, key: str, label: str, done: int, total: int) -> None:
+        if self.bars is None or total < BAR_BYTES:
+            return
+        if key not in self.tasks:
+            self.tasks[key] = self.bars.add_task(label, total=total)
+        self.bars.update(self.tasks[key], completed=done)
 
 
 def _iso(ms: int) -> str:
@@ -130,17 +187,47 @@ def register(name: str, server: str, jurisdiction: str, profile: Path, as_json: 
 
 @click.command()
 @click.argument("name")
-@click.argument("text")
+@click.argument("text", required=False)
+@click.option(
+    "--file",
+    "file",
+    type=click.Path(path_type=Path),
+    help="Send this file, encrypted (photos without their location). Needs the server.",
+)
+@click.option("--caption", default=None, help="Text to go with --file (or give it as TEXT).")
 @profile_option
-def send(name: str, text: str, profile: Path, as_json: bool) -> None:
-    """Send TEXT to NAME (queued locally; sent now, or on the next sync if offline)."""
+def send(
+    name: str,
+    text: str | None,
+    file: Path | None,
+    caption: str | None,
+    profile: Path,
+    as_json: bool,
+) -> None:
+    """Send TEXT to NAME (queued locally; sent now, or on the next sync if offline), or a
+    file with --file."""
+    if file is None and text is None:
+        raise click.UsageError("give the TEXT to send, or a file with --file")
+    if file is None and caption is not None:
+        raise click.UsageError("--caption goes with --file")
+    if text is not None and caption is not None:
+        raise click.UsageError("give the caption as TEXT or as --caption, not both")
 
     async def go() -> tuple[str, str, list[Incident]]:
         client = opened(profile)
         try:
             with contextlib.suppress(ClientError):  # offline: queued for the next connect
                 await client.connect()
-            mid = await client.send_text(name, text)
+            if file is None:
+                assert text is not None
+                mid = await client.send_text(name, text)
+            else:
+                with TransferBars() as bars:
+
+                    def progress(done: int, total: int) -> None:
+                        bars.update("upload", f"sending {file.name}", done, total)
+
+                    mid = await client.send_file(name, file, caption or text, progress)
             status = next(
                 (m.status for m in client.store.messages(status=None) if m.message_id == mid),
                 "sending",
@@ -152,7 +239,8 @@ def send(name: str, text: str, profile: Path, as_json: bool) -> None:
     mid, status, incidents = run(go())
     report(incidents, as_json)
     if as_json:
-        click.echo(json.dumps({"id": mid, "to": name, "status": status}))
+        sent = {"id": mid, "to": name, "status": status}
+        click.echo(json.dumps(sent if file is None else {**sent, "file": str(file)}))
     else:
         console.print(f"{status}: {mid}")
 
@@ -167,30 +255,52 @@ def send(name: str, text: str, profile: Path, as_json: bool) -> None:
 )
 @profile_option
 def sync(wait: float, profile: Path, as_json: bool) -> None:
-    """Fetch new messages, send queued ones, print what arrived."""
+    """Fetch new messages, send queued ones, print what arrived. Files that arrived are
+    saved into PROFILE/files/ (never over an existing file) and their paths printed."""
 
-    def show(m: StoredMessage) -> None:
+    def show(m: StoredMessage, file: Path | None = None) -> None:
         if as_json:
-            click.echo(json.dumps(message_json(m)), nl=True)
-        else:
-            held = " [yellow](held: identity changed)[/]" if m.status == "held" else ""
-            console.print(
-                f"[dim]{_iso(m.sent_at)}[/] [bold]{m.body.get('sender')}[/]: "
-                f"{m.body.get('text')}{held}"
-            )
+            out = message_json(m)
+            click.echo(json.dumps(out if file is None else {**out, "file": str(file)}))
+            return
+        held = " [yellow](held: identity changed)[/]" if m.status == "held" else ""
+        # The sender chose the file's name: escaped, so that it cannot restyle the line.
+        what = f" [cyan]{escape(f'[file: {file}]')}[/]" if file else ""
+        if file is None and (desc := describe_file(m)):
+            what = f" [yellow]{escape(f'[file {desc}]')}[/]"
+        console.print(
+            f"[dim]{_iso(m.sent_at)}[/] [bold]{m.body.get('sender')}[/]: "
+            f"{m.body.get('text')}{what}{held}"
+        )
 
     async def go() -> list[Incident]:
         client = opened(profile)
         try:
             shown: set[str] = set()
 
-            def show_new() -> None:
-                fresh = [
-                    m for m in client.store.messages(status="new") if m.message_id not in shown
-                ]
+            def save(m: StoredMessage) -> Path | None:
+                try:
+                    return client.attachments.save_new(m, profile / FILES_DIR)
+                except (AttachmentError, StoreError, OSError) as exc:
+                    report([Incident("attachment_failed", m.chat, str(exc))], as_json)
+                    return None
+
+            def show_new(last: bool = False) -> None:
+                fresh = []
+                for m in client.store.messages(status="new"):
+                    # Shown once its file is here (or failed for good), with the file's
+                    # path, and in order: later messages wait for it until the end, when
+                    # one still pending (server unreachable) is left for the next sync.
+                    if (attachment_summary(m) or {}).get("state") == "pending":
+                        if last:
+                            continue
+                        break
+                    if m.message_id not in shown:
+                        fresh.append(m)
                 for m in fresh:
                     shown.add(m.message_id)
-                    show(m)
+                    ready = (attachment_summary(m) or {}).get("state") == "ready"
+                    show(m, save(m) if ready and m.direction == "in" else None)
                 client.store.mark_seen([m.row_id for m in fresh])
 
             def arrived(m: StoredMessage) -> None:
@@ -199,12 +309,19 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
                     show(m)  # shown with its warning; history lists it once verified
                 show_new()
 
+            def downloading(m: StoredMessage, done: int, total: int) -> None:
+                name = (attachment_summary(m) or {}).get("file_name", "a file")
+                bars.update(m.message_id, f"receiving {name}", done, total)
+
             show_new()  # stored earlier (e.g. while 'baat send' was connected)
             # Listen before connecting: queued envelopes arrive right after authentication.
             client.message_listeners.append(arrived)
-            await client.connect()
-            await client.receive(wait)
-            show_new()
+            client.attachment_listeners.append(lambda m: show_new())
+            client.attachments.progress_listeners.append(downloading)
+            with TransferBars() as bars:
+                await client.connect()
+                await client.receive(wait)
+            show_new(last=True)
             return client.incidents
         finally:
             await client.close()
@@ -233,7 +350,10 @@ def history(name: str, profile: Path, as_json: bool) -> None:
     for col in ("sent", "from", "text", "status"):
         table.add_column(col)
     for m in msgs:
-        table.add_row(_iso(m.sent_at), str(m.body.get("sender")), str(m.body.get("text")), m.status)
+        text = str(m.body.get("text"))
+        if desc := describe_file(m):
+            text = f"{text}\n{escape(f'[file {desc}]')}" if text else escape(f"[file {desc}]")
+        table.add_row(_iso(m.sent_at), str(m.body.get("sender")), text, m.status)
     console.print(table)
 
 
@@ -312,3 +432,87 @@ def verify(name: str, number: tuple[str, ...], profile: Path, as_json: bool) -> 
         console.print(f"{name} is verified.")
     if not ok:
         raise CliError("the safety number does not match: do not trust this contact yet")
+
+
+@click.group()
+def attachments() -> None:
+    """Files sent and received: list them, write one out of the local store."""
+
+
+@attachments.command("list")
+@click.argument("name", required=False)
+@profile_option
+def list_attachments(name: str | None, profile: Path, as_json: bool) -> None:
+    """List the files in every conversation, or in the one with NAME."""
+    client = opened(profile)
+    try:
+        chat = None
+        if name is not None:
+            contact = client.store.contact_by_name(name.casefold())
+            if contact is None:
+                raise CliError(f"no conversation with {name!r}")
+            chat = contact.account_id
+        rows = [
+            {**message_json(m), "attachment": summary}
+            for m in client.store.messages(chat=chat)
+            if (summary := attachment_summary(m)) is not None
+        ]
+    finally:
+        client.store.close()
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    table = Table(title="Files")
+    for col in ("id", "chat", "sent", "file", "size", "state"):
+        table.add_column(col)
+    for r in rows:
+        att = r["attachment"]
+        state = att["state"] if att["state"] != "failed" else f"failed: {att.get('error')}"
+        table.add_row(
+            r["id"],
+            str(r["chat"]),
+            r["sent_at"],
+            escape(att["file_name"]),
+            human_size(att["size"]),
+            escape(state),
+        )
+    console.print(table)
+
+
+@attachments.command("get")
+@click.argument("message_id")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="File to write, or a directory to write into under the file's own name.",
+)
+@click.option("--force", is_flag=True, help="Replace OUT if it is an existing file.")
+@profile_option
+def get_attachment(message_id: str, out: Path, force: bool, profile: Path, as_json: bool) -> None:
+    """Write the file of message MESSAGE_ID (sent or received), decrypted, to OUT."""
+    client = opened(profile)
+    try:
+        m = client.attachments.find(message_id)
+        if m.status == "held":
+            raise CliError(
+                "this file came with a changed safety number: compare it and run "
+                "'baat verify' first"
+            )
+        if out.is_dir():
+            path = client.attachments.save_new(m, out)
+        elif out.exists() and not force:
+            raise CliError(f"{out} exists; pass --force to replace it")
+        else:
+            path = client.attachments.save(m, out)
+    except (AttachmentError, StoreError, OSError) as exc:
+        raise CliError(str(exc)) from exc
+    finally:
+        client.store.close()
+    summary = attachment_summary(m) or {}
+    if as_json:
+        click.echo(json.dumps({"id": message_id, "file": str(path), **summary}))
+    else:
+        console.print(f"Wrote {escape(str(path))} ({human_size(summary.get('size', 0))}).")

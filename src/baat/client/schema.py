@@ -91,3 +91,32 @@ settings = Table(
     Column("name", String(64), primary_key=True, info=_inv("client.settings")),
     Column("value_blob", LargeBinary, nullable=False, info=_inv("client.settings")),
 )
+
+# -- imported chats (baat.client.importing) ----------------------------------------------
+# Their messages live in ``messages`` with status "imported", ``sender_account`` the
+# imported chat's id, ``sender_device`` 0 and ``message_id`` the parser's import key, so
+# ``msg_once`` is the unique index that keeps re-imports from adding duplicates.
+
+imported_chats = Table(
+    "imported_chats",
+    metadata,
+    # "wa:" and a SHA-256 prefix of the chat's name: the same chat always gets the same id.
+    Column("id", String(32), primary_key=True, info=_inv("client.imported_chats")),
+    Column("source", String(16), nullable=False, info=_inv("client.imported_chats")),
+    # The conversation its messages are in: the id itself, or a contact's account id.
+    Column("target_chat", String(64), nullable=False, info=_inv("client.imported_chats")),
+    Column("name_blob", LargeBinary, nullable=False, info=_inv("client.imported_chats")),
+    Column("imported_at", Integer, nullable=False, info=_inv("client.imported_chats")),
+    # Encrypted JSON: who is who (--me, --map) and every import's dialect, zone and summary.
+    Column("details_blob", LargeBinary, nullable=False, info=_inv("client.imported_chats")),
+)
+
+# Files from an export's zip, in encrypted chunks; messages name them by media id. Kept in
+# the database rather than as files so that an import that fails leaves nothing behind.
+imported_media = Table(
+    "imported_media",
+    metadata,
+    Column("media_id", String(32), primary_key=True, info=_inv("client.imported_chats")),
+    Column("chunk", Integer, primary_key=True, info=_inv("client.imported_chats")),
+    Column("blob", LargeBinary, nullable=False, info=_inv("client.imported_chats")),  # encrypted
+)

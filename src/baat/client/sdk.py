@@ -9,6 +9,8 @@ Errors::
     ├── IdentityChanged      the contact's identity key changed; verify before sending
     ├── NotConnected         the operation needs the server and it is unreachable
     └── SendRefused          the server refused a send; it stays in the outbox
+
+Attachments (``send_file``, fetching what arrives) are in ``media.py``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import msgspec
 from sqlalchemy import Connection, update
 
 from baat.client import schema as s
+from baat.client.media import Attachments, Progress
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.crypto import (
@@ -113,6 +116,8 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     sender_name: str
     sent_at: int
     text: str = ""
+    # An encoded AttachmentPointer (media.py); readers without the field show the text.
+    attachment: bytes | None = None
 
 
 _content_decoder = msgspec.msgpack.Decoder(Content)
@@ -154,6 +159,8 @@ class Client:
         self.message_listeners: list[Callable[[StoredMessage], None]] = []
         self.status_listeners: list[Callable[[str, str], None]] = []
         self.incident_listeners: list[Callable[[Incident], None]] = []
+        self.attachment_listeners: list[Callable[[StoredMessage], None]] = []
+        self.attachments = Attachments(self)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -246,6 +253,7 @@ class Client:
         await self._top_up()
 
     async def disconnect(self) -> None:
+        await self.attachments.stop()
         if self.transport is not None:
             await self.transport.close()
             self.transport = None
@@ -436,6 +444,16 @@ class Client:
             await self.flush_outbox()
         return message_id
 
+    async def send_file(
+        self,
+        username: str,
+        path: Path,
+        caption: str | None = None,
+        progress: Progress | None = None,
+    ) -> str:
+        """Upload ``path`` encrypted and send it with ``caption``; see ``Attachments.send``."""
+        return await self.attachments.send(username, path, caption, progress)
+
     async def flush_outbox(self) -> list[SendResult]:
         """Encrypt and send everything queued, oldest first, one message at a time (so
         that per-recipient order holds). A refused send stays queued for the next flush.
@@ -571,6 +589,7 @@ class Client:
                 assert self.transport is not None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.transport.closed.wait(), wait)
+            await self.attachments.wait()
         finally:
             self.message_listeners.remove(collect)
         return got
@@ -582,6 +601,8 @@ class Client:
         if self.transport is not None:
             with contextlib.suppress(TransportError):
                 await self.transport.send(Ack([d.guid]))
+        if stored is not None:  # fetched only now: a slow download never holds the pump
+            self.attachments.delivered(stored)
         return stored
 
     def _store_delivery(self, d: Deliver) -> StoredMessage | None:
@@ -635,6 +656,7 @@ class Client:
                         "text": content.text,
                         "peer": contact.username,
                         "sender": contact.username,
+                        **self.attachments.incoming(d, content),
                     },
                     sent_at=content.sent_at,
                     received_at=now,

@@ -413,6 +413,39 @@ class Store:
     def done_out(self, tx: Connection, message_id: str) -> None:
         tx.execute(delete(s.outbox).where(s.outbox.c.message_id == message_id))
 
+    # -- bulk insert (imports) --------------------------------------------------------------
+
+    def add_messages(self, tx: Connection, items: list[StoredMessage]) -> None:
+        """Insert many messages with one prepared statement, sealing in a tight loop.
+
+        Unlike ``add_message`` a duplicate is not skipped: ``msg_once`` fails the whole
+        transaction, so callers filter out what is stored first (an import does).
+        """
+        seal, encode = self.sealer.seal, msgspec.json.encode
+        rows = [
+            (
+                m.chat,
+                m.sender_account,
+                m.sender_device,
+                m.message_id,
+                m.direction,
+                m.status,
+                seal(f"messages.{m.message_id}", encode(m.body)),
+                m.sent_at,
+                m.received_at,
+            )
+            for m in items
+        ]
+        # The driver's executemany with positional rows: SQLAlchemy's per-row parameter
+        # processing would cost more than SQLite's own insert work here.
+        if rows:
+            tx.exec_driver_sql(
+                "INSERT INTO messages (chat, sender_account, sender_device, message_id, "
+                "direction, status, body_blob, sent_at, received_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
 
 @dataclass(frozen=True)
 class Contact:
