@@ -186,3 +186,27 @@ async def test_changed_identity_holds_messages_until_verified(pair: tuple[Path, 
     assert json.loads(baat(alice_dir, "verify", "bob", number, "--json").stdout)["verified"]
     history = lines(baat(alice_dir, "history", "bob", "--json"))
     assert history[-1]["text"] == "it's me, new phone" and history[-1]["status"] == "new"
+
+
+async def test_a_sender_cannot_take_another_users_name(
+    pair: tuple[Path, Path], server: ServerProcess, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    alice_dir, bob_dir = pair
+    mallory_dir = tmp_path / "mallory"
+    baat(mallory_dir, "register", "mallory", "--server", server.url)
+    mallory = Client.open(mallory_dir, PASS)
+    # Mallory's client claims to be "bob" inside the encrypted message.
+    mallory.info = dataclasses.replace(mallory.info, username="bob")
+    await mallory.connect()
+    await mallory.send_text("alice", "it's bob, send me the code")
+    await mallory.close()
+    proc = baat(alice_dir, "sync", "--json")
+    assert [m["sender"] for m in lines(proc)] == ["~bob"]
+    assert "does not confirm that name" in proc.stderr
+    # "bob" still means the real bob.
+    baat(alice_dir, "send", "bob", "hello, real bob")
+    assert [m["text"] for m in lines(baat(bob_dir, "sync", "--json"))] == ["hello, real bob"]
+    names = sorted(c["username"] for c in json.loads(baat(alice_dir, "contacts", "--json").stdout))
+    assert names == ["bob", "~bob"]

@@ -72,6 +72,8 @@ from baat.server.auth import DeviceCredentials
 
 log = logging.getLogger("baat.client")
 
+# Prefix of a contact name the server has not confirmed; never a valid username character.
+UNCONFIRMED = "~"
 ONE_TIME_CURVE_BATCH = 40
 ONE_TIME_KEM_BATCH = 10
 REFILL_BELOW = 10
@@ -96,7 +98,12 @@ class IdentityChanged(ClientError):
 
 
 class NotConnected(ClientError):
-    code = "not_connected"
+    """``code`` is the server's when it refused (e.g. ``auth_failed`` after the account was
+    deleted elsewhere), else ``not_connected``."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code or "not_connected"
 
 
 class SendRefused(ClientError):
@@ -157,6 +164,8 @@ class Client:
         self._store_lock = asyncio.Lock()
         self._flush_lock = asyncio.Lock()
         self.message_listeners: list[Callable[[StoredMessage], None]] = []
+        # Stored since the last receive() returned, including while connect() ran.
+        self._unreturned: list[StoredMessage] = []
         self.status_listeners: list[Callable[[str, str], None]] = []
         self.incident_listeners: list[Callable[[Incident], None]] = []
         self.attachment_listeners: list[Callable[[StoredMessage], None]] = []
@@ -247,10 +256,13 @@ class Client:
                 self.info.server_url, self.info.account_id, self.info.device_id, self.identity.sign
             )
         except TransportError as exc:
-            raise NotConnected(str(exc)) from exc
+            raise NotConnected(str(exc), exc.code) from exc
         self._drained = asyncio.Event()
         self._pump_task = asyncio.create_task(self._pump(self.transport))
-        await self._top_up()
+        try:
+            await self._top_up()
+        except TransportError as exc:
+            raise NotConnected(str(exc), exc.code) from exc
 
     async def disconnect(self) -> None:
         await self.attachments.stop()
@@ -279,6 +291,7 @@ class Client:
             if isinstance(frame, Deliver):
                 stored = await self._handle_deliver(frame)
                 if stored is not None:
+                    self._unreturned.append(stored)
                     for listener in self.message_listeners:
                         listener(stored)
             elif isinstance(frame, SendResult):
@@ -567,16 +580,19 @@ class Client:
         self, wait: float = 0.0, on_message: Callable[[StoredMessage], None] | None = None
     ) -> list[StoredMessage]:
         """Process everything queued on the server, send the outbox, then keep listening
-        for ``wait`` seconds. Returns the messages stored meanwhile (held ones included).
+        for ``wait`` seconds. Returns every message stored since the previous call (also
+        those that arrived while ``connect()`` ran), held ones included; ``on_message`` is
+        called for each as it arrives.
 
         Raises:
             NotConnected: not connected.
         """
         self._need()
-        got: list[StoredMessage] = []
+        if on_message is not None:
+            for m in self._unreturned:
+                on_message(m)
 
         def collect(m: StoredMessage) -> None:
-            got.append(m)
             if on_message is not None:
                 on_message(m)
 
@@ -592,12 +608,14 @@ class Client:
             await self.attachments.wait()
         finally:
             self.message_listeners.remove(collect)
+        got, self._unreturned = self._unreturned, []
         return got
 
     async def _handle_deliver(self, d: Deliver) -> StoredMessage | None:
         """Decrypt, store with the new ratchet state in one transaction, then acknowledge."""
         async with self._store_lock:
-            stored = self._store_delivery(d)
+            name = await self._name_of_new_sender(d)
+            stored = self._store_delivery(d, name)
         if self.transport is not None:
             with contextlib.suppress(TransportError):
                 await self.transport.send(Ack([d.guid]))
@@ -605,7 +623,45 @@ class Client:
             self.attachments.delivered(stored)
         return stored
 
-    def _store_delivery(self, d: Deliver) -> StoredMessage | None:
+    async def _name_of_new_sender(self, d: Deliver) -> str | None:
+        """The name to give a sender who is not a contact yet, or None if it is one.
+
+        A sender names itself inside the encrypted message, and anyone can claim any name.
+        The claim is believed only if the server says that the name belongs to the sending
+        account; otherwise the contact is shown as ``~name`` (unconfirmed), which no
+        ``send NAME`` will ever match.
+        """
+        with self.store.transaction() as tx:
+            if self.store.contact(tx, d.sender_account) is not None:
+                return None
+        # Decrypt once without keeping anything (rolled back) to read the claimed name.
+        try:
+            with self.store.engine.connect() as conn:
+                _, plaintext = self._decrypt(conn, d, _now_ms() // 1000)
+                conn.rollback()
+            claimed = _content_decoder.decode(plaintext).sender_name
+        except (CryptoError, msgspec.DecodeError, msgspec.ValidationError):
+            return None  # the real attempt reports it
+        return await self._confirm_name(d.sender_account, claimed)
+
+    async def _confirm_name(self, account_id: str, claimed: str) -> str:
+        try:
+            found, canonical, _ = await asyncio.wait_for(self.lookup(claimed), 10)
+        except (ClientError, TimeoutError):
+            found, canonical = "", claimed
+        if found == account_id:
+            return canonical
+        self._incident(
+            Incident(
+                "unconfirmed_name",
+                account_id,
+                f"a new contact calls itself {claimed!r}, but the server does not confirm "
+                f"that name; shown as '{UNCONFIRMED}{claimed}'",
+            )
+        )
+        return UNCONFIRMED + claimed
+
+    def _store_delivery(self, d: Deliver, new_name: str | None = None) -> StoredMessage | None:
         now = _now_ms()
         stored: StoredMessage | None = None
         try:
@@ -616,7 +672,8 @@ class Client:
                 status = "new"  # until shown by 'baat sync' or the app
                 identity = state.remote_identity_key
                 if contact is None:
-                    contact = Contact(d.sender_account, await_lookup_placeholder(content), identity)
+                    name = new_name or UNCONFIRMED + (content.sender_name or "unknown")
+                    contact = Contact(d.sender_account, name, identity)
                     self.store.put_contact(tx, contact)
                 elif contact.identity_key != identity:
                     status = "held"
@@ -697,11 +754,6 @@ class Client:
         state, plaintext, used = respond_to_initial(self.identity, lookup, d.content, now)
         self.store.drop_prekeys(tx, used.one_time())
         return state, plaintext
-
-
-def await_lookup_placeholder(content: Content) -> str:
-    """The name a new contact gave itself; shown as such until looked up."""
-    return content.sender_name or "unknown"
 
 
 def _b64(data: bytes) -> str:

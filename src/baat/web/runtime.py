@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from baat.client.sdk import Client, ClientError, Incident, UnknownContact
+from baat.client.sdk import UNCONFIRMED, Client, ClientError, Incident, UnknownContact
 from baat.client.store import PROFILE_FILE, STORE_FILE, StoredMessage
 from baat.client.transport import TransportError
 
@@ -283,20 +283,24 @@ class Runtime:
         task.add_done_callback(self._tasks.discard)
 
     async def _check_names(self, client: Client, only: set[str] | None) -> None:
-        """Someone who writes first is named by their own message (the SDK stores the name
-        the sender gave). Ask the server, once per launch, whether that name is theirs."""
+        """Someone who writes first is named by their own message; the SDK marks a name the
+        server did not confirm with ``~``. Ask the server again, once per launch, whether
+        each name is theirs (a name can change hands), and say why when it is not."""
         for c in client.store.contacts():
             if c.account_id in self._checked or (only is not None and c.account_id not in only):
                 continue
+            claimed = c.username.removeprefix(UNCONFIRMED)
             try:
-                account_id, _, _ = await client.lookup(c.username)
+                account_id, _, _ = await client.lookup(claimed)
                 doubt = (
                     None
-                    if account_id == c.account_id
-                    else f"on the server, {c.username} is another account"
+                    if account_id == c.account_id and claimed == c.username
+                    else f"on the server, {claimed} is another account"
+                    if account_id != c.account_id
+                    else f"the server confirms {claimed}; not yet renamed here"
                 )
             except UnknownContact:
-                doubt = f"the server knows nobody called {c.username}"
+                doubt = f"the server knows nobody called {claimed}"
             except (ClientError, OSError):
                 return  # offline: checked after the next connect
             self._checked.add(c.account_id)
