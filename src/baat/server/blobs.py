@@ -16,6 +16,7 @@ each downloaded it to the last byte, or after 30 days, whichever comes first.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import weakref
@@ -219,7 +220,12 @@ async def _stream(
     # that dropped earlier is cancelled before this line and is not counted. A ranged
     # download that ends at the last byte completes a resumed fetch, so it counts too.
     if fetcher is not None and end == info.length:
-        await store.record_fetch(info.blob_id, fetcher.account_id, fetcher.device_id)
+        # Shielded: a client that hangs up right after the last byte cancels this task
+        # while the count is being written, and an uncounted fetch would keep the blob
+        # until it expires.
+        await asyncio.shield(
+            store.record_fetch(info.blob_id, fetcher.account_id, fetcher.device_id)
+        )
 
 
 def _parse_range(value: str, length: int) -> tuple[int, int] | None:
