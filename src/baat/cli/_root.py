@@ -2,14 +2,51 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import click
 
 from baat import __version__
 
+# Commands of the other layers, loaded only when named, so that ``baat serve`` does not
+# import the client, the web app or the importers (nor fail with them).
+LAZY_COMMANDS = {
+    "register": "baat.cli.client:register",
+    "send": "baat.cli.client:send",
+    "sync": "baat.cli.client:sync",
+    "history": "baat.cli.client:history",
+    "contacts": "baat.cli.client:contacts",
+    "safety-number": "baat.cli.client:safety_number",
+    "verify": "baat.cli.client:verify",
+    "attachments": "baat.cli.client:attachments",
+    "app": "baat.cli.app:app",
+    "import": "baat.cli.leave:import_",
+    "export": "baat.cli.leave:export",
+    "backup": "baat.cli.leave:backup",
+    "policy": "baat.cli.privacy:policy",
+    "consent": "baat.cli.privacy:consent",
+    "me": "baat.cli.privacy:me",
+    "transparency": "baat.cli.privacy:transparency",
+    "admin": "baat.cli.privacy:admin",
+}
 
-@click.group()
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = LAZY_COMMANDS.get(cmd_name)
+        if target is None:
+            return super().get_command(ctx, cmd_name)
+        module, attr = target.split(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="baat")
 def root() -> None:
     """Baat: a private messenger. Messages only the people in the chat can read."""
@@ -133,33 +170,4 @@ def serve(
 
 
 def main() -> None:
-    _register_commands()
     root()
-
-
-def _register_commands() -> None:
-    """Attach the commands of every layer; each module holds its own."""
-    # Imported when the command line runs, so that importing baat.cli (as the commands'
-    # own modules do for shared helpers) cannot form a cycle.
-    from baat.cli import app, client, leave, privacy
-
-    for command in (
-        privacy.policy,
-        privacy.consent,
-        privacy.me,
-        privacy.transparency,
-        privacy.admin,
-        app.app,
-        leave.import_,
-        leave.export,
-        leave.backup,
-        client.register,
-        client.send,
-        client.sync,
-        client.history,
-        client.contacts,
-        client.safety_number,
-        client.verify,
-        client.attachments,
-    ):
-        root.add_command(command)

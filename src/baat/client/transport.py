@@ -79,7 +79,13 @@ class Transport:
         """
         try:
             ws = await asyncio.wait_for(
-                websockets.connect(ws_url(server_url), max_size=4 * 1024 * 1024), timeout
+                websockets.connect(
+                    # Ciphertext does not compress; deflate would only cost memory and CPU.
+                    ws_url(server_url),
+                    max_size=4 * 1024 * 1024,
+                    compression=None,
+                ),
+                timeout,
             )
         except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
             raise TransportError(f"cannot reach {server_url}: {exc}", "unreachable") from exc

@@ -445,13 +445,12 @@ class Router:
         for entry in batch:
             entry.writing = True
         try:
-            seqs: dict[bytes, int] = {}
+            acknowledged = [(d[0], d[1], g) for d, guids in deletes.items() for g in guids]
+            seqs, deleted = await self.store.write_batch([e.env for e in batch], acknowledged)
+            self.stats.deleted += deleted
             if batch:
-                seqs = await self.store.enqueue([e.env for e in batch])
                 self.stats.flushes += 1
-                self.storage_error = None
-            for device, guids in deletes.items():
-                self.stats.deleted += await self.store.delete_envelopes(device[0], device[1], guids)
+            self.storage_error = None
         except Exception as exc:
             # Keep everything in memory and retry; senders wait (their result is pending).
             # Any failure, not only a recognised outage: an accepted envelope is never

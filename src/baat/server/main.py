@@ -33,6 +33,9 @@ def serve(config: ServerConfig) -> None:
         # Frames between the protocol's limit and this one get a typed error from the
         # protocol layer; only absurd ones are cut by the transport (close code 1009).
         ws_max_size=config.limits.max_frame_bytes * 4,
+        # Envelopes are ciphertext: compression gains nothing and costs ~38 KiB of memory
+        # per connection and CPU per frame (bench/route.py, docs/PERFORMANCE.md).
+        ws_per_message_deflate=False,
         ws_ping_interval=30.0,
         ws_ping_timeout=30.0,
         lifespan="on",

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, update
+from sqlalchemy import and_, delete, func, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -436,29 +436,56 @@ class SqlStore:
         duplicates one already stored (same sender device, message id and recipient
         device) is left out.
         """
-        if not batch:
-            return {}
-        rows = [
-            {
-                "guid": e.guid,
-                "recipient_account": e.recipient_account,
-                "recipient_device": e.recipient_device,
-                "sender_account": e.sender_account,
-                "sender_device": e.sender_device,
-                "message_id": e.message_id,
-                "content": e.content,
-                "stored_at": e.stored_at,
-            }
-            for e in batch
-        ]
-        stmt = (
-            self._insert(envelopes)
-            .on_conflict_do_nothing()
-            .returning(envelopes.c.guid, envelopes.c.seq)
-        )
+        seqs, _ = await self.write_batch(batch, [])
+        return seqs
+
+    async def write_batch(
+        self,
+        batch: Sequence[QueuedEnvelope],
+        acknowledged: Sequence[tuple[str, int, bytes]],
+    ) -> tuple[dict[bytes, int], int]:
+        """One transaction per writer pass: store ``batch`` and delete the acknowledged
+        ``(recipient account, recipient device, guid)`` rows. Returns the new rows' sequence
+        numbers by guid (duplicates left out, see ``enqueue``) and how many rows went."""
+        seqs: dict[bytes, int] = {}
+        deleted = 0
+        if not batch and not acknowledged:
+            return seqs, deleted
         async with self._tx() as conn:
-            result = await conn.execute(stmt, rows)
-            return {bytes(g): int(q) for g, q in result.all()}
+            if batch:
+                rows = [
+                    {
+                        "guid": e.guid,
+                        "recipient_account": e.recipient_account,
+                        "recipient_device": e.recipient_device,
+                        "sender_account": e.sender_account,
+                        "sender_device": e.sender_device,
+                        "message_id": e.message_id,
+                        "content": e.content,
+                        "stored_at": e.stored_at,
+                    }
+                    for e in batch
+                ]
+                stmt = (
+                    self._insert(envelopes)
+                    .on_conflict_do_nothing()
+                    .returning(envelopes.c.guid, envelopes.c.seq)
+                )
+                result = await conn.execute(stmt, rows)
+                seqs = {bytes(g): int(q) for g, q in result.all()}
+            e = envelopes
+            for start in range(0, len(acknowledged), 500):
+                chunk = acknowledged[start : start + 500]
+                # The recipient is part of the key: a device deletes only its own rows.
+                gone = await conn.execute(
+                    delete(e).where(
+                        tuple_(e.c.recipient_account, e.c.recipient_device, e.c.guid).in_(
+                            list(chunk)
+                        )
+                    )
+                )
+                deleted += int(gone.rowcount or 0)
+        return seqs, deleted
 
     async def pending(
         self, account_id: str, device_id: int, after_seq: int = 0, limit: int = 500
