@@ -19,7 +19,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.websockets import WebSocket
+from starlette.types import Receive, Scope, Send
 
 from baat import __version__
 from baat.privacy.http import http_exception_as_json
@@ -155,8 +155,12 @@ async def lookup_account(request: Request) -> Response:
     )
 
 
-async def websocket(ws: WebSocket) -> None:
-    await Session(ws, ws.app.state.server).run()
+class WebSocketEndpoint:
+    """The WebSocket route as a bare ASGI app (an instance, so that Starlette does not wrap
+    it): the session speaks ASGI messages itself."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await Session(receive, send, scope["app"].state.server).run()
 
 
 async def _storage_error_handler(request: Request, exc: Exception) -> Response:
@@ -193,7 +197,7 @@ def create_app(config: ServerConfig) -> Starlette:
         Route("/healthz", healthz),
         Route("/v1/accounts", create_account, methods=["POST"]),
         Route("/v1/accounts/{username}", lookup_account),
-        WebSocketRoute("/v1/ws", websocket),
+        WebSocketRoute("/v1/ws", WebSocketEndpoint()),
         *privacy_routes(),
         *blob_routes(),
         *device_routes(),
