@@ -22,7 +22,7 @@ Concrete functions (section 5.2 "Recommended cryptographic algorithms"):
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -44,6 +44,8 @@ from baat.crypto._primitives import (
     hkdf_sha256,
     hmac_sha256_pair,
 )
+
+K = TypeVar("K")  # the key of a skipped-message-key store
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -221,7 +223,7 @@ def ratchet_encrypt(
     cks, mk = kdf_ck(state.cks)
     header = Header(state.dhs.public, state.pn, state.ns)
     ciphertext = aead_encrypt(mk, plaintext, associated_data + header.encode(), MESSAGE_KEY_INFO)
-    skipped = _purge(state.skipped, now, limits)
+    skipped = purge_skipped(state.skipped, now, limits)
     new_state = msgspec.structs.replace(state, cks=cks, ns=state.ns + 1, skipped=skipped)
     return new_state, header, ciphertext
 
@@ -259,7 +261,9 @@ def ratchet_decrypt(
         plaintext = aead_decrypt(mk, ciphertext, full_ad, MESSAGE_KEY_INFO)
         remaining = dict(skipped)
         del remaining[slot]
-        return msgspec.structs.replace(state, skipped=_purge(remaining, now, limits)), plaintext
+        return msgspec.structs.replace(
+            state, skipped=purge_skipped(remaining, now, limits)
+        ), plaintext
 
     dhs, dhr, rk, cks, ckr = state.dhs, state.dhr, state.rk, state.cks, state.ckr
     ns, nr, pn, previous = state.ns, state.nr, state.pn, state.previous_dhr
@@ -302,7 +306,7 @@ def ratchet_decrypt(
         ns=ns,
         nr=nr + 1,
         pn=pn,
-        skipped=_purge(skipped, now, limits),
+        skipped=purge_skipped(skipped, now, limits),
         previous_dhr=previous,
     )
     return new_state, plaintext
@@ -330,10 +334,11 @@ def _skip(
     return ckr, nr
 
 
-def _purge(
-    skipped: dict[bytes, tuple[bytes, int]], now: int, limits: RatchetLimits
-) -> dict[bytes, tuple[bytes, int]]:
-    """Drop keys older than ``limits.max_skipped_age``; returns the same dict if none are."""
+def purge_skipped(
+    skipped: dict[K, tuple[bytes, int]], now: int, limits: RatchetLimits
+) -> dict[K, tuple[bytes, int]]:
+    """Drop skipped message keys older than ``limits.max_skipped_age`` (insertion order is
+    age order); returns the same dict if none are. Shared with the sender-key chains."""
     if not skipped:
         return skipped
     oldest = next(iter(skipped.values()))[1]

@@ -56,7 +56,7 @@ from baat.crypto._primitives import (
     ed25519_verify,
     hmac_sha256_pair,
 )
-from baat.crypto.ratchet import RatchetLimits
+from baat.crypto.ratchet import RatchetLimits, purge_skipped
 
 __all__ = [
     "DEFAULT_SENDER_KEY_LIMITS",
@@ -420,7 +420,7 @@ def encrypt_group(
         state,
         chain_key=chain_key,
         iteration=state.iteration + 1,
-        skipped=_purge(state.skipped, now, limits),
+        skipped=purge_skipped(state.skipped, now, limits),
     )
     return new_state, data
 
@@ -464,7 +464,9 @@ def decrypt_group(
         plaintext = aead_decrypt(message_key, aead, header, SENDER_KEY_MESSAGE_INFO)
         remaining = dict(state.skipped)
         del remaining[iteration]
-        return msgspec.structs.replace(state, skipped=_purge(remaining, now, limits)), plaintext
+        return msgspec.structs.replace(
+            state, skipped=purge_skipped(remaining, now, limits)
+        ), plaintext
 
     if iteration - state.iteration > limits.max_skip:
         raise TooManySkipped(f"{iteration - state.iteration} skipped keys exceed {limits.max_skip}")
@@ -491,18 +493,6 @@ def decrypt_group(
         state,
         chain_key=chain_key,
         iteration=iteration + 1,
-        skipped=_purge(skipped, now, limits),
+        skipped=purge_skipped(skipped, now, limits),
     )
     return new_state, plaintext
-
-
-def _purge(
-    skipped: dict[int, tuple[bytes, int]], now: int, limits: RatchetLimits
-) -> dict[int, tuple[bytes, int]]:
-    """Drop keys older than ``limits.max_skipped_age``; the same dict if none are."""
-    if not skipped:
-        return skipped
-    oldest = next(iter(skipped.values()))[1]
-    if now - oldest <= limits.max_skipped_age:
-        return skipped
-    return {k: v for k, v in skipped.items() if now - v[1] <= limits.max_skipped_age}

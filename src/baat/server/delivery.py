@@ -650,18 +650,7 @@ class Router:
         if fwd.guid in sent:
             return  # the drain or a catch-up already sent it
         _remember_sent(sent, fwd.guid)
-        outlet.push(
-            encode(
-                Deliver(
-                    guid=fwd.guid,
-                    sender_account=fwd.sender_account,
-                    sender_device=fwd.sender_device,
-                    message_id=fwd.message_id,
-                    content=fwd.content,
-                    server_time_ms=fwd.stored_at,
-                )
-            )
-        )
+        outlet.push(_deliver(fwd))
 
     async def _on_bus_recovered(self) -> None:
         """After a bus outage: re-announce presence, catch up on what was not forwarded."""
@@ -750,7 +739,7 @@ def _dest(entry: _Entry) -> DeviceKey:
     return (entry.env.recipient_account, entry.env.recipient_device)
 
 
-def _deliver(env: QueuedEnvelope) -> bytes:
+def _deliver(env: QueuedEnvelope | Forward) -> bytes:
     return encode(
         Deliver(
             guid=env.guid,
