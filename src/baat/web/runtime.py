@@ -80,12 +80,16 @@ class EventHub:
 
 
 def _attachment_json(body: dict[str, Any]) -> dict[str, Any] | None:
-    """What the page may show of an attachment: its name, type, size and state (never the
-    sealed pointer). Attachments are fetched and opened by the SDK and the CLI."""
+    """What the page may show of an attachment: its name, type, size, state and why it
+    failed (never the sealed pointer); the file and its thumbnail have their own routes."""
     att = body.get("attachment")
     if not isinstance(att, dict):
         return None
-    return {k: att.get(k) for k in ("file_name", "content_type", "size", "state")}
+    keys = ("file_name", "content_type", "size", "state", "error", "width", "height")
+    if body.get("source") == "whatsapp":  # imported: named by the export; stored or not
+        state = "stored" if att.get("media") else att.get("status")
+        att = {**att, "file_name": att.get("name"), "state": state}
+    return {**{k: att.get(k) for k in keys}, "thumbnail": bool(att.get("thumbnail"))}
 
 
 def message_json(m: StoredMessage) -> dict[str, Any]:
@@ -196,6 +200,9 @@ class Runtime:
         attachment_listeners = getattr(client, "attachment_listeners", None)
         if isinstance(attachment_listeners, list):
             attachment_listeners.append(self._on_attachment)
+            from baat.web.attachments_api import on_download
+
+            client.attachments.progress_listeners.append(on_download(self))
         self.client = client
         self._stopping = False
         self._runner = asyncio.create_task(self._run(client), name="baat-web-connection")
@@ -247,6 +254,7 @@ class Runtime:
                 delay = BACKOFF_FIRST
                 self._check_names_soon(client)
                 await client.flush_outbox()
+                self._resume_downloads(client)
                 await self._stay(client)
             except (ClientError, TransportError, OSError) as exc:
                 log.info("connection to %s: %s", client.info.server_url, exc)
@@ -274,6 +282,13 @@ class Runtime:
                 await asyncio.wait_for(client.transport.closed.wait(), OUTBOX_RETRY)
             if client.connected and client.store.outbox():
                 await client.flush_outbox()
+
+    def _resume_downloads(self, client: Client) -> None:
+        """Fetch attachments still pending, those left by earlier runs too, in the
+        background (failures become incidents)."""
+        task = asyncio.create_task(client.attachments.wait())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- names -------------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 
 import { $, api, debounce, toast } from "./dom.js";
 import * as chats from "./chats.js";
+import { onProgress } from "./attachments.js";
 import { showContact } from "./contact.js";
+import { showImport } from "./import.js";
 import { showPrivacy } from "./privacy.js";
 
 export const app = { state: null, info: null };
@@ -181,6 +183,10 @@ function handle(event) {
       chats.onContact(event.chat);
       refreshList();
       break;
+    case "upload":
+    case "download":
+      onProgress(event);
+      break;
     default:
       break;
   }
@@ -208,12 +214,16 @@ function route() {
   if (app.state !== "ready") return;
   const { view, target } = parseHash();
   document.body.dataset.view = view && view !== "" ? "detail" : "list";
-  $("#nav-chats").toggleAttribute("aria-current", view !== "privacy");
+  $("#nav-chats").toggleAttribute("aria-current", view !== "privacy" && view !== "import");
   $("#nav-privacy").toggleAttribute("aria-current", view === "privacy");
+  $("#nav-import").toggleAttribute("aria-current", view === "import");
   if (view === "chat" && target) chats.showChat(target);
   else if (view === "contact" && target) {
     chats.leave();
     showContact(target);
+  } else if (view === "import") {
+    chats.leave();
+    showImport();
   } else if (view === "privacy") {
     chats.leave();
     showPrivacy();

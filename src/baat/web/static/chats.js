@@ -4,6 +4,7 @@
 
 import { $, api, dayKey, dayLabel, debounce, h, shortWhen, timeOf, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
+import { attachmentView, composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
 
 const chatsById = new Map(); // chat id -> row of /api/chats
 const names = new Map(); // chat id -> username, also for chats not in the list yet
@@ -26,6 +27,7 @@ export function reset() {
   names.clear();
   view = null;
   allMessages = null;
+  forgetAttachments();
 }
 
 // -- the list ----------------------------------------------------------------------------
@@ -53,7 +55,7 @@ function chatItem(c) {
   const last = c.last;
   const preview = !last ? "No messages yet"
     : last.text === null ? "Held message"
-    : `${last.direction === "out" ? "You: " : ""}${last.text}`;
+    : `${last.direction === "out" ? "You: " : ""}${last.text || (last.attachment ? `📎 ${last.attachment.file_name}` : "")}`;
   const current = view && view.chat === c.chat;
   return h("li", {},
     h("a", { href: `#/chat/${encodeURIComponent(c.chat)}`, class: "chat-item", "aria-current": current ? "page" : null },
@@ -132,7 +134,9 @@ export async function showChat(chat) {
       h("div", { id: "chat-doubt", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
         "aria-label": `Messages with ${username}`, tabindex: "0" }),
+      uploadsList(),
       h("form", { class: "composer", onsubmit: send },
+        ...composerAttach(() => view && { chat: view.chat, username: view.username }, () => reloadSoon()),
         h("label", { for: "composer-text", class: "sr-only" }, `Message to ${username}`),
         text,
         h("span", { id: "composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line."),
@@ -175,6 +179,8 @@ function updateHeader() {
   }
   const composer = $("#composer-text");
   if (composer) composer.disabled = Boolean(row.identity_changed);
+  const attach = $("#composer-attach");
+  if (attach) attach.disabled = Boolean(row.identity_changed);
 }
 
 const reloadSoon = debounce(() => reloadChat());
@@ -277,21 +283,16 @@ function fill(node, m) {
       h("a", { href: `#/contact/${encodeURIComponent(view.chat)}` }, "Compare it"), " to show the message.")
     : h("p", { class: "text" }, m.text);
   node.dataset.status = m.status;
+  node.baatMessage = m;
   const parts = [
     h("span", { class: "sr-only" }, `${who}:`),
-    m.attachment ? attachmentLine(m.attachment) : null,
+    m.attachment ? attachmentView(m) : null,
     m.text === "" && m.attachment ? null : text,
     h("span", { class: "meta" },
       h("time", { datetime: new Date(m.sent_at).toISOString() }, timeOf(m.sent_at)),
       m.direction === "out" ? h("span", { class: "status" }, " · ", STATUS_TEXT[m.status] || m.status) : null),
   ];
   node.replaceChildren(...parts.filter(Boolean)); // the DOM would print a null as "null"
-}
-
-function attachmentLine(a) {
-  const kb = a.size ? ` (${Math.max(1, Math.round(a.size / 1024))} KB)` : "";
-  const state = { pending: " · downloading…", failed: " · could not be fetched" }[a.state] || "";
-  return h("p", { class: "attachment" }, "📎 ", a.file_name || "attachment", kb, state);
 }
 
 function autosize(event) {
@@ -353,7 +354,7 @@ export function onMessage(m) {
 
 export function onStatus(id, status) {
   const node = view && view.nodes.get(`out:${id}`);
-  if (node) fill(node, { ...nodeMessage(node), status });
+  if (node) fill(node, { ...(node.baatMessage || nodeMessage(node)), status });
   else if (view) reloadSoon();
 }
 

@@ -1,0 +1,174 @@
+// Files in a conversation: the attach button and its uploads, and how an attachment is
+// drawn in a message (image inline, other files as a download link, progress, failures).
+// The page hands the file to the app only; the app encrypts and sends it. Progress of the
+// app's upload to the server and of its downloads arrives as "upload"/"download" events.
+
+import { $, ApiError, h, toast } from "./dom.js";
+
+const IMAGES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
+const drawn = new Map(); // "direction:id" -> { sig, el }: kept across redraws of a message
+
+function sizeText(bytes) {
+  if (!bytes) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+}
+
+function percent(done, total) {
+  return total > 0 ? Math.min(100, Math.floor((done * 100) / total)) : 0;
+}
+
+function bar(label) {
+  return h("progress", { max: "100", value: "0", "aria-label": label });
+}
+
+// -- in a message ------------------------------------------------------------------------
+
+export function attachmentView(m) {
+  const a = m.attachment;
+  const key = `${m.direction}:${m.id}`;
+  const sig = `${a.state}|${a.error || ""}`;
+  const known = drawn.get(key);
+  if (known && known.sig === sig) return known.el;
+  const el = draw(m, a);
+  drawn.set(key, { sig, el });
+  return el;
+}
+
+function draw(m, a) {
+  const name = a.file_name || "attachment";
+  const url = `/api/attachments/${encodeURIComponent(m.id)}`;
+  const dataset = { att: `${m.direction}:${m.id}`, state: a.state };
+  if (a.state === "failed") {
+    return h("p", { class: "attachment failed", dataset },
+      h("strong", {}, `⚠ ${name} could not be received`),
+      a.error ? `: ${a.error}` : ".",
+      " Ask the sender to send it again.");
+  }
+  const isImage = IMAGES.has(a.content_type);
+  const size = {};
+  if (a.width && a.height) Object.assign(size, { width: String(a.width), height: String(a.height) });
+  if (a.state === "pending") {
+    return h("div", { class: "attachment pending", dataset },
+      isImage && a.thumbnail ? h("img", { class: "thumb", src: `${url}/thumbnail`, alt: `${name} (preview)`, ...size }) : null,
+      h("span", {}, `${name} ${sizeText(a.size)} · downloading…`),
+      bar(`Downloading ${name}`));
+  }
+  if (a.state !== "ready") {
+    // Not a file sent with Baat (an imported chat's attachment, say): name and size only.
+    return h("p", { class: "attachment", dataset }, `📎 ${name} ${sizeText(a.size)}`);
+  }
+  if (isImage) {
+    return h("figure", { class: "attachment image", dataset },
+      h("a", { href: `${url}?download=1`, download: name, "aria-label": `${name}, ${sizeText(a.size)}: download` },
+        h("img", { src: url, alt: name, ...size })));
+  }
+  return h("p", { class: "attachment file", dataset },
+    h("a", { href: `${url}?download=1`, download: name }, `📎 ${name}`),
+    h("span", { class: "hint" }, ` ${sizeText(a.size)}`));
+}
+
+// -- sending -----------------------------------------------------------------------------
+
+// The composer's attach button (a real button: focusable, labelled) and its file input.
+// `target()` answers the open chat as { chat, username }, or null; `sent()` reloads it.
+export function composerAttach(target, sent) {
+  const input = h("input", { id: "composer-file", type: "file", multiple: true, hidden: true, tabindex: "-1",
+    "aria-hidden": "true", onchange: () => {
+      const files = [...input.files];
+      input.value = "";
+      const to = target();
+      if (to) uploadAll(files, to, sent);
+    } });
+  const button = h("button", { id: "composer-attach", type: "button", class: "attach",
+    "aria-label": "Attach a file or image", title: "Attach a file or image", onclick: () => input.click() }, "📎");
+  return [button, input];
+}
+
+export function uploadsList() {
+  return h("ul", { id: "uploads", class: "uploads", "aria-label": "Files being sent", "aria-live": "polite", hidden: true });
+}
+
+const uploads = new Map(); // upload token -> its row
+
+async function uploadAll(files, to, sent) {
+  for (const file of files) await uploadOne(file, to, sent);
+}
+
+function token() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function uploadOne(file, to, sent) {
+  const list = $("#uploads");
+  const id = token();
+  const progress = bar(`Sending ${file.name}`);
+  const state = h("span", { class: "upload-state" }, "0 %");
+  const row = h("li", { class: "upload", dataset: { upload: id } },
+    h("span", { class: "upload-name" }, file.name), progress, state);
+  uploads.set(id, { row, progress, state });
+  if (list) {
+    list.append(row);
+    list.hidden = false;
+  }
+  const query = new URLSearchParams({ chat: to.chat, to: to.username, name: file.name, upload: id });
+  try {
+    const response = await fetch(`/api/attachments?${query}`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { accept: "application/json", "content-type": "application/octet-stream", "x-baat-request": "1" },
+      body: file,
+    });
+    const data = await response.json().catch(() => null);
+    if (!response.ok) {
+      const e = (data && data.error) || {};
+      throw new ApiError(response.status, e.code || "http_error", e.message || `HTTP ${response.status}`);
+    }
+    setProgress(id, 1, 1);
+    state.textContent = "100 % · sent";
+    sent();
+    setTimeout(() => finish(id), 4000);
+  } catch (err) {
+    row.classList.add("failed");
+    state.textContent = `Not sent: ${err.message}`;
+    toast(err.code === "identity_changed" ? `${to.username}'s safety number changed: compare it before sending.`
+      : err.code === "app_unreachable" || !err.code ? "The Baat app is not running." : `Not sent: ${err.message}`, "error");
+    setTimeout(() => finish(id), 10000);
+  }
+}
+
+function finish(id) {
+  const up = uploads.get(id);
+  uploads.delete(id);
+  if (!up) return;
+  up.row.remove();
+  const list = $("#uploads");
+  if (list && !list.children.length) list.hidden = true;
+}
+
+function setProgress(id, done, total) {
+  const up = uploads.get(id);
+  if (!up) return;
+  const p = percent(done, total);
+  up.progress.value = p;
+  up.row.dataset.percent = String(p);
+  if (!up.row.classList.contains("failed")) up.state.textContent = `${p} %`;
+}
+
+// -- events ------------------------------------------------------------------------------
+
+export function onProgress(event) {
+  if (event.type === "upload") {
+    setProgress(event.upload, event.done, event.total);
+    return;
+  }
+  const el = document.querySelector(`[data-att="in:${CSS.escape(event.id)}"] progress`);
+  if (el) el.value = percent(event.done, event.total);
+}
+
+// A chat was closed or the app locked: drawn elements belong to the old screen.
+export function forget() {
+  drawn.clear();
+}
