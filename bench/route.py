@@ -13,6 +13,15 @@ per connection.
     .venv/bin/python bench/route.py                      # everything, ~5 minutes
     .venv/bin/python bench/route.py --users 50 --windows 1 --seconds 5 --only routing
     .venv/bin/python bench/route.py --only idle --idle 1000,5000
+    .venv/bin/python bench/route.py --nodes 2 --seconds 8         # 1 node vs 2, PostgreSQL
+    .venv/bin/python bench/route.py --nodes 2 --cross             # every envelope via Redis
+
+With ``--nodes N`` (N > 1) every routing case runs twice on PostgreSQL (``--db``, by
+default ``postgresql://postgres@127.0.0.1:5432/test``): once on one node, once on N
+``baat serve`` processes sharing one fresh database and the Redis bus (``--bus``, by default
+``redis://127.0.0.1:6379/0``), with node ids unique to the run. Pair i has both ends on node
+i % N (a load balancer with affinity); ``--cross`` puts its receiver on the next node. The
+table adds CPU per node, PostgreSQL's and Redis's CPU, and the N-node/1-node ratio.
 """
 
 from __future__ import annotations
@@ -51,6 +60,11 @@ TARGET_P99_MS = 10.0
 TARGET_IDLE_KIB = 10.0
 TARGET_USERS = 50
 TARGET_WINDOW = 1
+TARGET_NODES_SPEEDUP = 1.6
+TARGET_NODES_USERS = 500
+DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_BUS = "redis://127.0.0.1:6379/0"
+NODES_CASES = [(500, 1), (500, 2), (50, 1)]
 FD_RESERVE = 256
 
 console = Console(highlight=False)
@@ -139,6 +153,9 @@ class Server:
     port: int
     db_url: str
     log: Path
+    # Every node (the first is ``pid``/``port``).
+    pids: list[int] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -149,6 +166,8 @@ class Context:
     registration: str = "http"
     region: str | None = None
     runs: int = 0
+    # Node ids are unique to the run, so Redis channels never meet another run's.
+    node_prefix: str = field(default_factory=lambda: "bench-" + secrets.token_hex(4))
 
 
 def _wait_ready(proc: subprocess.Popen[bytes], port: int, log: Path, http: bool) -> None:
@@ -191,46 +210,67 @@ def _pg_admin(url: str, sql: str) -> None:
     asyncio.run(run())
 
 
-@contextlib.contextmanager
-def baat_server(ctx: Context) -> Iterator[Server]:
-    data = Path(tempfile.mkdtemp(prefix="baat-", dir=ctx.tmp))
-    port = free_port()
-    scratch_db: str | None = None
+def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
     cmd = [sys.executable, "-m", "baat", "serve", "--data", str(data), "--port", str(port)]
     cmd += ["--envelopes-per-second", UNLIMITED, "--frames-per-second", UNLIMITED]
     if ctx.registration == "http":
         cmd += ["--registrations-per-minute", UNLIMITED]
     if ctx.region:
         cmd += ["--region", ctx.region]
+    return cmd
+
+
+@contextlib.contextmanager
+def baat_server(ctx: Context, nodes: int = 1) -> Iterator[Server]:
+    """One ``baat serve``, or ``nodes`` of them on one database and the Redis bus."""
+    data = Path(tempfile.mkdtemp(prefix="baat-", dir=ctx.tmp))
+    scratch_db: str | None = None
+    extra: list[str] = []
     if ctx.args.db:
         # A fresh database per case on the named server, dropped afterwards (as the tests do).
         scratch_db = "baat_bench_" + secrets.token_hex(6)
         _pg_admin(ctx.args.db, f"CREATE DATABASE {scratch_db}")
         db_url = ctx.args.db.rsplit("/", 1)[0] + "/" + scratch_db
-        cmd += ["--db", db_url]
+        extra += ["--db", db_url]
     else:
         db_url = f"sqlite:///{data / 'baat.sqlite3'}"
-    log = data / "server.log"
-    proc = ctx.children.start(cmd, log)
+    if nodes > 1:
+        extra += ["--bus", ctx.args.bus]
+    ctx.runs += 1
+    ports = [free_port() for _ in range(nodes)]
+    cmds: list[list[str]] = []
+    for i, port in enumerate(ports):
+        node_data = data / f"node-{i}" if nodes > 1 else data
+        cmd = _node_cmd(ctx, node_data, port) + extra
+        if nodes > 1:
+            cmd += ["--node-id", f"{ctx.node_prefix}-{ctx.runs}-{i}"]
+        cmds.append(cmd)
+    logs = [data / (f"server-{i}.log" if nodes > 1 else "server.log") for i in range(nodes)]
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        # All nodes start together: they migrate the empty database under an advisory lock.
+        procs = [ctx.children.start(cmd, log) for cmd, log in zip(cmds, logs, strict=True)]
         try:
-            _wait_ready(proc, port, log, http=True)
+            for proc, port, log in zip(procs, ports, logs, strict=True):
+                _wait_ready(proc, port, log, http=True)
         except BenchError as exc:
             region = _declared_region(str(exc))
-            if ctx.region or region is None:
+            if ctx.region or region is None or nodes > 1:
                 raise
             # The server's default region is not declared by the privacy policy: use the
             # first declared one and say so.
             console.print(f"[yellow]the default region is not declared; using --region {region}[/]")
             ctx.region = region
-            ctx.children.stop(proc)
-            proc = ctx.children.start([*cmd, "--region", region], log)
-            _wait_ready(proc, port, log, http=True)
-        yield Server("baat", proc.pid, port, db_url, log)
+            ctx.children.stop(procs[0])
+            procs = [ctx.children.start([*cmds[0], "--region", region], logs[0])]
+            _wait_ready(procs[0], ports[0], logs[0], http=True)
+        pids = [p.pid for p in procs]
+        yield Server("baat", pids[0], ports[0], db_url, logs[0], pids, ports)
     finally:
-        code = ctx.children.stop(proc)
-        if code not in (0, -signal.SIGTERM):
-            console.print(f"[yellow]baat server exited with code {code}[/]\n{tail(log, 10)}")
+        for proc, log in zip(procs, logs, strict=False):
+            code = ctx.children.stop(proc)
+            if code not in (0, -signal.SIGTERM):
+                console.print(f"[yellow]baat server exited with code {code}[/]\n{tail(log, 10)}")
         if scratch_db:
             with contextlib.suppress(Exception):
                 _pg_admin(ctx.args.db, f"DROP DATABASE IF EXISTS {scratch_db} WITH (FORCE)")
@@ -244,14 +284,14 @@ def relay_server(ctx: Context) -> Iterator[Server]:
     proc = ctx.children.start([sys.executable, str(BENCH / "_relay.py"), "--port", str(port)], log)
     try:
         _wait_ready(proc, port, log, http=False)
-        yield Server("relay", proc.pid, port, "", log)
+        yield Server("relay", proc.pid, port, "", log, [proc.pid], [port])
     finally:
         ctx.children.stop(proc)
 
 
 @contextlib.contextmanager
-def server(ctx: Context, kind: str) -> Iterator[Server]:
-    cm = baat_server(ctx) if kind == "baat" else relay_server(ctx)
+def server(ctx: Context, kind: str, nodes: int = 1) -> Iterator[Server]:
+    cm = baat_server(ctx, nodes) if kind == "baat" else relay_server(ctx)
     with cm as s:
         yield s
 
@@ -264,6 +304,9 @@ def run_load(ctx: Context, srv: Server, cfg: dict[str, Any], timeout: float) -> 
         "host": "127.0.0.1",
         "port": srv.port,
         "server_pid": srv.pid,
+        "ports": srv.ports,
+        "server_pids": srv.pids,
+        "cross": ctx.args.cross and len(srv.ports) > 1,
         "db_url": srv.db_url,
         "registration": ctx.registration,
         "region": ctx.region or "local",
@@ -315,7 +358,9 @@ def wait_quiet(max_wait: float, threshold: float = 0.3) -> float:
 # -- the cases --------------------------------------------------------------------------------
 
 
-def routing_case(ctx: Context, kind: str, users: int, window: int) -> dict[str, Any]:
+def routing_case(
+    ctx: Context, kind: str, users: int, window: int, nodes: int = 1
+) -> dict[str, Any]:
     a = ctx.args
     cfg = {
         "mode": "route",
@@ -326,12 +371,18 @@ def routing_case(ctx: Context, kind: str, users: int, window: int) -> dict[str, 
     }
     busy_before = wait_quiet(a.quiet_wait) if a.quiet_wait > 0 else float("nan")
     try:
-        with server(ctx, kind) as srv:
+        with server(ctx, kind, nodes) as srv:
             result = run_load(ctx, srv, cfg, timeout=a.seconds + a.warmup + 600)
             result["busy_before"] = busy_before
             return result
     except BenchError as exc:
-        return {"target": kind, "users": users, "window": window, "failed": str(exc)}
+        return {
+            "target": kind,
+            "users": users,
+            "window": window,
+            "nodes": nodes,
+            "failed": str(exc),
+        }
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -418,6 +469,15 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}"
 
 
+def _cpu(seconds: float, elapsed: float) -> str:
+    return f"{seconds:.2f} ({seconds / elapsed:.0%})"
+
+
+def _others(r: dict[str, Any]) -> float:
+    """Everything but the server and the load generator (PostgreSQL and Redis included)."""
+    return float(r["other_cpu_s"]) + float(r.get("pg_cpu_s", 0.0) + r.get("redis_cpu_s", 0.0))
+
+
 ROUTING_HEADERS = [
     "users",
     "window",
@@ -476,7 +536,7 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                     f"{r['server_cpu_s']:.2f} ({r['server_cpu_s'] / r['seconds']:.0%})",
                     _f(_per_env_us(r), ".1f"),
                     f"{r['load_cpu_s']:.2f} ({r['load_cpu_s'] / r['seconds']:.0%})",
-                    f"{r['other_cpu_s']:.2f} ({r['other_cpu_s'] / r['seconds']:.0%})",
+                    _cpu(_others(r), r["seconds"]),
                     _f(r["server_rss_peak_kib"] / 1024, ".1f"),
                     "; ".join(notes),
                 ]
@@ -500,6 +560,150 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 ]
             )
     return rows
+
+
+NODES_HEADERS = [
+    "users",
+    "window",
+    "system",
+    "envelopes/s",
+    "p50 ms",
+    "p99 ms",
+    "CPU s per node",
+    "PostgreSQL CPU s",
+    "Redis CPU s",
+    "load CPU s",
+    "other CPU s",
+    "machine busy",
+    "server-side CPU µs/env",
+    "notes",
+]
+
+
+def _nodes_name(r: dict[str, Any]) -> str:
+    n = int(r.get("nodes", 1))
+    name = f"Baat, {n} node{'s' if n > 1 else ''}"
+    return name + (", cross" if r.get("cross") else "")
+
+
+def _server_side_us(r: dict[str, Any]) -> float | None:
+    """CPU of the nodes, PostgreSQL and Redis per delivered envelope."""
+    if "failed" in r or not r.get("delivered"):
+        return None
+    total = r["server_cpu_s"] + r["pg_cpu_s"] + r["redis_cpu_s"]
+    return float(total) / float(r["delivered"]) * 1e6
+
+
+def nodes_rows(results: list[dict[str, Any]]) -> list[list[str]]:
+    rows: list[list[str]] = []
+    by_case: dict[tuple[int, int], list[dict[str, Any]]] = {}
+    for r in results:
+        by_case.setdefault((r["users"], r["window"]), []).append(r)
+    cores = os.cpu_count() or 1
+    for (users, window), runs in by_case.items():
+        for r in runs:
+            name = _nodes_name(r)
+            if "failed" in r:
+                rows.append([str(users), str(window), name, "failed", *[""] * 9])
+                rows[-1][-1] = _last_line(r["failed"])
+                continue
+            el = r["seconds"]
+            notes = []
+            if r.get("runs", 1) > 1:
+                notes.append(
+                    f"median of {r['runs']}: " + ", ".join(f"{x:,.0f}" for x in r["rates"])
+                )
+            stored = r["statuses"].get("stored", 0)
+            if stored:
+                notes.append(f"{stored:,} stored")
+            if r["errors"]:
+                notes.append("errors " + ", ".join(f"{k}={v}" for k, v in r["errors"].items()))
+            busy = r["server_cpu_s"] + r["pg_cpu_s"] + r["redis_cpu_s"] + r["load_cpu_s"]
+            busy += r["other_cpu_s"]
+            rows.append(
+                [
+                    str(users),
+                    str(window),
+                    name,
+                    _f(r["rate"]),
+                    _f(r["p50_ms"], ".2f"),
+                    _f(r["p99_ms"], ".2f"),
+                    " + ".join(f"{c:.2f}" for c in r["node_cpu_s"])
+                    + f" ({r['server_cpu_s'] / el:.0%})",
+                    _cpu(r["pg_cpu_s"], el),
+                    _cpu(r["redis_cpu_s"], el),
+                    _cpu(r["load_cpu_s"], el),
+                    _cpu(r["other_cpu_s"], el),
+                    f"{busy / el / cores:.0%} of {cores}",
+                    _f(_server_side_us(r), ".0f"),
+                    "; ".join(notes),
+                ]
+            )
+        one = next((r for r in runs if r.get("nodes", 1) == 1 and "failed" not in r), None)
+        for r in runs:
+            if one is None or r is one or "failed" in r:
+                continue
+            rows.append(
+                [
+                    str(users),
+                    str(window),
+                    f"{_nodes_name(r)} / 1 node",
+                    _ratio(r["rate"], one["rate"]),
+                    _ratio(r["p50_ms"], one["p50_ms"]),
+                    _ratio(r["p99_ms"], one["p99_ms"]),
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    _ratio(_server_side_us(r), _server_side_us(one)),
+                    "",
+                ]
+            )
+    return rows
+
+
+NODES_CAPTION = (
+    "CPU s: seconds used during the measured interval (share of one core). PostgreSQL: every "
+    "process of the cluster; Redis: redis-server (both shared with anything else using "
+    "them). other: the rest of the machine and the kernel. machine busy: all of it over all "
+    "cores. server-side CPU: nodes + PostgreSQL + Redis per delivered envelope. stored: "
+    "SendResults that said 'stored'."
+)
+
+
+def nodes_verdicts(results: list[dict[str, Any]], nodes: int) -> list[str]:
+    out: list[str] = []
+    for r in results:
+        if r["users"] != TARGET_NODES_USERS or r.get("nodes", 1) != nodes or "failed" in r:
+            continue
+        one = next(
+            (
+                x
+                for x in results
+                if (x["users"], x["window"]) == (r["users"], r["window"])
+                and x.get("nodes", 1) == 1
+                and "failed" not in x
+            ),
+            None,
+        )
+        if one is None:
+            continue
+        speedup = r["rate"] / one["rate"]
+        ok = speedup >= TARGET_NODES_SPEEDUP
+        out.append(
+            f"Target {nodes} nodes >= {TARGET_NODES_SPEEDUP:.1f}x one node at "
+            f"{TARGET_NODES_USERS} users, window {r['window']}"
+            f"{' (cross)' if r.get('cross') else ''}: measured {r['rate']:,.0f} / "
+            f"{one['rate']:,.0f} = {speedup:.2f}x -> {'met' if ok else 'NOT met'}"
+        )
+    if not out:
+        out.append(
+            f"Target {nodes} nodes >= {TARGET_NODES_SPEEDUP:.1f}x one node at "
+            f"{TARGET_NODES_USERS} users: not measured in this run"
+        )
+    return out
 
 
 IDLE_HEADERS = [
@@ -566,7 +770,7 @@ def show(title: str, headers: list[str], rows: list[list[str]], caption: str = "
     for h in headers:
         table.add_column(h, justify="left" if h in ("system", "notes") else "right")
     for row in rows:
-        table.add_row(*row, end_section=row[2:3] == ["Baat/relay"])
+        table.add_row(*row, end_section=row[2] == "Baat/relay" or row[2].endswith("/ 1 node"))
     console.print(table)
 
 
@@ -633,8 +837,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "ceiling.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--users", type=_int_list, default=[2, 50, 500], help="users per case (even)")
-    p.add_argument("--windows", type=_int_list, default=[1, 8], help="sends outstanding/sender")
+    p.add_argument(
+        "--users",
+        type=_int_list,
+        default=None,
+        help="users per case (even); default 2,50,500, or with --nodes the cases "
+        + ", ".join(f"{u}x{w}" for u, w in NODES_CASES)
+        + " (users x window)",
+    )
+    p.add_argument(
+        "--windows", type=_int_list, default=None, help="sends outstanding/sender; default 1,8"
+    )
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per case")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each")
     p.add_argument("--db", default=None, help="PostgreSQL server URL (fresh database per case)")
@@ -652,7 +865,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="clients offer permessage-deflate, as the websockets library (baat.client) does "
         "by default; the relay declines it",
     )
-    p.add_argument("--nodes", type=int, default=1, help="server nodes (only 1 for now)")
+    p.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="server nodes; N > 1 measures each routing case on 1 node and on N nodes "
+        "(PostgreSQL and the Redis bus; no relay, no idle sweep)",
+    )
+    p.add_argument("--bus", default=DEFAULT_BUS, help="Redis URL for --nodes > 1")
+    p.add_argument(
+        "--cross",
+        action="store_true",
+        help="with --nodes: each receiver on the node after its sender's (every envelope "
+        "crosses the bus) instead of both on one node",
+    )
     p.add_argument(
         "--repeat",
         type=int,
@@ -670,13 +896,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", type=Path, default=None, help="also write raw results here")
     p.add_argument("--markdown", type=Path, default=None, help="also write Markdown tables here")
     args = p.parse_args(argv)
-    if args.nodes != 1:
-        p.error("--nodes: multi-node needs the Redis bus; only --nodes 1 is supported for now")
-    if any(u < 2 or u % 2 for u in args.users):
+    if args.nodes < 1:
+        p.error("--nodes must be >= 1")
+    if args.nodes > 1:
+        if args.only == "idle":
+            p.error("--nodes > 1 measures routing only")
+        if args.db is None:
+            args.db = DEFAULT_PG
+            args.db_defaulted = True
+    if args.users is None and args.windows is None and args.nodes > 1:
+        args.cases = list(NODES_CASES)
+    else:
+        users = args.users or [2, 50, 500]
+        windows = args.windows or [1, 8]
+        args.cases = [(u, w) for u in users for w in windows]
+    if any(u < 2 or u % 2 for u, _ in args.cases):
         p.error("--users: each count must be an even number >= 2 (senders and receivers pair)")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
-    if any(w < 1 for w in args.windows):
+    if any(w < 1 for _, w in args.cases):
         p.error("--windows: each window must be >= 1")
     if args.db and not args.db.startswith(("postgresql://", "postgres://")):
         p.error("--db: only postgresql://USER@HOST:PORT/DB is supported (SQLite is the default)")
@@ -739,29 +977,47 @@ def main(argv: list[str] | None = None) -> int:
                 "[yellow]baat serve has no --registrations-per-minute: accounts are created "
                 "with the server's registration rule directly in its database[/]"
             )
+        if getattr(args, "db_defaulted", False):
+            console.print(f"[yellow]--nodes {args.nodes} needs PostgreSQL: using --db {args.db}[/]")
+        if args.nodes > 1:
+            console.print(
+                f"  {args.nodes} nodes on --bus {args.bus}, node ids {ctx.node_prefix}-*, "
+                f"{'receiver on the next node (--cross)' if args.cross else 'pair i on node i % N'}"
+            )
         if args.only in ("all", "routing"):
-            for users in args.users:
-                for window in args.windows:
-                    for kind in kinds:
-                        runs = []
-                        for _ in range(args.repeat):
-                            r = routing_case(ctx, kind, users, window)
-                            runs.append(r)
-                            if "failed" in r:
-                                console.print(
-                                    f"  {kind:5} users={users} window={window}: FAILED\n"
-                                    f"{r['failed']}"
-                                )
-                            else:
-                                console.print(
-                                    f"  {kind:5} users={users:<4} window={window}: "
-                                    f"{r['rate']:>9,.0f} env/s  p50 {r['p50_ms']:.2f} ms  "
-                                    f"p99 {r['p99_ms']:.2f} ms  server CPU "
-                                    f"{r['server_cpu_s']:.2f} s  others {r['other_cpu_s']:.2f} s"
-                                )
-                        routing.append(median_run(runs))
+            # With --nodes N: the same case on one node, then on N nodes.
+            plan = [("baat", 1)] if args.nodes == 1 else [("baat", 1), ("baat", args.nodes)]
+            if args.nodes == 1 and not args.skip_relay:
+                plan.append(("relay", 1))
+            for users, window in args.cases:
+                for kind, nodes in plan:
+                    runs = []
+                    label = kind if args.nodes == 1 else f"{nodes} node{'s' if nodes > 1 else ''}"
+                    for _ in range(args.repeat):
+                        r = routing_case(ctx, kind, users, window, nodes)
+                        runs.append(r)
+                        if "failed" in r:
+                            console.print(
+                                f"  {label:7} users={users} window={window}: FAILED\n{r['failed']}"
+                            )
+                            continue
+                        extra = ""
+                        if args.nodes > 1:
+                            extra = (
+                                f"  (per node {' + '.join(f'{c:.2f}' for c in r['node_cpu_s'])}"
+                                f", PostgreSQL {r['pg_cpu_s']:.2f} s, Redis "
+                                f"{r['redis_cpu_s']:.2f} s)"
+                            )
+                        console.print(
+                            f"  {label:7} users={users:<4} window={window}: "
+                            f"{r['rate']:>9,.0f} env/s  p50 {r['p50_ms']:.2f} ms  "
+                            f"p99 {r['p99_ms']:.2f} ms  server CPU "
+                            f"{r['server_cpu_s']:.2f} s{extra}  load {r['load_cpu_s']:.2f} s"
+                            f"  others {r['other_cpu_s']:.2f} s"
+                        )
+                    routing.append(median_run(runs))
         steps, note = idle_steps(args.idle, fd_limit)
-        if args.only in ("all", "idle") and steps:
+        if args.only in ("all", "idle") and steps and args.nodes == 1:
             if note:
                 console.print(f"[yellow]idle: {note}[/]")
             for kind in kinds:
@@ -785,7 +1041,16 @@ def main(argv: list[str] | None = None) -> int:
         f"{info['kernel']}, storage {'PostgreSQL' if args.db else 'SQLite'}.",
         "",
     ]
-    if routing:
+    if routing and args.nodes > 1:
+        rows = nodes_rows(routing)
+        title = (
+            f"Routing on 1 and {args.nodes} nodes (PostgreSQL, Redis bus"
+            f"{', receivers on the next node' if args.cross else ''}): 256-byte envelopes, "
+            f"{args.seconds:g} s per case after {args.warmup:g} s warm-up"
+        )
+        show(title, NODES_HEADERS, rows, NODES_CAPTION)
+        md += [f"**{title}**", "", markdown(NODES_HEADERS, rows), "", NODES_CAPTION, ""]
+    elif routing:
         rows = routing_rows(routing)
         title = (
             f"Routing: 256-byte envelopes, {args.seconds:g} s per case after "
@@ -798,7 +1063,7 @@ def main(argv: list[str] | None = None) -> int:
         title = "Idle authenticated connections: server RSS growth (VmRSS - baseline) / n"
         show(title, IDLE_HEADERS, rows, IDLE_CAPTION)
         md += [f"**{title}**", "", markdown(IDLE_HEADERS, rows), "", IDLE_CAPTION, ""]
-    lines = verdicts(routing, idle)
+    lines = nodes_verdicts(routing, args.nodes) if args.nodes > 1 else verdicts(routing, idle)
     for line in lines:
         console.print(line)
     console.print(f"total {time.monotonic() - started:.0f} s")

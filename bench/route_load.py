@@ -103,6 +103,37 @@ def machine_busy_seconds() -> float:
     return (sum(ticks[:8]) - idle - steal) / CLK_TCK
 
 
+def pids_named(*names: str) -> list[int]:
+    """Processes whose command name (``/proc/PID/comm``) is one of ``names``.
+
+    By name, not by command line: the bench's own processes carry ``postgresql://`` URLs
+    in theirs.
+    """
+    found: list[int] = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/comm") as f:
+            if f.read().strip() in names:
+                found.append(int(entry))
+    return found
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds of each process that still exists."""
+    out: dict[int, float] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            out[pid] = proc_cpu_seconds(pid)
+    return out
+
+
+def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU used between two readings; a process born meanwhile counts from zero (one that
+    ended meanwhile is lost: PostgreSQL's pooled backends and Redis live on)."""
+    return sum(max(0.0, t - before.get(pid, 0.0)) for pid, t in after.items())
+
+
 def own_cpu_seconds() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -507,6 +538,16 @@ def percentile(sorted_values: list[float], q: float) -> float:
     return sorted_values[i]
 
 
+def client_port(cfg: dict[str, Any], client: int) -> int:
+    """The node a client connects to. Clients 2i and 2i+1 are the sender and receiver of
+    pair i: both on node i % N (a load balancer with affinity), or with ``cross`` the
+    receiver on the next node, so every envelope crosses the bus."""
+    ports: list[int] = cfg.get("ports") or [cfg["port"]]
+    pair, receiver = divmod(client, 2)
+    shift = 1 if receiver and cfg.get("cross") else 0
+    return ports[(pair + shift) % len(ports)]
+
+
 async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | RelayPair]:
     host, port, timeout = cfg["host"], cfg["port"], cfg["timeout"]
     n_pairs = cfg["pairs"]
@@ -515,7 +556,9 @@ async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | Relay
     if cfg["target"] == "baat":
         devs = await register_all(cfg, 2 * n_pairs)
         clients = await bounded(
-            2 * n_pairs, conc, lambda i: baat_connect(host, port, devs[i], timeout, deflate)
+            2 * n_pairs,
+            conc,
+            lambda i: baat_connect(host, client_port(cfg, i), devs[i], timeout, deflate),
         )
         return [
             BaatPair(st, clients[2 * i], clients[2 * i + 1], devs[2 * i + 1])
@@ -527,7 +570,7 @@ async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | Relay
 
 
 async def run_routing(cfg: dict[str, Any]) -> dict[str, Any]:
-    pid: int = cfg["server_pid"]
+    pids: list[int] = cfg.get("server_pids") or [cfg["server_pid"]]
     st = Stats()
     t_setup = _clock()
     pairs = await connect_pairs(cfg, st)
@@ -538,17 +581,22 @@ async def run_routing(cfg: dict[str, Any]) -> dict[str, Any]:
         for _ in range(cfg["window"]):
             pair.send_one()
     await asyncio.sleep(cfg["warmup"])
-    peak_reset = reset_peak_rss(pid)
-    cpu0, own0, all0 = proc_cpu_seconds(pid), own_cpu_seconds(), machine_busy_seconds()
+    peak_reset = all([reset_peak_rss(pid) for pid in pids])
+    pg, redis = pids_named("postgres"), pids_named("redis-server")
+    node0, pg0, redis0 = cpu_by_pid(pids), cpu_by_pid(pg), cpu_by_pid(redis)
+    own0, all0 = own_cpu_seconds(), machine_busy_seconds()
     st.latencies.clear()
     st.measuring = True
     t0 = _clock()
     await asyncio.sleep(cfg["seconds"])
     st.measuring = False
     t1 = _clock()
-    cpu1, own1, all1 = proc_cpu_seconds(pid), own_cpu_seconds(), machine_busy_seconds()
-    rss_peak = proc_status_kib(pid, "VmHWM")
-    rss_now = proc_status_kib(pid, "VmRSS")
+    node1, own1, all1 = cpu_by_pid(pids), own_cpu_seconds(), machine_busy_seconds()
+    pg1, redis1 = cpu_by_pid(pids_named("postgres")), cpu_by_pid(redis)
+    node_cpu = [node1[pid] - node0[pid] for pid in pids]
+    pg_cpu, redis_cpu = cpu_delta(pg0, pg1), cpu_delta(redis0, redis1)
+    rss_peaks = [proc_status_kib(pid, "VmHWM") for pid in pids]
+    rss_now = sum(proc_status_kib(pid, "VmRSS") for pid in pids)
     st.running = False
     if st.outstanding <= 0:
         st.drained.set()
@@ -578,11 +626,18 @@ async def run_routing(cfg: dict[str, Any]) -> dict[str, Any]:
         "statuses": dict(st.statuses),
         "errors": dict(st.errors),
         "unsettled": st.outstanding,
-        "server_cpu_s": cpu1 - cpu0,
+        "nodes": len(pids),
+        "cross": bool(cfg.get("cross")) and len(pids) > 1,
+        "server_cpu_s": sum(node_cpu),
+        "node_cpu_s": node_cpu,
         "load_cpu_s": own1 - own0,
+        # PostgreSQL (every backend and helper of the cluster) and Redis, whoever uses them.
+        "pg_cpu_s": pg_cpu,
+        "redis_cpu_s": redis_cpu,
         # Everything else the machine did meanwhile (other processes, interrupts).
-        "other_cpu_s": max(0.0, (all1 - all0) - (cpu1 - cpu0) - (own1 - own0)),
-        "server_rss_peak_kib": rss_peak,
+        "other_cpu_s": max(0.0, (all1 - all0) - sum(node_cpu) - (own1 - own0) - pg_cpu - redis_cpu),
+        "server_rss_peak_kib": sum(rss_peaks),
+        "node_rss_peak_kib": rss_peaks,
         "server_rss_kib": rss_now,
         "peak_is_case_only": peak_reset,
         "setup_s": setup_s,
