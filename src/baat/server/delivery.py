@@ -603,6 +603,10 @@ class Router:
     async def _forward_loop(self) -> None:
         while True:
             batch = await self._forwards.get()
+            # Everything committed while the last round was out goes in one round: one
+            # presence lookup and one publish per node, still in commit order.
+            while not self._forwards.empty():
+                batch.extend(self._forwards.get_nowait())
             try:
                 await self._forward_remote(batch)
             except Exception:  # pragma: no cover - logged; the database still has them
@@ -623,8 +627,8 @@ class Router:
             node = where.get((f.recipient_account, f.recipient_device))
             if node is not None and node != self.node_id:
                 by_node.setdefault(node, []).append(f)
-        for node, messages in by_node.items():
-            await self._publish(node, messages)
+        # Nodes are independent; within one node the batch keeps its order.
+        await asyncio.gather(*(self._publish(n, m) for n, m in by_node.items()))
 
     async def _on_bus(self, messages: list[NodeMessage]) -> None:
         for msg in messages:
