@@ -93,8 +93,13 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "received_at": _iso(m.received_at),
         "status": m.status,
         "direction": m.direction,
+        **({"group": m.body["group"]} if "group" in m.body else {}),
+        **{k: m.body[k] for k in _EXTRAS if m.body.get(k)},
         **({"attachment": summary} if (summary := attachment_summary(m)) else {}),
     }
+
+
+_EXTRAS = ("reply_to", "reactions", "edited", "deleted", "receipts", "notice", "unsupported")
 
 
 def attachment_summary(m: StoredMessage) -> dict[str, Any] | None:
@@ -150,8 +155,14 @@ def _iso(ms: int) -> str:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--server", default=DEFAULT_SERVER, show_default=True, envvar="BAAT_SERVER")
+@click.option(
+    "--link",
+    "link_code",
+    default=None,
+    help="Join an existing account as a new device with the code 'baat device link' shows.",
+)
 @click.option(
     "--jurisdiction",
     default="ZZ",
@@ -159,12 +170,29 @@ def _iso(ms: int) -> str:
     help="IN, EU, GB, US or ZZ (elsewhere): the wording of the notice; rights are the same.",
 )
 @profile_option
-def register(name: str, server: str, jurisdiction: str, profile: Path, as_json: bool) -> None:
-    """Create an account NAME on SERVER with this device's keys."""
+def register(
+    name: str | None,
+    server: str,
+    link_code: str | None,
+    jurisdiction: str,
+    profile: Path,
+    as_json: bool,
+) -> None:
+    """Create an account NAME on SERVER with this device's keys, or join an account as a
+    new device with --link CODE (the server is the one the code names)."""
+    if (name is None) == (link_code is None):
+        raise click.UsageError("give a NAME for a new account, or --link CODE, not both")
     secret = passphrase(confirm=not os.environ.get("BAAT_PASSPHRASE"))
 
     async def go() -> dict[str, Any]:
-        client = await Client.register(profile, secret, server, name, jurisdiction)
+        sas = None
+        if link_code is not None:
+            from baat.client.devices import register_linked
+
+            client, sas = await register_linked(profile, secret, link_code)
+        else:
+            assert name is not None
+            client = await Client.register(profile, secret, server, name, jurisdiction)
         try:
             await client.connect()
         finally:
@@ -173,21 +201,25 @@ def register(name: str, server: str, jurisdiction: str, profile: Path, as_json: 
             "username": client.info.username,
             "account_id": client.info.account_id,
             "device_id": client.info.device_id,
-            "server": server,
+            "server": client.info.server_url,
+            **({"sas": sas} if sas else {}),
         }
 
     out = run(go())
     if as_json:
         click.echo(json.dumps(out))
-    else:
-        console.print(
-            f"Registered [bold]{out['username']}[/] on {server} (device {out['device_id']})."
-        )
+        return
+    console.print(
+        f"Registered [bold]{out['username']}[/] on {out['server']} (device {out['device_id']})."
+    )
+    if "sas" in out:
+        console.print(f"Check that the first device shows the same code: [bold]{out['sas']}[/]")
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
 @click.argument("text", required=False)
+@click.option("--group", "group_ref", default=None, help="Send TEXT to this group instead.")
 @click.option(
     "--file",
     "file",
@@ -197,15 +229,23 @@ def register(name: str, server: str, jurisdiction: str, profile: Path, as_json: 
 @click.option("--caption", default=None, help="Text to go with --file (or give it as TEXT).")
 @profile_option
 def send(
-    name: str,
+    name: str | None,
     text: str | None,
+    group_ref: str | None,
     file: Path | None,
     caption: str | None,
     profile: Path,
     as_json: bool,
 ) -> None:
     """Send TEXT to NAME (queued locally; sent now, or on the next sync if offline), or a
-    file with --file."""
+    file with --file; or TEXT to a group with --group GROUP TEXT."""
+    if group_ref is not None:
+        # 'baat send --group GROUP TEXT': the one argument given is the text.
+        if file is not None or (name is None) == (text is None):
+            raise click.UsageError("give the TEXT for the group (files go to people only)")
+        text, name = name, group_ref
+    if name is None:
+        raise click.UsageError("give the NAME to send to")
     if file is None and text is None:
         raise click.UsageError("give the TEXT to send, or a file with --file")
     if file is None and caption is not None:
@@ -218,7 +258,10 @@ def send(
         try:
             with contextlib.suppress(ClientError):  # offline: queued for the next connect
                 await client.connect()
-            if file is None:
+            if group_ref is not None:
+                assert text is not None
+                mid = await client.groups.send_text(group_ref, text)
+            elif file is None:
                 assert text is not None
                 mid = await client.send_text(name, text)
             else:
@@ -268,8 +311,11 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
         what = f" [cyan]{escape(f'[file: {file}]')}[/]" if file else ""
         if file is None and (desc := describe_file(m)):
             what = f" [yellow]{escape(f'[file {desc}]')}[/]"
+        where = (
+            f"[magenta]{escape('[' + str(m.body['group']) + ']')}[/] " if "group" in m.body else ""
+        )
         console.print(
-            f"[dim]{_iso(m.sent_at)}[/] [bold]{m.body.get('sender')}[/]: "
+            f"[dim]{_iso(m.sent_at)}[/] {where}[bold]{m.body.get('sender')}[/]: "
             f"{m.body.get('text')}{what}{held}"
         )
 
@@ -301,7 +347,7 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
                     shown.add(m.message_id)
                     ready = (attachment_summary(m) or {}).get("state") == "ready"
                     show(m, save(m) if ready and m.direction == "in" else None)
-                client.store.mark_seen([m.row_id for m in fresh])
+                client.features.mark_read(fresh)
 
             def arrived(m: StoredMessage) -> None:
                 if m.status == "held" and m.message_id not in shown:
@@ -322,6 +368,9 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
                 await client.connect()
                 await client.receive(wait)
             show_new(last=True)
+            client.features.queue_receipts()  # read receipts for what was just shown
+            with contextlib.suppress(ClientError):
+                await client.flush_outbox()
             return client.incidents
         finally:
             await client.close()
@@ -330,23 +379,36 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--group", "group_ref", default=None, help="The history of this group.")
 @profile_option
-def history(name: str, profile: Path, as_json: bool) -> None:
-    """Print the conversation with NAME from the local store."""
+def history(name: str | None, group_ref: str | None, profile: Path, as_json: bool) -> None:
+    """Print the conversation with NAME (or of --group GROUP) from the local store."""
+    if (name is None) == (group_ref is None):
+        raise click.UsageError("give a NAME or --group GROUP")
     client = opened(profile)
     try:
-        contact = client.store.contact_by_name(name.casefold())
-        if contact is None:
-            raise CliError(f"no conversation with {name!r}")
-        msgs = client.store.messages(chat=contact.account_id)
+        client.features.expire()  # disappearing messages whose timer ran out go first
+        if group_ref is not None:
+            try:
+                chat, state, _ = client.groups.find(group_ref)
+            except ValueError as exc:
+                raise CliError(str(exc)) from exc
+            title = state.name
+        else:
+            assert name is not None
+            contact = client.store.contact_by_name(name.casefold())
+            if contact is None:
+                raise CliError(f"no conversation with {name!r}")
+            chat, title = contact.account_id, contact.username
+        msgs = client.store.messages(chat=chat)
     finally:
         client.store.close()
     if as_json:
         for m in msgs:
             click.echo(json.dumps(message_json(m)))
         return
-    table = Table(title=f"Conversation with {contact.username}")
+    table = Table(title=f"Conversation with {title}")
     for col in ("sent", "from", "text", "status"):
         table.add_column(col)
     for m in msgs:

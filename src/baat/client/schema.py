@@ -120,3 +120,46 @@ imported_media = Table(
     Column("chunk", Integer, primary_key=True, info=_inv("client.imported_chats")),
     Column("blob", LargeBinary, nullable=False, info=_inv("client.imported_chats")),  # encrypted
 )
+
+# -- several devices and groups (baat.client.devices, baat.client.group_messaging) --------
+
+# The last device list of an account this device accepted (docs/GROUPS.md §2.3): the
+# account identity key trusted for it, and the signed list, both encrypted.
+device_lists = Table(
+    "device_lists",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("client.contacts")),
+    Column("version", Integer, nullable=False, info=_inv("client.contacts")),
+    Column("account_key_blob", LargeBinary, nullable=False, info=_inv("client.contacts")),
+    Column("list_blob", LargeBinary, nullable=False, info=_inv("client.contacts")),
+)
+
+# One row per group: its state (name, members, admins) and this device's bookkeeping
+# (member names, who holds our sender key, pending events), both encrypted.
+groups = Table(
+    "groups",
+    metadata,
+    Column("chat", String(32), primary_key=True, info=_inv("client.groups")),
+    Column("state_blob", LargeBinary, nullable=False, info=_inv("client.groups")),
+    Column("meta_blob", LargeBinary, nullable=False, info=_inv("client.groups")),
+)
+
+# Sender keys (docs/GROUPS.md §1.3): our own, and every member device's we received.
+sender_keys = Table(
+    "sender_keys",
+    metadata,
+    Column("chat", String(32), primary_key=True, info=_inv("client.sessions")),
+    Column("account_id", String(32), primary_key=True, info=_inv("client.sessions")),
+    Column("device_id", Integer, primary_key=True, info=_inv("client.sessions")),
+    Column("key_id", Integer, primary_key=True, info=_inv("client.sessions")),
+    Column("state_blob", LargeBinary, nullable=False, info=_inv("client.sessions")),
+    Column("created_at", Integer, nullable=False, info=_inv("client.sessions")),
+)
+
+# Messages of chats with a disappearing timer: deleted with their bodies at expires_at (ms).
+expiring = Table(
+    "expiring",
+    metadata,
+    Column("message_row", Integer, primary_key=True, info=_inv("client.messages")),
+    Column("expires_at", Integer, nullable=False, index=True, info=_inv("client.messages")),
+)

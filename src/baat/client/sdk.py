@@ -10,7 +10,9 @@ Errors::
     ├── NotConnected         the operation needs the server and it is unreachable
     └── SendRefused          the server refused a send; it stays in the outbox
 
-Attachments (``send_file``, fetching what arrives) are in ``media.py``.
+Attachments (``send_file``, fetching what arrives) are in ``media.py``; several devices per
+account in ``devices.py``; groups in ``group_messaging.py``; replies, reactions, edits,
+deletes, receipts, typing and disappearing messages in ``features.py``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import asyncio
 import base64
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,11 @@ import msgspec
 from sqlalchemy import Connection, update
 
 from baat.client import schema as s
+from baat.client.devices import DeviceDirectory, DeviceError
+from baat.client.features import Features
+from baat.client.group_messaging import GroupMessaging, is_group_chat, is_group_message
 from baat.client.media import Attachments, Progress
+from baat.client.peers import check_sender, name_of_new_sender, split_send
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.crypto import (
@@ -41,17 +46,15 @@ from baat.crypto import (
     PREKEY_KIND_KEM_LAST_RESORT,
     PREKEY_KIND_KEM_ONE_TIME,
     CryptoError,
+    DecryptionError,
     DuplicateMessage,
     IdentityKeyPair,
-    PrekeyBundle,
     PrivatePrekey,
     SessionMismatch,
     SessionState,
     compare_safety_numbers,
     decrypt,
-    encrypt,
     generate_prekeys,
-    initiate_session,
     message_type,
     respond_to_initial,
     safety_number,
@@ -125,6 +128,17 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     text: str = ""
     # An encoded AttachmentPointer (media.py); readers without the field show the text.
     attachment: bytes | None = None
+    # Added with groups and several devices (docs/GROUPS.md §4); older readers ignore them
+    # and store a type they do not know as "unsupported".
+    to: str = ""  # the chat: a group's chat id, or the peer in a copy for our own devices
+    ref: str = ""  # the message replied to, reacted to, edited or deleted
+    refs: tuple[str, ...] = ()  # the messages a receipt is for
+    emoji: str = ""
+    kind: str = ""  # receipt "delivered" | "read"; typing "started" | "stopped"
+    expire: int = 0  # disappearing timer of the chat, seconds (0: off)
+    data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
+    names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
+    key: bytes | None = None  # in a copy for our own devices: the peer's account key
 
 
 _content_decoder = msgspec.msgpack.Decoder(Content)
@@ -152,6 +166,7 @@ class Client:
         assert store.info is not None
         self.info: ProfileInfo = store.info
         self.transport: Transport | None = None
+        self.removed = False  # the server closed this device with device_removed
         self.incidents: list[Incident] = []
         # Signed prekeys made at registration, published on the first connect.
         self._pending_signed: list[Any] = []
@@ -170,6 +185,11 @@ class Client:
         self.incident_listeners: list[Callable[[Incident], None]] = []
         self.attachment_listeners: list[Callable[[StoredMessage], None]] = []
         self.attachments = Attachments(self)
+        # Milliseconds; tests inject a clock to expire disappearing messages.
+        self.clock: Callable[[], int] = _now_ms
+        self.devices = DeviceDirectory(self)
+        self.groups = GroupMessaging(self)
+        self.features = Features(self)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -220,6 +240,13 @@ class Client:
         store.set_info(
             ProfileInfo(server_url, reg["username"], reg["account_id"], reg["device_id"])
         )
+        return await cls.finish_registration(store, identity, creds)
+
+    @classmethod
+    async def finish_registration(
+        cls, store: Store, identity: IdentityKeyPair, creds: dict[str, Any]
+    ) -> Client:
+        """Make the signed prekeys of a device just registered (published on connect)."""
         client = cls(store, identity, creds)
         with store.transaction() as tx:
             signed = generate_prekeys(identity, PREKEY_KIND_CURVE_SIGNED, [1])
@@ -256,6 +283,12 @@ class Client:
                 self.info.server_url, self.info.account_id, self.info.device_id, self.identity.sign
             )
         except TransportError as exc:
+            if exc.code == "auth_failed":
+                raise NotConnected(
+                    "the server does not know this device: it was removed from its account "
+                    "(or the account was deleted)",
+                    exc.code,
+                ) from exc
             raise NotConnected(str(exc), exc.code) from exc
         self._drained = asyncio.Event()
         self._pump_task = asyncio.create_task(self._pump(self.transport))
@@ -263,6 +296,12 @@ class Client:
             await self._top_up()
         except TransportError as exc:
             raise NotConnected(str(exc), exc.code) from exc
+        # The primary keeps its signed device list in step with the server (a device that
+        # removed itself, or the first list after registering), docs/GROUPS.md §2.
+        try:
+            await self.devices.republish_if_shrunk()
+        except (ClientError, DeviceError) as exc:
+            log.warning("device list not published: %s", exc)
 
     async def disconnect(self) -> None:
         await self.attachments.stop()
@@ -289,7 +328,12 @@ class Client:
             if frame is None:
                 break
             if isinstance(frame, Deliver):
-                stored = await self._handle_deliver(frame)
+                try:
+                    stored = await self._handle_deliver(frame)
+                except Exception as exc:  # one bad envelope must not stop receiving
+                    log.exception("delivery %s failed", frame.message_id)
+                    self._incident(Incident("undecryptable", frame.sender_account, str(exc)))
+                    continue
                 if stored is not None:
                     self._unreturned.append(stored)
                     for listener in self.message_listeners:
@@ -304,6 +348,16 @@ class Client:
                 fut = self._results.pop(frame.message_id, None) if frame.message_id else None
                 if fut is not None and not fut.done():
                     fut.set_exception(SendRefused(frame.code, frame.message, frame.retry_after_ms))
+                elif frame.code == "device_removed":
+                    self.removed = True
+                    self._incident(
+                        Incident(
+                            "device_removed",
+                            self.info.account_id,
+                            "this device was removed from the account; it receives nothing "
+                            "more (register it again with a new link code)",
+                        )
+                    )
                 else:
                     log.warning("server error %s: %s", frame.code, frame.message)
         reason = f"connection lost: {t.close_reason or 'closed'}"
@@ -405,6 +459,8 @@ class Client:
                 tx,
                 Contact(contact.account_id, contact.username, contact.identity_key, True, False),
             )
+            # The accepted key signs the account's device list from now on: fetch it again.
+            self.devices.forget(tx, contact.account_id)
             # Messages held while the identity was in doubt are now shown.
             tx.execute(
                 update(s.messages)
@@ -415,47 +471,37 @@ class Client:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def send_text(self, username: str, text: str) -> str:
+    async def send_text(self, username: str, text: str, reply_to: str = "") -> str:
         """Store the message and queue it; it is sent now if connected, else on next connect.
+        ``reply_to`` quotes a message id of the same chat.
 
         Raises:
             UnknownContact: no such user (needs the server once per new contact).
             IdentityChanged: the contact's identity changed and is not verified again.
+        """
+        account_id, canonical = await self.resolve(username)
+        content = Content(
+            v=1, type="text", sender_name=self.info.username, sent_at=0, text=text, ref=reply_to
+        )
+        return await self.features.post(account_id, content, {"peer": canonical})
+
+    async def resolve(self, username: str) -> tuple[str, str]:
+        """(account id, canonical name) of a contact or a user the server knows.
+
+        Raises:
+            UnknownContact, IdentityChanged: as ``send_text``.
         """
         name = username.strip().casefold()
         contact = self.store.contact_by_name(name)
         if contact is None:
             account_id, canonical, _ = await self.lookup(name)
             self._names[account_id] = canonical
-        else:
-            account_id, canonical = contact.account_id, contact.username
-            if contact.identity_changed:
-                raise IdentityChanged(
-                    f"{canonical}'s safety number changed; compare it and run 'baat verify'"
-                )
-        message_id = secrets.token_hex(16)
-        now = _now_ms()
-        content = Content(v=1, type="text", sender_name=self.info.username, sent_at=now, text=text)
-        payload = msgspec.msgpack.encode(content)
-        with self.store.transaction() as tx:
-            self.store.add_message(
-                tx,
-                StoredMessage(
-                    chat=account_id,
-                    sender_account=self.info.account_id,
-                    sender_device=self.info.device_id,
-                    message_id=message_id,
-                    direction="out",
-                    status="sending",
-                    body={"text": text, "peer": canonical, "sender": self.info.username},
-                    sent_at=now,
-                    received_at=now,
-                ),
+            return account_id, canonical
+        if contact.identity_changed:
+            raise IdentityChanged(
+                f"{contact.username}'s safety number changed; compare it and run 'baat verify'"
             )
-            self.store.queue_out(tx, message_id, account_id, payload)
-        if self.transport is not None:
-            await self.flush_outbox()
-        return message_id
+        return contact.account_id, contact.username
 
     async def send_file(
         self,
@@ -477,36 +523,80 @@ class Client:
         results = []
         async with self._flush_lock:
             for message_id, recipient, payload in self.store.outbox():
-                t = self._need()
+                self._need()
                 try:
-                    async with self._store_lock:
-                        envelopes = await self._encrypt_for(recipient, payload)
+                    result = await self._send_item(message_id, recipient, payload)
                 except IdentityChanged as exc:
                     self._incident(Incident("identity_changed", recipient, str(exc)))
                     continue
                 except UnknownContact as exc:
                     self._incident(Incident("undeliverable", recipient, str(exc)))
                     continue
-                fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-                self._results[message_id] = fut
-                await t.send(Send(message_id, envelopes))
-                try:
-                    result = await asyncio.wait_for(fut, 30)
                 except SendRefused as exc:
                     self._incident(Incident("send_refused", recipient, str(exc)))
                     break
-                except TimeoutError as exc:
-                    self._results.pop(message_id, None)
-                    raise NotConnected(f"the server did not confirm {message_id}") from exc
                 status = self._settle(message_id, result)
                 for listener in self.status_listeners:
                     listener(message_id, status)
                 results.append(result)
         return results
 
+    async def _send_item(self, message_id: str, recipient: str, payload: bytes) -> SendResult:
+        """One queued message: pairwise to a person's devices (and ours), or once with the
+        group's sender key. ``stale_devices`` refreshes the device lists of the accounts
+        concerned, drops sessions of removed devices and retries once (docs/PROTOCOL.md)."""
+        for attempt in (0, 1):
+            try:
+                if is_group_chat(recipient):
+                    return await self.groups.send(message_id, recipient, payload)
+                async with self._store_lock:
+                    envelopes = await self._encrypt_for(recipient, payload)
+                return await self.send_envelopes(message_id, envelopes)
+            except SendRefused as exc:
+                if exc.code != "stale_devices" or attempt:
+                    raise
+                accounts = self.groups.members_of(recipient) if is_group_chat(recipient) else []
+                for account_id in dict.fromkeys([*accounts, recipient, self.info.account_id]):
+                    if not is_group_chat(account_id):
+                        await self.devices.refresh(account_id)
+        raise AssertionError("unreachable")
+
+    async def send_envelopes(
+        self, message_id: str, envelopes: list[OutgoingEnvelope]
+    ) -> SendResult:
+        """Send one message and return its result. A message too large for one frame
+        (a group's fan-out) goes in several ``Send``s, each addressing whole accounts (the
+        server checks every device of an account per send), with ids ``ID~n`` that
+        receivers read as ``ID``.
+
+        Raises:
+            SendRefused: the server refused it (e.g. ``stale_devices``).
+            NotConnected: no result within 30 s, or the connection dropped.
+        """
+        parts = split_send(envelopes)
+        if len(parts) == 1:
+            return await self._send_one(message_id, envelopes)
+        results = []
+        for i, part in enumerate(parts):
+            results += (await self._send_one(f"{message_id}~{i}", part)).results
+        return SendResult(message_id, results)
+
+    async def _send_one(self, message_id: str, envelopes: list[OutgoingEnvelope]) -> SendResult:
+        t = self._need()
+        fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+        self._results[message_id] = fut
+        await t.send(Send(message_id, envelopes))
+        try:
+            return await asyncio.wait_for(fut, 30)
+        except TimeoutError as exc:
+            self._results.pop(message_id, None)
+            raise NotConnected(f"the server did not confirm {message_id}") from exc
+
     def _settle(self, message_id: str, result: SendResult) -> str:
+        me = self.info.account_id
         ok = [r for r in result.results if r.status in ("delivered", "stored", "duplicate")]
-        delivered = bool(ok) and all(r.status == "delivered" for r in ok)
+        theirs = [r for r in ok if r.recipient_account != me]
+        delivered = bool(theirs) and all(r.status == "delivered" for r in theirs)
         status = "delivered" if delivered else "sent" if ok else "failed"
         with self.store.transaction() as tx:
             for r in result.results:
@@ -518,61 +608,14 @@ class Client:
                             s.sessions.c.device_id == r.recipient_device,
                         )
                     )
-            self.store.set_status(tx, message_id, status)
+            self.features.settled(tx, message_id, status)
             self.store.done_out(tx, message_id)
         return status
 
     async def _encrypt_for(self, account_id: str, payload: bytes) -> list[OutgoingEnvelope]:
-        t = self._need()
-        with self.store.transaction() as tx:
-            contact = self.store.contact(tx, account_id)
-            have = set(self.store.session_devices(tx, account_id))
-        if contact is not None and contact.identity_changed:
-            raise IdentityChanged(f"{contact.username}'s identity changed")
-        bundle_result = await t.fetch_bundle(account_id) if not have else None
-        now = _now_ms()
-        out = []
-        with self.store.transaction() as tx:
-            if bundle_result is not None:
-                for dev in bundle_result.devices:
-                    if dev.signed_prekey is None or dev.kem_last_resort is None:
-                        continue  # a device that never uploaded prekeys cannot be reached yet
-                    bundle = PrekeyBundle.from_parts(
-                        dev.identity_key,
-                        dev.identity_dh_key,
-                        dev.identity_dh_sig,
-                        dev.signed_prekey,
-                        dev.kem_last_resort,
-                        dev.one_time_curve,
-                        dev.one_time_kem,
-                    )
-                    if contact is None:
-                        name = self._names.get(account_id, account_id)
-                        contact = Contact(account_id, name, dev.identity_key)
-                        self.store.put_contact(tx, contact)
-                    elif contact.identity_key != dev.identity_key:
-                        self.store.put_contact(
-                            tx,
-                            Contact(
-                                account_id,
-                                contact.username,
-                                contact.identity_key,
-                                contact.verified,
-                                True,
-                            ),
-                        )
-                        raise IdentityChanged(f"{contact.username}'s identity changed")
-                    state = initiate_session(self.identity, bundle, now // 1000)
-                    self.store.put_session(tx, account_id, dev.device_id, state.to_bytes())
-            for device_id in self.store.session_devices(tx, account_id):
-                blob = self.store.session(tx, account_id, device_id)
-                assert blob is not None
-                state, ciphertext = encrypt(SessionState.from_bytes(blob), payload, now // 1000)
-                self.store.put_session(tx, account_id, device_id, state.to_bytes())
-                out.append(OutgoingEnvelope(account_id, device_id, ciphertext))
-        if not out:
-            raise UnknownContact("the contact has no device that can receive messages yet")
-        return out
+        """``payload`` to every device of ``account_id``; our other devices get a copy
+        wrapped with the chat it belongs to (``type="sync"``)."""
+        return await self.devices.encrypt([account_id], payload, chat=account_id)
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -598,14 +641,20 @@ class Client:
 
         self.message_listeners.append(collect)
         try:
+            self.features.expire()
             await asyncio.wait_for(self._drained.wait(), 60)
             if self.connected:
+                self.features.queue_receipts()
                 await self.flush_outbox()
             if wait > 0:
                 assert self.transport is not None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.transport.closed.wait(), wait)
+                if self.connected:
+                    self.features.queue_receipts()
+                    await self.flush_outbox()
             await self.attachments.wait()
+            self.features.expire()
         finally:
             self.message_listeners.remove(collect)
         got, self._unreturned = self._unreturned, []
@@ -613,8 +662,15 @@ class Client:
 
     async def _handle_deliver(self, d: Deliver) -> StoredMessage | None:
         """Decrypt, store with the new ratchet state in one transaction, then acknowledge."""
+        if "~" in d.message_id:  # one part of a message sent in several parts
+            d = msgspec.structs.replace(d, message_id=d.message_id.split("~", 1)[0])
         async with self._store_lock:
-            name = await self._name_of_new_sender(d)
+            name = None
+            if not is_group_message(d.content):
+                if d.sender_account != self.info.account_id:
+                    name = await name_of_new_sender(self, d)
+                confirmed = name if name and not name.startswith(UNCONFIRMED) else None
+                await self.devices.ensure(d.sender_account, d.sender_device, confirmed)
             stored = self._store_delivery(d, name)
         if self.transport is not None:
             with contextlib.suppress(TransportError):
@@ -623,103 +679,25 @@ class Client:
             self.attachments.delivered(stored)
         return stored
 
-    async def _name_of_new_sender(self, d: Deliver) -> str | None:
-        """The name to give a sender who is not a contact yet, or None if it is one.
-
-        A sender names itself inside the encrypted message, and anyone can claim any name.
-        The claim is believed only if the server says that the name belongs to the sending
-        account; otherwise the contact is shown as ``~name`` (unconfirmed), which no
-        ``send NAME`` will ever match.
-        """
-        with self.store.transaction() as tx:
-            if self.store.contact(tx, d.sender_account) is not None:
-                return None
-        # Decrypt once without keeping anything (rolled back) to read the claimed name.
-        try:
-            with self.store.engine.connect() as conn:
-                _, plaintext = self._decrypt(conn, d, _now_ms() // 1000)
-                conn.rollback()
-            claimed = _content_decoder.decode(plaintext).sender_name
-        except (CryptoError, msgspec.DecodeError, msgspec.ValidationError):
-            return None  # the real attempt reports it
-        return await self._confirm_name(d.sender_account, claimed)
-
-    async def _confirm_name(self, account_id: str, claimed: str) -> str:
-        try:
-            found, canonical, _ = await asyncio.wait_for(self.lookup(claimed), 10)
-        except (ClientError, TimeoutError):
-            found, canonical = "", claimed
-        if found == account_id:
-            return canonical
-        self._incident(
-            Incident(
-                "unconfirmed_name",
-                account_id,
-                f"a new contact calls itself {claimed!r}, but the server does not confirm "
-                f"that name; shown as '{UNCONFIRMED}{claimed}'",
-            )
-        )
-        return UNCONFIRMED + claimed
-
     def _store_delivery(self, d: Deliver, new_name: str | None = None) -> StoredMessage | None:
-        now = _now_ms()
+        now = self.clock()
+        if is_group_message(d.content):
+            return self.groups.receive(d, now)
         stored: StoredMessage | None = None
         try:
             with self.store.transaction() as tx:
                 state, plaintext = self._decrypt(tx, d, now // 1000)
                 content = _content_decoder.decode(plaintext)
-                contact = self.store.contact(tx, d.sender_account)
-                status = "new"  # until shown by 'baat sync' or the app
                 identity = state.remote_identity_key
-                if contact is None:
-                    name = new_name or UNCONFIRMED + (content.sender_name or "unknown")
-                    contact = Contact(d.sender_account, name, identity)
-                    self.store.put_contact(tx, contact)
-                elif contact.identity_key != identity:
-                    status = "held"
-                    self.store.put_contact(
-                        tx,
-                        Contact(
-                            contact.account_id,
-                            contact.username,
-                            contact.identity_key,
-                            contact.verified,
-                            True,
-                        ),
-                    )
-                    self._incident(
-                        Incident(
-                            "identity_changed",
-                            d.sender_account,
-                            f"{contact.username}'s safety number changed; a message is held "
-                            "until you compare it and run 'baat verify'",
-                        )
-                    )
-                if status == "held":
-                    # Keep the new identity for the safety number the user will compare.
-                    self.store.put_contact(
-                        tx, Contact(contact.account_id, contact.username, identity, False, True)
-                    )
-                    self.store.drop_sessions(tx, d.sender_account)
+                expected = self.devices.expected_key(tx, d.sender_account, d.sender_device)
+                if d.sender_account == self.info.account_id:
+                    if expected != identity:
+                        raise DecryptionError("a copy from a device not in our own device list")
+                    self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
+                    return self.features.from_own_device(tx, d, content, now)
+                contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
                 self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
-                message = StoredMessage(
-                    chat=d.sender_account,
-                    sender_account=d.sender_account,
-                    sender_device=d.sender_device,
-                    message_id=d.message_id,
-                    direction="in",
-                    status=status,
-                    body={
-                        "text": content.text,
-                        "peer": contact.username,
-                        "sender": contact.username,
-                        **self.attachments.incoming(d, content),
-                    },
-                    sent_at=content.sent_at,
-                    received_at=now,
-                )
-                if self.store.add_message(tx, message) is not None:
-                    stored = message
+                stored = self.features.receive(tx, d, content, contact, status, now)
         except DuplicateMessage:
             pass  # already stored: acknowledging again is all that is left
         except (CryptoError, msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -743,8 +721,6 @@ class Client:
                 if not prekey:
                     raise
         if not prekey:
-            from baat.crypto import DecryptionError
-
             raise DecryptionError("no session with this device and not a first message")
 
         def lookup(kind: int, key_id: int) -> PrivatePrekey | None:

@@ -386,6 +386,42 @@ class Store:
             row_id=r.id,
         )
 
+    def find_messages(self, tx: Connection, message_id: str) -> list[StoredMessage]:
+        """Every stored copy of ``message_id`` (one per chat it is in; usually one)."""
+        rows = tx.execute(select(s.messages).where(s.messages.c.message_id == message_id)).all()
+        return [self._message(r) for r in rows]
+
+    def update_message(self, tx: Connection, m: StoredMessage) -> None:
+        """Write back the body and status of a stored message (by ``row_id``)."""
+        body = self.sealer.seal(f"messages.{m.message_id}", msgspec.json.encode(m.body))
+        tx.execute(
+            update(s.messages)
+            .where(s.messages.c.id == m.row_id)
+            .values(body_blob=body, status=m.status)
+        )
+
+    def delete_messages(self, tx: Connection, row_ids: list[int]) -> None:
+        """Delete messages, bodies included (disappearing messages)."""
+        if row_ids:
+            tx.execute(delete(s.messages).where(s.messages.c.id.in_(row_ids)))
+            tx.execute(delete(s.expiring).where(s.expiring.c.message_row.in_(row_ids)))
+
+    # -- settings --------------------------------------------------------------------------
+
+    def setting(self, name: str, default: Any = None) -> Any:
+        with self.transaction() as tx:
+            row = tx.execute(select(s.settings).where(s.settings.c.name == name)).first()
+        if row is None:
+            return default
+        return json.loads(self.sealer.open(f"settings.{name}", row.value_blob))
+
+    def put_setting(self, tx: Connection, name: str, value: Any) -> None:
+        blob = self.sealer.seal(f"settings.{name}", json.dumps(value).encode())
+        if not tx.execute(
+            update(s.settings).where(s.settings.c.name == name).values(value_blob=blob)
+        ).rowcount:
+            tx.execute(insert(s.settings).values(name=name, value_blob=blob))
+
     # -- outbox ----------------------------------------------------------------------------
 
     def queue_out(self, tx: Connection, message_id: str, recipient: str, payload: bytes) -> None:

@@ -157,6 +157,7 @@ def _client(
     subjects: tuple[str, ...] = ("user",),
     required: bool = True,
     source: str = "created on your device",
+    since: int = 1,
 ) -> Entry:
     # Client data never reaches the server in readable form, so it is neither in the
     # server's access export (you hold it already) nor producible under legal process.
@@ -177,7 +178,7 @@ def _client(
         recipients=(),
         in_export=False,
         legal_process=False,
-        since=1,
+        since=since,
     )
 
 
@@ -683,6 +684,14 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
         "The server address and the bearer token of this device.",
         _CREDENTIAL,
         ("security",),
+    ),
+    _client(
+        "client.groups",
+        "Groups",
+        "Names, members and admins of the groups you are in.",
+        Category("user.social", PD + "Connection"),
+        subjects=("user", "correspondent"),
+        since=3,
     ),
     _client(
         "client.imported_chats",

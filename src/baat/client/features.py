@@ -1,0 +1,391 @@
+"""Everyday messaging on top of the pairwise and group paths (docs/GROUPS.md §5): replies,
+reactions, edits and deletes for everyone, delivery and read receipts, typing indicators,
+disappearing messages; and filing every decrypted ``Content`` where it belongs.
+
+Each is a ``Content`` type inside the encryption, so the server sees an ordinary envelope.
+Rules that protect the reader are enforced by the receiving device, never by the sender:
+only the author edits (within ``EDIT_WINDOW_MS``) or deletes (within ``DELETE_WINDOW_MS``)
+its message, measured between the two timestamps of that author's own clock; a chat's timer
+is kept by every device, which deletes expired messages, bodies included, by its own clock.
+A type this version does not know is stored as "unsupported" rather than dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from sqlalchemy import Connection, insert, select
+
+from baat.client import schema as s
+from baat.client.store import Contact, StoredMessage
+
+if TYPE_CHECKING:
+    from baat.client.sdk import Client, Content
+    from baat.proto import Deliver
+
+EDIT_WINDOW_MS = 15 * 60 * 1000
+DELETE_WINDOW_MS = 24 * 3600 * 1000
+SHOWN_TYPES = frozenset({"text", "file"})
+GROUP_PAIRWISE = frozenset({"group_event", "group_state", "sender_key"})
+READ_RECEIPTS = "read_receipts"
+TYPING = "typing"
+
+
+class FeatureError(ValueError):
+    """A reaction, edit, delete or reply that cannot be made (``code`` is stable)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a decrypted content comes from and which chat it belongs to."""
+
+    chat: str
+    sender_account: str
+    sender_device: int
+    message_id: str
+    direction: str  # "in" | "out" (a copy of our own message from another device)
+    status: str
+    sender_name: str
+    peer: str  # the chat's display name: the contact, or the group's name
+    group: str | None = None  # the group's name in a group chat
+
+
+def timer_key(chat: str) -> str:
+    return f"timer:{chat}"
+
+
+class Features:
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        # (account, "delivered" | "read") -> message ids to acknowledge in one receipt.
+        self._due: dict[tuple[str, str], list[str]] = {}
+        # (chat, sender name, "started" | "stopped"): typing is shown, never stored.
+        self.typing_listeners: list[Callable[[str, str, str], None]] = []
+
+    # -- settings --------------------------------------------------------------------------
+
+    def enabled(self, name: str) -> bool:
+        return bool(self.client.store.setting(name, True))
+
+    def set_enabled(self, name: str, on: bool) -> None:
+        with self.client.store.transaction() as tx:
+            self.client.store.put_setting(tx, name, on)
+
+    def timer(self, chat: str) -> int:
+        return int(self.client.store.setting(timer_key(chat), 0))
+
+    # -- sending ---------------------------------------------------------------------------
+
+    async def post(self, chat: str, content: Content, body: dict[str, Any]) -> str:
+        """Queue ``content`` for ``chat`` (an account or a group chat id) and store it if it
+        is a message people see; sent now if connected. Returns its message id."""
+        from baat.client.group_messaging import is_group_chat
+
+        c = self.client
+        now = c.clock()
+        message_id = secrets.token_hex(16)
+        expire = self.timer(chat) if content.type in SHOWN_TYPES else content.expire
+        to = chat if is_group_chat(chat) else content.to
+        content = msgspec.structs.replace(content, sent_at=now, expire=expire, to=to)
+        with c.store.transaction() as tx:
+            if content.type in SHOWN_TYPES:
+                extra = {"reply_to": content.ref} if content.ref else {}
+                m = StoredMessage(
+                    chat=chat,
+                    sender_account=c.info.account_id,
+                    sender_device=c.info.device_id,
+                    message_id=message_id,
+                    direction="out",
+                    status="sending",
+                    body={"text": content.text, "sender": c.info.username, **body, **extra},
+                    sent_at=now,
+                    received_at=now,
+                )
+                row = c.store.add_message(tx, m)
+                self._expire_later(tx, row, now, expire)
+            c.store.queue_out(tx, message_id, chat, msgspec.msgpack.encode(content))
+        if c.transport is not None:
+            await c.flush_outbox()
+        return message_id
+
+    def _content(self, type_: str, **fields: Any) -> Content:
+        from baat.client.sdk import Content
+
+        return Content(v=1, type=type_, sender_name=self.client.info.username, sent_at=0, **fields)
+
+    def _target(self, message_id: str) -> StoredMessage:
+        with self.client.store.transaction() as tx:
+            found = self.client.store.find_messages(tx, message_id)
+        if not found:
+            raise FeatureError("unknown_message", f"no message {message_id!r} here")
+        return found[0]
+
+    async def _in_chat(self, target: StoredMessage, content: Content) -> str:
+        body: dict[str, Any] = {k: target.body[k] for k in ("peer", "group") if k in target.body}
+        return await self.post(target.chat, content, body)
+
+    async def reply(self, message_id: str, text: str) -> str:
+        """Send ``text`` quoting ``message_id``, in that message's chat."""
+        target = self._target(message_id)
+        return await self._in_chat(target, self._content("text", text=text, ref=message_id))
+
+    async def react(self, message_id: str, emoji: str) -> str:
+        """React with ``emoji`` ("" takes the reaction back)."""
+        target = self._target(message_id)
+        with self.client.store.transaction() as tx:
+            self._react(tx, target, self.client.info.username, emoji)
+        return await self._in_chat(target, self._content("reaction", ref=message_id, emoji=emoji))
+
+    async def edit(self, message_id: str, text: str) -> str:
+        """Replace the text of our own message, within 15 minutes of sending it.
+
+        Raises:
+            FeatureError: ``not_author``, ``too_late``, ``unknown_message``.
+        """
+        target = self._own(message_id, EDIT_WINDOW_MS, "edited")
+        with self.client.store.transaction() as tx:
+            self._edit(tx, target, text)
+        return await self._in_chat(target, self._content("edit", ref=message_id, text=text))
+
+    async def delete(self, message_id: str) -> str:
+        """Delete our own message for everyone, within 24 hours of sending it.
+
+        Raises:
+            FeatureError: ``not_author``, ``too_late``, ``unknown_message``.
+        """
+        target = self._own(message_id, DELETE_WINDOW_MS, "deleted")
+        with self.client.store.transaction() as tx:
+            self._delete(tx, target)
+        return await self._in_chat(target, self._content("delete", ref=message_id))
+
+    def _own(self, message_id: str, window: int, what: str) -> StoredMessage:
+        target = self._target(message_id)
+        if target.sender_account != self.client.info.account_id:
+            raise FeatureError("not_author", f"only its author's messages can be {what}")
+        if self.client.clock() - target.sent_at > window:
+            raise FeatureError("too_late", f"the message is too old to be {what}")
+        return target
+
+    async def set_timer(self, chat: str, seconds: int, body: dict[str, Any]) -> str:
+        """Disappearing messages in ``chat``: ``seconds`` after arrival (0 turns it off)."""
+        with self.client.store.transaction() as tx:
+            self.client.store.put_setting(tx, timer_key(chat), seconds)
+        return await self.post(chat, self._content("timer", expire=seconds), body)
+
+    async def typing(self, chat: str, started: bool = True) -> None:
+        """Tell the chat we are typing (nothing is sent when typing indicators are off)."""
+        if self.enabled(TYPING):
+            kind = "started" if started else "stopped"
+            await self.post(chat, self._content("typing", kind=kind), {})
+
+    def mark_read(self, messages: Iterable[StoredMessage]) -> None:
+        """The user saw these: "new" becomes "seen"; read receipts go out on the next flush
+        unless they are turned off."""
+        shown = list(messages)
+        self.client.store.mark_seen([m.row_id for m in shown])
+        if not self.enabled(READ_RECEIPTS):
+            return
+        for m in shown:
+            if m.direction == "in" and m.status == "new":
+                self._due.setdefault((m.sender_account, "read"), []).append(m.message_id)
+
+    def queue_receipts(self) -> None:
+        """One receipt per account and kind for everything acknowledged since the last time."""
+        due, self._due = self._due, {}
+        with self.client.store.transaction() as tx:
+            for (account_id, kind), ids in due.items():
+                content = self._content("receipt", kind=kind, refs=tuple(ids))
+                content = msgspec.structs.replace(content, sent_at=self.client.clock())
+                mid = secrets.token_hex(16)
+                self.client.store.queue_out(tx, mid, account_id, msgspec.msgpack.encode(content))
+
+    def settled(self, tx: Connection, message_id: str, status: str) -> None:
+        """The server's answer to our send: never undo a receipt that came first."""
+        for m in self.client.store.find_messages(tx, message_id):
+            if m.direction == "out" and m.status not in ("delivered", "read"):
+                self.client.store.update_message(tx, _with(m, status=status))
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def receive(
+        self, tx: Connection, d: Deliver, content: Content, contact: Contact, status: str, now: int
+    ) -> StoredMessage | None:
+        """A pairwise message from another account."""
+        if content.type in GROUP_PAIRWISE:
+            return self.client.groups.on_pairwise(tx, d, content, now)
+        origin = Origin(
+            chat=d.sender_account,
+            sender_account=d.sender_account,
+            sender_device=d.sender_device,
+            message_id=d.message_id,
+            direction="in",
+            status=status,
+            sender_name=contact.username,
+            peer=contact.username,
+        )
+        return self.file(tx, d, content, origin, now)
+
+    def from_own_device(
+        self, tx: Connection, d: Deliver, content: Content, now: int
+    ) -> StoredMessage | None:
+        """A copy of what our other device sent (``type="sync"``), or its group keys."""
+        from baat.client.group_messaging import is_group_chat
+        from baat.client.sdk import _content_decoder
+
+        c = self.client
+        if content.type in GROUP_PAIRWISE:
+            return c.groups.on_pairwise(tx, d, content, now)
+        if content.type != "sync" or content.data is None or not content.to:
+            return None
+        inner = _content_decoder.decode(content.data)
+        chat = content.to
+        if inner.type in GROUP_PAIRWISE:
+            return c.groups.on_pairwise(tx, d, inner, now)
+        group = None
+        if is_group_chat(chat):
+            group = c.groups.name_of(tx, chat)
+            peer = group or chat
+        else:
+            contact = c.store.contact(tx, chat)
+            name = content.names.get(chat)
+            if contact is None and name and content.key is not None:
+                contact = Contact(chat, name, content.key)
+                c.store.put_contact(tx, contact)
+            peer = contact.username if contact is not None else (name or chat)
+        origin = Origin(
+            chat=chat,
+            sender_account=c.info.account_id,
+            sender_device=d.sender_device,
+            message_id=d.message_id,
+            direction="out",
+            status="sent",
+            sender_name=c.info.username,
+            peer=peer,
+            group=group,
+        )
+        return self.file(tx, d, inner, origin, now)
+
+    def file(
+        self, tx: Connection, d: Deliver, content: Content, o: Origin, now: int
+    ) -> StoredMessage | None:
+        """Store or apply one decrypted content; returns what was stored for display."""
+        kind = content.type
+        if kind in SHOWN_TYPES or kind not in _APPLIED:
+            return self._store(tx, d, content, o, now)
+        if kind == "receipt":
+            self._receipt(tx, content, o)
+        elif kind == "typing":
+            if self.enabled(TYPING) and o.direction == "in":
+                for listener in self.typing_listeners:
+                    listener(o.chat, o.sender_name, content.kind)
+        elif kind == "timer":
+            self.client.store.put_setting(tx, timer_key(o.chat), max(0, content.expire))
+        else:
+            for target in self.client.store.find_messages(tx, content.ref):
+                if target.chat != o.chat:
+                    continue
+                if kind == "reaction":
+                    self._react(tx, target, o.sender_name, content.emoji)
+                elif target.sender_account != o.sender_account:
+                    continue  # only the author edits or deletes
+                elif kind == "edit" and 0 <= content.sent_at - target.sent_at <= EDIT_WINDOW_MS:
+                    self._edit(tx, target, content.text)
+                elif kind == "delete" and content.sent_at - target.sent_at <= DELETE_WINDOW_MS:
+                    self._delete(tx, target)
+        return None
+
+    def _store(
+        self, tx: Connection, d: Deliver, content: Content, o: Origin, now: int
+    ) -> StoredMessage | None:
+        body: dict[str, Any] = {"text": content.text, "peer": o.peer, "sender": o.sender_name}
+        if o.group is not None:
+            body["group"] = o.group
+        if content.ref:
+            body["reply_to"] = content.ref
+        if content.type not in SHOWN_TYPES:
+            body = {**body, "text": "", "unsupported": content.type}
+        else:
+            body.update(self.client.attachments.incoming(d, content))
+        m = StoredMessage(
+            chat=o.chat,
+            sender_account=o.sender_account,
+            sender_device=o.sender_device,
+            message_id=o.message_id,
+            direction=o.direction,
+            status=o.status,
+            body=body,
+            sent_at=content.sent_at,
+            received_at=now,
+        )
+        row = self.client.store.add_message(tx, m)
+        if row is None:
+            return None
+        self._expire_later(tx, row, now, content.expire)
+        if o.direction == "in" and content.type in SHOWN_TYPES:
+            self._due.setdefault((o.sender_account, "delivered"), []).append(o.message_id)
+        return _with(m, row_id=row)
+
+    def _receipt(self, tx: Connection, content: Content, o: Origin) -> None:
+        for message_id in content.refs:
+            for m in self.client.store.find_messages(tx, message_id):
+                if m.direction != "out" or o.direction != "in":
+                    continue
+                receipts = dict(m.body.get("receipts", {}))
+                if receipts.get(o.sender_name) != "read":
+                    receipts[o.sender_name] = content.kind
+                status = "read" if content.kind == "read" or m.status == "read" else "delivered"
+                self.client.store.update_message(
+                    tx, _with(m, status=status, body={**m.body, "receipts": receipts})
+                )
+
+    def _react(self, tx: Connection, m: StoredMessage, who: str, emoji: str) -> None:
+        reactions = {k: v for k, v in m.body.get("reactions", {}).items() if k != who}
+        if emoji:
+            reactions[who] = emoji
+        self.client.store.update_message(tx, _with(m, body={**m.body, "reactions": reactions}))
+
+    def _edit(self, tx: Connection, m: StoredMessage, text: str) -> None:
+        if not m.body.get("deleted"):
+            self.client.store.update_message(
+                tx, _with(m, body={**m.body, "text": text, "edited": True})
+            )
+
+    def _delete(self, tx: Connection, m: StoredMessage) -> None:
+        keep = {k: m.body[k] for k in ("peer", "sender", "group") if k in m.body}
+        self.client.store.update_message(tx, _with(m, body={**keep, "text": "", "deleted": True}))
+
+    # -- disappearing messages -------------------------------------------------------------
+
+    def _expire_later(self, tx: Connection, row: int | None, now: int, seconds: int) -> None:
+        if row is not None and seconds > 0:
+            tx.execute(insert(s.expiring).values(message_row=row, expires_at=now + seconds * 1000))
+
+    def expire(self) -> int:
+        """Delete every message whose timer ran out, bodies included; returns how many."""
+        now = self.client.clock()
+        with self.client.store.transaction() as tx:
+            rows = [
+                int(r[0])
+                for r in tx.execute(
+                    select(s.expiring.c.message_row).where(s.expiring.c.expires_at <= now)
+                )
+            ]
+            self.client.store.delete_messages(tx, rows)
+        return len(rows)
+
+
+_APPLIED = frozenset({"receipt", "typing", "timer", "reaction", "edit", "delete"})
+
+
+def _with(m: StoredMessage, **changes: Any) -> StoredMessage:
+    from dataclasses import replace
+
+    return replace(m, **changes)
