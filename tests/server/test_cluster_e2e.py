@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from baat.client.transport import Transport
+from baat.client.transport import Transport, TransportError
 from baat.proto import Ack, Deliver, Error, OutgoingEnvelope, QueueDrained, Send, SendResult
 from support.devices import DeviceUnderTest, register
 from support.server import ServerProcess
@@ -81,7 +81,10 @@ class Receiver:
                 return
             if isinstance(frame, Deliver):
                 self.ids.append(frame.message_id)
-                await self.t.send(Ack([frame.guid]))
+                try:
+                    await self.t.send(Ack([frame.guid]))
+                except TransportError:
+                    return  # its node was killed: the test reconnects elsewhere
             elif isinstance(frame, QueueDrained):
                 self.drained.set()
 
