@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from baat.web import api, attachments_api, import_api, privacy_api
+from baat.web import api, attachments_api, groups_api, import_api, privacy_api
 from baat.web.guard import Guard
 from baat.web.jsonapi import error
 from baat.web.runtime import Runtime
@@ -130,6 +130,7 @@ def create_app(runtime: Runtime, secret: str, port: int) -> ASGIApp:
             *privacy_api.routes(),
             *attachments_api.routes(),
             *import_api.routes(),
+            *groups_api.routes(),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},

@@ -1,5 +1,6 @@
 // Entry point: the app's state (onboarding, locked, ready), the live event socket, and
-// the hash routes (#/, #/chat/ID, #/contact/ID, #/privacy) that pick what the pane shows.
+// the hash routes (#/, #/chat/ID, #/contact/ID, #/groups, #/group/ID, #/devices,
+// #/privacy) that pick what the pane shows.
 
 import { $, api, debounce, toast } from "./dom.js";
 import * as chats from "./chats.js";
@@ -7,6 +8,7 @@ import { onProgress } from "./attachments.js";
 import { showContact } from "./contact.js";
 import { showImport } from "./import.js";
 import { showPrivacy } from "./privacy.js";
+import * as groups from "./groups.js";
 
 export const app = { state: null, info: null };
 
@@ -159,6 +161,7 @@ function connectEvents() {
 const refreshList = debounce(() => chats.refreshList());
 
 function handle(event) {
+  groups.onEvent(event);
   switch (event.type) {
     case "state":
       applyState(event);
@@ -213,14 +216,32 @@ export function stillOn(view, target = null) {
 function route() {
   if (app.state !== "ready") return;
   const { view, target } = parseHash();
+  if (view === "chat" && target && target.startsWith("g:")) {
+    // A group in the chat list opens the group's own view.
+    location.replace(`#/group/${encodeURIComponent(target)}`);
+    return;
+  }
   document.body.dataset.view = view && view !== "" ? "detail" : "list";
-  $("#nav-chats").toggleAttribute("aria-current", view !== "privacy" && view !== "import");
+  const groupView = view === "groups" || view === "group";
+  $("#nav-chats").toggleAttribute("aria-current", !["privacy", "import", "groups", "group", "devices"].includes(view));
+  $("#nav-groups").toggleAttribute("aria-current", groupView);
+  $("#nav-devices").toggleAttribute("aria-current", view === "devices");
+  if (!groupView) groups.leave();
   $("#nav-privacy").toggleAttribute("aria-current", view === "privacy");
   $("#nav-import").toggleAttribute("aria-current", view === "import");
   if (view === "chat" && target) chats.showChat(target);
   else if (view === "contact" && target) {
     chats.leave();
     showContact(target);
+  } else if (view === "groups") {
+    chats.leave();
+    groups.showGroups();
+  } else if (view === "group" && target) {
+    chats.leave();
+    groups.showGroup(target);
+  } else if (view === "devices") {
+    chats.leave();
+    groups.showDevices();
   } else if (view === "import") {
     chats.leave();
     showImport();
