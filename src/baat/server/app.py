@@ -11,6 +11,7 @@ import base64
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ class ServerState:
     router: Router
     privacy: PrivacyService | None = None
     _seen: dict[str, int] = field(default_factory=dict)
-    _registrations: list[float] = field(default_factory=list)
+    _registrations: deque[float] = field(default_factory=deque)
 
     async def touch(self, account_id: str) -> None:
         """Record the day of last connection (a day, never a time; written once a day)."""
@@ -66,7 +67,8 @@ class ServerState:
 
     def registration_allowed(self) -> bool:
         now = time.monotonic()
-        self._registrations = [t for t in self._registrations if now - t < 60]
+        while self._registrations and now - self._registrations[0] >= 60:
+            self._registrations.popleft()
         if len(self._registrations) >= self.config.registrations_per_minute:
             return False
         self._registrations.append(now)

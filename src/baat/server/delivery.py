@@ -189,7 +189,7 @@ class Router:
 
     async def start(self) -> None:
         now_ms = int(time.time() * 1000)
-        for a, d, m, x in await self.store.load_recent_sends(now_ms):
+        for a, d, m, x in sorted(await self.store.load_recent_sends(now_ms), key=lambda r: r[3]):
             self._recent[(a, d, m)] = x
         self._writer = asyncio.create_task(self._write_loop(), name="baat-writer")
         assert self.bus is not None
@@ -364,8 +364,12 @@ class Router:
                 self._wake.set()
 
     def _remember(self, key: tuple[str, int, str]) -> None:
-        self._recent[key] = int(time.time() * 1000) + RECENT_SEND_TTL_MS
-        if len(self._recent) > RECENT_SEND_MAX:
+        now_ms = int(time.time() * 1000)
+        self._recent[key] = now_ms + RECENT_SEND_TTL_MS
+        # Insertion order is expiry order: forget what is past its TTL, and bound the rest.
+        while self._recent and (
+            len(self._recent) > RECENT_SEND_MAX or next(iter(self._recent.values())) < now_ms
+        ):
             self._recent.popitem(last=False)
 
     def _on_timer(self) -> None:

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, tuple_, update
+from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -505,35 +505,12 @@ class SqlStore:
             )
             return [QueuedEnvelope(**r._mapping) for r in rows]
 
-    async def count_pending(self, account_id: str, device_id: int) -> int:
-        e = envelopes
-        async with self._tx() as conn:
-            value = await conn.scalar(
-                select(func.count()).where(
-                    e.c.recipient_account == account_id, e.c.recipient_device == device_id
-                )
-            )
-            return int(value or 0)
-
     async def delete_envelopes(
         self, account_id: str, device_id: int, guids: Iterable[bytes]
     ) -> int:
         """Delete acknowledged envelopes; only the recipient's own can be deleted."""
-        ids = list(guids)
-        if not ids:
-            return 0
-        e = envelopes
-        async with self._tx() as conn:
-            result = await conn.execute(
-                delete(e).where(
-                    and_(
-                        e.c.recipient_account == account_id,
-                        e.c.recipient_device == device_id,
-                        e.c.guid.in_(ids),
-                    )
-                )
-            )
-            return int(result.rowcount or 0)
+        _, deleted = await self.write_batch([], [(account_id, device_id, g) for g in guids])
+        return deleted
 
     async def expire_envelopes(self, older_than_ms: int) -> int:
         """Delete undelivered envelopes stored before ``older_than_ms``."""
