@@ -153,7 +153,7 @@ def test_operator_commands(tmp_path: Path) -> None:
     assert "consent_required" in invoke(admin, "support-lookup", "asha", "--db", db, code=1).output
     later = str(time.time() + 40 * 86_400)
     assert json.loads(invoke(admin, "retention", "--db", db, "--now", later, "--json").output) == {
-        "envelopes": 0, "transfer_log": 0, "consent_events": 0,
+        "envelopes": 0, "transfer_log": 0, "region_transfers": 0, "consent_events": 0,
     }  # fmt: skip
 
     async def tamper() -> None:

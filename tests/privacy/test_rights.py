@@ -223,6 +223,7 @@ async def test_retention_runs_on_the_injected_clock(
     assert await service.run_retention(clock()) == {
         "envelopes": 1,
         "transfer_log": 0,
+        "region_transfers": 0,
         "consent_events": 0,
     }
     assert [e.message_id for e in await store.pending(a.id, 1)] == ["new"]

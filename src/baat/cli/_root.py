@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 from pathlib import Path
 
 import click
@@ -119,6 +120,20 @@ def root() -> None:
     help="Largest attachment upload accepted.",
 )
 @click.option("--affiliate-url", default=None, help="Where the consented affiliate export posts.")
+@click.option(
+    "--peer",
+    "peers",
+    multiple=True,
+    metavar="REGION=URL",
+    help="Another storage region of this deployment and its URL (repeatable); accounts "
+    "of that region are stored and served there.",
+)
+@click.option(
+    "--region-secret-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="File with the secret shared by all regions (or BAAT_REGION_SECRET).",
+)
 def serve(
     data_dir: Path,
     db: str | None,
@@ -133,6 +148,8 @@ def serve(
     registrations_per_minute: int,
     max_blob_bytes: int,
     affiliate_url: str | None,
+    peers: tuple[str, ...],
+    region_secret_file: Path | None,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
     from baat.proto import Limits
@@ -152,6 +169,17 @@ def serve(
             engine_url(db)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--db") from exc
+    linked = _peers(region, peers)
+    secret = (
+        region_secret_file.read_text().strip()
+        if region_secret_file is not None
+        else os.environ.get("BAAT_REGION_SECRET")
+    )
+    if linked and not secret:
+        raise click.BadParameter(
+            "linking regions needs a shared secret: --region-secret-file or BAAT_REGION_SECRET",
+            param_hint="--peer",
+        )
     limits = Limits(
         max_envelope_bytes=max_envelope_bytes,
         max_frame_bytes=max(256 * 1024, max_envelope_bytes * 2),
@@ -173,8 +201,34 @@ def serve(
             registrations_per_minute=registrations_per_minute,
             max_blob_bytes=max_blob_bytes,
             affiliate_url=affiliate_url,
+            peers=linked,
+            region_secret=secret,
         )
     )
+
+
+def _peers(region: str, values: tuple[str, ...]) -> dict[str, str]:
+    from baat.privacy.policy import Policy
+    from baat.server.regions.ids import new_account_id
+
+    policy = Policy.current()
+    linked: dict[str, str] = {}
+    for one in (region, *(v.partition("=")[0] for v in values)):
+        if policy.region(one) is None:
+            declared = ", ".join(r.id for r in policy.regions)
+            raise click.BadParameter(
+                f"region {one!r} is not declared in the policy; use one of: {declared}",
+                param_hint="--region/--peer",
+            )
+        new_account_id(one)
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not url.startswith(("http://", "https://")):
+            raise click.BadParameter("use REGION=http(s)://HOST:PORT", param_hint="--peer")
+        if name == region:
+            raise click.BadParameter(f"{name!r} is this node's own region", param_hint="--peer")
+        linked[name] = url
+    return linked
 
 
 def main() -> None:

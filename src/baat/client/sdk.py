@@ -226,6 +226,13 @@ class Client:
         try:
             async with httpx.AsyncClient(base_url=server_url, timeout=15) as http:
                 r = await http.post("/v1/accounts", json=body)
+            home = _home_region_server(r)
+            if home is not None:
+                # Accounts are stored only in their home region: that region's deployment
+                # becomes this profile's server (docs/DEPLOY.md, "Regions").
+                server_url = home
+                async with httpx.AsyncClient(base_url=server_url, timeout=15) as http:
+                    r = await http.post("/v1/accounts", json=body)
         except httpx.HTTPError as exc:
             raise NotConnected(f"cannot reach {server_url}: {exc}") from exc
         if r.status_code != 201:
@@ -734,6 +741,20 @@ class Client:
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def _home_region_server(r: httpx.Response) -> str | None:
+    """The URL a ``wrong_region`` refusal points registration to, if that is what ``r`` is."""
+    if r.status_code != 421:
+        return None
+    try:
+        err = r.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    server = err.get("server") if isinstance(err, dict) else None
+    if err.get("code") != "wrong_region" or not isinstance(server, str):
+        return None
+    return server if server.startswith(("http://", "https://")) else None
 
 
 def _error_of(r: httpx.Response) -> tuple[str, str]:

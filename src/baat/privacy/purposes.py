@@ -23,6 +23,9 @@ LEGAL_IN = "https://w3id.org/dpv/legal/in#"
 STORAGE_REGION = "storage-region"
 # A recipient the user chooses (the people they write to) may be anywhere.
 ANYWHERE = "any"
+# Baat itself in another declared storage region: the home region of the account the user
+# writes to or looks up (a message to an account stored in the EU is delivered there).
+OTHER_REGION = "other-region"
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +44,7 @@ class Recipient:
     name: str
     role: str
     dpv_role: str
-    country: str  # ISO 3166-1 alpha-2, STORAGE_REGION or ANYWHERE
+    country: str  # ISO 3166-1 alpha-2, STORAGE_REGION, OTHER_REGION or ANYWHERE
     # How data may leave the storage region for this recipient (GDPR chapter V, DPDP s. 16);
     # None when the recipient sits in the storage region.
     transfer_gdpr: Basis | None
@@ -209,6 +212,15 @@ RECIPIENTS: tuple[Recipient, ...] = (
         _DPDP_TRANSFER,
     ),
     Recipient(
+        "baat-regions",
+        CONTROLLER.name + ", in the storage region of the account you write to or look up",
+        "controller, another storage region",
+        DPV + "DataController",
+        OTHER_REGION,
+        _AT_YOUR_REQUEST,
+        _DPDP_TRANSFER,
+    ),
+    Recipient(
         "authorities",
         "Courts and law-enforcement authorities serving valid legal process",
         "public authority",
@@ -244,13 +256,14 @@ PURPOSES: tuple[Purpose, ...] = (
         "service",
         "Deliver your messages and run your account",
         "Register devices, hand out prekeys, and hold encrypted envelopes until your "
-        "devices fetch them.",
+        "devices fetch them. When you write to or look up an account stored in another "
+        "Baat region, the envelope or the request goes to that region.",
         False,
         DPV + "ServiceProvision",
         "essential.service",
         _CONTRACT,
         _DPDP_SERVICE,
-        ("baat", "correspondents"),
+        ("baat", "correspondents", "baat-regions"),
     ),
     Purpose(
         "security",

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -107,4 +108,20 @@ server_keys = Table(
     Column("private_key", LargeBinary, nullable=False, info=_KEY),
     Column("created_at", BigInteger, nullable=False, info=_KEY),
     Column("retired_at", BigInteger, nullable=True, info=_KEY),
+)
+
+_RT = _inv("transfer.region_count")
+
+# Essential transfers to Baat's other storage regions (envelopes, prekey bundles, account
+# lookups), counted per day, kind and direction. Counts only: a per-envelope log would be a
+# record of who writes to whom, which the service does not need (GDPR Art. 5(1)(c)).
+region_transfers = Table(
+    "region_transfers",
+    metadata,
+    Column("day", Integer, nullable=False, info=_RT),
+    Column("kind", String(16), nullable=False, info=_RT),
+    Column("from_region", String(16), nullable=False, info=_RT),
+    Column("to_region", String(16), nullable=False, info=_RT),
+    Column("count", BigInteger, nullable=False, info=_RT),
+    PrimaryKeyConstraint("day", "kind", "from_region", "to_region"),
 )

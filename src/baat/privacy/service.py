@@ -33,7 +33,7 @@ from baat.privacy.gate import Gate
 from baat.privacy.inventory import duration_seconds
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import Purpose
-from baat.privacy.schema import consent_events, transfer_log
+from baat.privacy.schema import consent_events, region_transfers, transfer_log
 from baat.server.storage.base import Account, StorageUnavailable
 from baat.server.storage.schema import accounts
 from baat.server.storage.sql import SqlStore
@@ -433,12 +433,17 @@ class PrivacyService:
         async with self._tx() as conn:
             old = int(now) - self._retention("transfer.record")
             result = await conn.execute(delete(transfer_log).where(transfer_log.c.at < old))
+            old_day = (int(now) - self._retention("transfer.region_count")) // 86_400
+            counts = await conn.execute(
+                delete(region_transfers).where(region_transfers.c.day < old_day)
+            )
             pruned = await ledger.prune(
                 conn, int(now) - self._retention("consent.record"), int(now)
             )
         return {
             "envelopes": expired,
             "transfer_log": int(result.rowcount or 0),
+            "region_transfers": int(counts.rowcount or 0),
             "consent_events": pruned,
         }
 

@@ -35,6 +35,9 @@ class ErrorCode(StrEnum):
     STORAGE_UNAVAILABLE = "storage_unavailable"
     SHUTTING_DOWN = "shutting_down"
     INTERNAL = "internal"
+    # The home region of an addressed account is unreachable; retry later (appended in
+    # protocol version 1 with storage regions).
+    REGION_UNAVAILABLE = "region_unavailable"
 
 
 # Errors after which the connection cannot continue.

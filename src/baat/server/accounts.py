@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
-import secrets
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from baat.crypto import InvalidSignature as InvalidIdentitySignature
 from baat.crypto import verify_identity_dh_signature
 from baat.server.auth import new_token
-from baat.server.storage.base import Account, Device
+from baat.server.regions.ids import new_account_id
+from baat.server.storage.base import Account, Device, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
 
 REGISTRATION_DOMAIN = b"Baat registration v1\x00"
@@ -75,7 +76,12 @@ class Registered:
     token: str
 
 
-async def register(store: SqlStore, body: object, region: str) -> Registered:
+async def register(
+    store: SqlStore,
+    body: object,
+    region: str,
+    taken_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
+) -> Registered:
     """Create an account and its first device from a JSON body.
 
     Raises:
@@ -108,7 +114,11 @@ async def register(store: SqlStore, body: object, region: str) -> Registered:
         raise RegistrationError(
             "invalid_key", "identity_dh_sig does not verify with the identity key"
         ) from exc
-    account_id = secrets.token_hex(16)
+    if await store.account_by_username(username) is not None or (
+        taken_elsewhere is not None and await taken_elsewhere(username)
+    ):
+        raise UsernameTaken(username)
+    account_id = new_account_id(region)
     token, token_digest = new_token()
     day = today()
     await store.create_account(

@@ -7,7 +7,6 @@ Every error body is ``{"error": {"code": STABLE_CODE, "message": TEXT}}``.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import time
@@ -15,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,17 +25,23 @@ from starlette.types import Receive, Scope, Send
 from baat import __version__
 from baat.privacy.http import http_exception_as_json
 from baat.privacy.http import routes as privacy_routes
+from baat.privacy.policy import Policy
+from baat.privacy.purposes import region_for
+from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
 from baat.proto import PROTOCOL_VERSION
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
+from baat.server.bundles import public_details
 from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.regions.links import Regions, RegionUnavailable
+from baat.server.regions.routes import routes as region_routes
 from baat.server.session import Session
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
@@ -43,6 +49,7 @@ from baat.server.storage.sql import SqlStore, today
 log = logging.getLogger("baat.server")
 
 EXPIRY_INTERVAL_S = 3600.0
+COUNT_INTERVAL_S = 5.0
 
 
 def error(code: str, message: str, status: int) -> JSONResponse:
@@ -55,6 +62,7 @@ class ServerState:
     store: SqlStore
     router: Router
     privacy: PrivacyService | None = None
+    regions: Regions | None = None
     _seen: dict[str, int] = field(default_factory=dict)
     _registrations: deque[float] = field(default_factory=deque)
 
@@ -113,18 +121,40 @@ async def create_account(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         return error("invalid_request", "the body must be JSON", 400)
+    regions = state.regions
+    if regions is not None and isinstance(body, dict):
+        wanted = region_for(str(body.get("jurisdiction", "ZZ")))
+        url = regions.url(wanted)
+        if wanted != regions.local and url is not None:
+            # Accounts are stored only in their home region: register there instead.
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": "wrong_region",
+                        "message": f"accounts of this jurisdiction are stored in region "
+                        f"{wanted!r}; register at {url}",
+                        "region": wanted,
+                        "server": url,
+                    }
+                },
+                status_code=421,
+            )
+    taken = regions.username_taken if regions is not None else None
     try:
-        reg = await register(state.store, body, state.config.region)
+        reg = await register(state.store, body, state.config.region, taken)
     except RegistrationError as exc:
         return error(exc.code, exc.message, exc.status)
     except UsernameTaken:
         return error("username_taken", "that username is taken; choose another", 409)
+    except RegionUnavailable as exc:
+        return error("region_unavailable", f"cannot check the name in every region: {exc}", 503)
     return JSONResponse(
         {
             "account_id": reg.account_id,
             "username": reg.username,
             "device_id": reg.device_id,
             "token": reg.token,
+            "region": state.config.region,
         },
         status_code=201,
     )
@@ -141,20 +171,16 @@ async def lookup_account(request: Request) -> Response:
     except RegistrationError:
         return error("unknown_account", "no such user", 404)
     account = await state.store.account_by_username(name)
-    if account is None:
-        return error("unknown_account", f"no user named {name!r}", 404)
-    devices = await state.store.devices(account.account_id)
-    signed = await state.store.device_list(account.account_id)
-    return JSONResponse(
-        {
-            "account_id": account.account_id,
-            "username": account.username,
-            "devices": [d.device_id for d in devices],
-            "device_list": None
-            if signed is None
-            else {"version": signed[0], "signed_list": base64.b64encode(signed[1]).decode()},
-        }
-    )
+    if account is not None:
+        return JSONResponse(await public_details(state.store, account))
+    if state.regions is not None:
+        try:
+            found = await state.regions.lookup(name)
+        except RegionUnavailable as exc:
+            return error("region_unavailable", str(exc), 503)
+        if found is not None:
+            return JSONResponse(found)
+    return error("unknown_account", f"no user named {name!r}", 404)
 
 
 class WebSocketEndpoint:
@@ -174,25 +200,34 @@ def create_app(config: ServerConfig) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         store = await SqlStore.open(config.db_url)
+        regions = _make_regions(config)
         router = Router(
             store,
             bus=_make_bus(config),
+            regions=regions,
             ack_grace=config.ack_grace,
             envelopes_per_second=config.envelopes_per_second,
             envelope_burst=config.envelope_burst,
         )
+        if regions is not None:
+            await regions.start()
         await router.start()
-        state = ServerState(config, store, router)
+        state = ServerState(config, store, router, regions=regions)
         state.privacy = await _open_privacy(store, config)
         app.state.server = state
         app.state.store = store
         app.state.privacy = state.privacy
         expiry = asyncio.create_task(_expiry_loop(state))
+        counts = asyncio.create_task(_count_loop(state))
         try:
             yield
         finally:
             expiry.cancel()
+            counts.cancel()
             await router.stop()
+            if regions is not None:
+                await regions.close()
+                await _flush_counts(state)
             await store.close()
 
     routes: list[BaseRoute] = [
@@ -203,6 +238,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *privacy_routes(),
         *blob_routes(),
         *device_routes(),
+        *region_routes(),
     ]
     return Starlette(
         routes=routes,
@@ -219,7 +255,31 @@ def _make_bus(config: ServerConfig) -> Bus:
         return LocalBus(config.node_id)
     if not config.bus.startswith(("redis://", "rediss://", "unix://")):
         raise ValueError(f"unsupported bus URL {config.bus!r}: use redis://host:port/db")
-    return RedisBus(config.bus, config.node_id)
+    # Keys and channels carry the region, so that regions may share one Redis safely.
+    return RedisBus(config.bus, config.node_id, prefix=f"baat:{config.region}")
+
+
+def _make_regions(config: ServerConfig) -> Regions | None:
+    if not config.peers:
+        return None
+    gate = RegionGate(Policy.current(), config.region, time.time)
+    return Regions(config.region, config.peers, config.region_secret, gate)
+
+
+async def _flush_counts(state: ServerState) -> None:
+    if state.regions is None:
+        return
+    try:
+        await state.regions.gate.flush(state.store.engine)
+    except (SQLAlchemyError, OSError) as exc:
+        log.warning("region transfer counts kept for the next flush: %s", exc)
+
+
+async def _count_loop(state: ServerState) -> None:
+    """Write the counts of transfers between regions every few seconds."""
+    while True:
+        await asyncio.sleep(COUNT_INTERVAL_S)
+        await _flush_counts(state)
 
 
 async def _open_privacy(store: SqlStore, config: ServerConfig) -> PrivacyService:

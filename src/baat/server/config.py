@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,11 @@ class ServerConfig:
     # None: SQLite at data_dir/baat.sqlite3.
     db: str | None = None
     region: str = "in"
+    # The other regions of this deployment: region id -> base URL (any node of it, or its
+    # load balancer). Empty: this deployment stores every account it registers.
+    peers: Mapping[str, str] = field(default_factory=dict)
+    # Shared by all regions of one operator; authenticates the calls between them.
+    region_secret: str | None = None
     node_id: str = "node-1"
     # None: a single node (in-process bus). redis://... for several nodes.
     bus: str | None = None

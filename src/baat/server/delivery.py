@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from baat.proto import (
     Deliver,
@@ -51,6 +51,9 @@ from baat.server.bus import (
 )
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
+
+if TYPE_CHECKING:
+    from baat.server.regions.links import Regions
 
 log = logging.getLogger("baat.delivery")
 
@@ -150,6 +153,8 @@ class Router:
     stats: RouterStats = field(default_factory=RouterStats)
     bus: Bus | None = None
     node_id: str = "node-1"
+    # Other storage regions: envelopes for their accounts are handed to them (regions/).
+    regions: Regions | None = None
 
     def __post_init__(self) -> None:
         if self.bus is None:
@@ -219,8 +224,13 @@ class Router:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
         now_ms = int(time.time() * 1000)
+        # Senders of other regions are remembered in memory only: their account ids are not
+        # stored in this region beyond the envelopes in transit (docs/DEPLOY.md, "Regions").
+        regions = self.regions
         await self.store.save_recent_sends(
-            (a, d, m, x) for (a, d, m), x in self._recent.items() if x >= now_ms
+            (a, d, m, x)
+            for (a, d, m), x in self._recent.items()
+            if x >= now_ms and (regions is None or regions.home(a) is None)
         )
 
     def forget_devices(self, account_id: str) -> None:
@@ -299,10 +309,16 @@ class Router:
             raise SendRefused(
                 ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
             )
-        results: list[RecipientResult | None] = []
+        results: list[RecipientResult | None] = [None] * len(envelopes)
+        # Envelopes for accounts stored in another region, by region (index into envelopes).
+        elsewhere: dict[str, list[int]] = {}
         addressed: dict[str, set[int]] = {}
-        for env in envelopes:
-            addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
+        for index, env in enumerate(envelopes):
+            home = self.regions.home(env.recipient_account) if self.regions else None
+            if home is not None:
+                elsewhere.setdefault(home, []).append(index)
+            else:
+                addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
         for account_id, ids in addressed.items():
             current = await self._device_ids(account_id)
             if not current:
@@ -318,13 +334,24 @@ class Router:
                     f"device list of {account_id} changed: current devices "
                     f"{sorted(expected)}, addressed {sorted(ids)}",
                 )
-        for env in envelopes:
-            if not await self._device_ids(env.recipient_account):
-                results.append(
-                    RecipientResult(env.recipient_account, env.recipient_device, "unknown_account")
+        for index, env in enumerate(envelopes):
+            if env.recipient_account in addressed and not await self._device_ids(
+                env.recipient_account
+            ):
+                results[index] = RecipientResult(
+                    env.recipient_account, env.recipient_device, "unknown_account"
                 )
-            else:
-                results.append(None)
+        if elsewhere:
+            # Local checks passed (nothing is accepted yet); the other regions accept theirs
+            # before any local envelope is, so that a refusal there refuses the whole send.
+            # A retry after a partial success is dropped there as a duplicate.
+            assert self.regions is not None
+            for region, indexes in sorted(elsewhere.items()):
+                remote = await self.regions.forward_send(
+                    region, sender, message_id, [envelopes[i] for i in indexes]
+                )
+                for i, result in zip(indexes, remote, strict=True):
+                    results[i] = result
         self._remember(key)
         waiter = _Waiter(message_id, results, callback)
         if waiter.remaining == 0:

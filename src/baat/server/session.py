@@ -34,7 +34,6 @@ from baat.proto import (
     Ack,
     Authenticate,
     BundleResult,
-    DeviceBundleRecord,
     Error,
     ErrorCode,
     FetchBundle,
@@ -53,7 +52,9 @@ from baat.proto import (
     encode,
     error_frame,
 )
+from baat.server.bundles import NoSuchDevice, claim_bundles
 from baat.server.delivery import DeviceKey, SendRefused
+from baat.server.regions.links import RegionRefused, RegionUnavailable
 from baat.server.storage.base import Prekey, StorageUnavailable
 
 if TYPE_CHECKING:
@@ -293,39 +294,27 @@ class Session:
             self._reply(result)
 
     async def _on_fetch_bundle(self, frame: FetchBundle) -> None:
-        store = self.state.store
-        if frame.device_id:
-            ids = [frame.device_id]
-        else:
-            ids = [d.device_id for d in await store.devices(frame.account_id)]
-        if not ids or (
-            frame.device_id and await store.device(frame.account_id, frame.device_id) is None
-        ):
+        regions = self.state.regions
+        home = regions.home(frame.account_id) if regions is not None else None
+        try:
+            if regions is not None and home is not None:
+                # Stored in another region: claimed there, through its transfer gate.
+                records = await regions.fetch_bundle(home, frame.account_id, frame.device_id)
+            else:
+                records = await claim_bundles(self.state.store, frame.account_id, frame.device_id)
+        except (NoSuchDevice, RegionRefused) as exc:
+            self._reply(Error(code=exc.code, message=exc.message, request_id=frame.request_id))
+            return
+        except RegionUnavailable as exc:
             self._reply(
                 Error(
-                    code=ErrorCode.UNKNOWN_ACCOUNT
-                    if not frame.device_id
-                    else ErrorCode.UNKNOWN_DEVICE,
-                    message=f"no such account or device: {frame.account_id}/{frame.device_id}",
+                    code=ErrorCode.REGION_UNAVAILABLE,
+                    message=str(exc),
                     request_id=frame.request_id,
+                    retry_after_ms=1000,
                 )
             )
             return
-        records = []
-        for device_id in ids:
-            b = await store.claim_bundle(frame.account_id, device_id)
-            records.append(
-                DeviceBundleRecord(
-                    device_id=device_id,
-                    identity_key=b.device.identity_key,
-                    identity_dh_key=b.device.identity_dh_key,
-                    identity_dh_sig=b.device.identity_dh_sig,
-                    signed_prekey=_record(b.signed_prekey),
-                    kem_last_resort=_record(b.kem_last_resort),
-                    one_time_curve=_record(b.one_time_curve),
-                    one_time_kem=_record(b.one_time_kem),
-                )
-            )
         self._reply(
             BundleResult(request_id=frame.request_id, account_id=frame.account_id, devices=records)
         )
@@ -349,12 +338,6 @@ class Session:
         await self.state.store.store_prekeys(self.key[0], self.key[1], signed, one_time)
         counts = await self.state.store.prekey_counts(*self.key)
         self._reply(PrekeyStatus(request_id=frame.request_id, counts=counts))
-
-
-def _record(key: Prekey | None) -> PrekeyRecord | None:
-    if key is None:
-        return None
-    return PrekeyRecord(key.kind, key.key_id, key.public_key, key.signature)
 
 
 def _check_prekey(identity_key: bytes, rec: PrekeyRecord, kinds: tuple[int, ...]) -> Prekey:

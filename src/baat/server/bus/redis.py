@@ -1,11 +1,12 @@
 """The Redis bus: presence keys with expiry, one pub/sub channel per node.
 
-Presence: ``baat:presence:<account>:<device>`` = node id, expiring after
+Presence: ``<prefix>:presence:<account>:<device>`` = node id, expiring after
 ``PRESENCE_TTL_S`` unless the node refreshes it, so a crashed node's devices stop counting
-as connected within that time. Delivery: ``PUBLISH baat:node:<node id>`` with a batch of
-``messages``. Redis keeps nothing the database does not also have: if it restarts or is
-unreachable, delivery falls back to the database drain and the nodes reconnect by
-themselves.
+as connected within that time. Delivery: ``PUBLISH <prefix>:node:<node id>`` with a batch of
+``messages``; ``<prefix>:nodes`` reaches every node. The prefix (``baat:<region>`` from the
+server) keeps deployments that share one Redis apart. Redis keeps nothing the database
+does not also have: if it restarts or is unreachable, delivery falls back to the database
+drain and the nodes reconnect by themselves.
 """
 
 from __future__ import annotations
@@ -40,25 +41,26 @@ return 0
 """
 
 
-def _key(device: DeviceKey) -> str:
-    return f"baat:presence:{device[0]}:{device[1]}"
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-BROADCAST = "baat:nodes"
-
-
-def _channel(node_id: str) -> str:
-    return f"baat:node:{node_id}"
+DEFAULT_PREFIX = "baat"
 
 
 class RedisBus:
-    def __init__(self, url: str, node_id: str, presence_ttl: int = PRESENCE_TTL_S) -> None:
+    def __init__(
+        self,
+        url: str,
+        node_id: str,
+        presence_ttl: int = PRESENCE_TTL_S,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+    ) -> None:
         self.url = url
         self.node_id = node_id
+        self.prefix = prefix
+        self._everyone = f"{prefix}:nodes"
         self.presence_ttl = presence_ttl
         # After a Redis restart the first command on a pooled connection fails; one retry
         # on a fresh connection is what it takes.
@@ -73,6 +75,12 @@ class RedisBus:
         self._listener: asyncio.Task[None] | None = None
         self._healthy = False
         self._release = self._redis.register_script(_RELEASE)
+
+    def _key(self, device: DeviceKey) -> str:
+        return f"{self.prefix}:presence:{device[0]}:{device[1]}"
+
+    def _channel(self, node_id: str) -> str:
+        return f"{self.prefix}:node:{node_id}"
 
     @property
     def healthy(self) -> bool:
@@ -92,7 +100,7 @@ class RedisBus:
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(_channel(self.node_id), BROADCAST)
+                await pubsub.subscribe(self._channel(self.node_id), self._everyone)
                 self._healthy = True
                 self._subscribed.set()
                 delay = 0.1
@@ -133,7 +141,7 @@ class RedisBus:
     async def claim(self, device: DeviceKey) -> str | None:
         try:
             previous = await self._redis.set(
-                _key(device), self.node_id, ex=self.presence_ttl, get=True
+                self._key(device), self.node_id, ex=self.presence_ttl, get=True
             )
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
@@ -141,7 +149,7 @@ class RedisBus:
 
     async def release(self, device: DeviceKey) -> None:
         try:
-            await self._release(keys=[_key(device)], args=[self.node_id])
+            await self._release(keys=[self._key(device)], args=[self.node_id])
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
 
@@ -149,7 +157,7 @@ class RedisBus:
         if not devices:
             return {}
         try:
-            values = await self._redis.mget([_key(d) for d in devices])
+            values = await self._redis.mget([self._key(d) for d in devices])
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
         return {d: _text(v) for d, v in zip(devices, values, strict=True) if v is not None}
@@ -160,16 +168,16 @@ class RedisBus:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for d in devices:
-                    pipe.set(_key(d), self.node_id, ex=self.presence_ttl)
+                    pipe.set(self._key(d), self.node_id, ex=self.presence_ttl)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
 
     async def publish(self, node_id: str, messages: list[NodeMessage]) -> None:
-        await self._publish(_channel(node_id), messages)
+        await self._publish(self._channel(node_id), messages)
 
     async def broadcast(self, messages: list[NodeMessage]) -> None:
-        await self._publish(BROADCAST, messages)
+        await self._publish(self._everyone, messages)
 
     async def _publish(self, channel: str, messages: list[NodeMessage]) -> None:
         try:

@@ -68,6 +68,9 @@ MIGRATIONS: list[Migration] = [
     Migration(
         4, "linked devices: link codes and signed device lists", ["link_codes", "device_lists"]
     ),
+    Migration(
+        5, "storage regions: daily counts of transfers between regions", ["region_transfers"]
+    ),
 ]
 
 

@@ -1,0 +1,169 @@
+"""What a region serves to the other regions (``/v1/regions/...``).
+
+Only linked regions may call (the shared secret and a ``Baat-Region`` header naming a
+peer); each answer is about this region's own accounts only, and passes the transfer gate
+before any byte of it leaves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from typing import TYPE_CHECKING, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
+from baat.proto import ErrorCode, SendResult
+from baat.server.accounts import RegistrationError, normalize_username
+from baat.server.bundles import NoSuchDevice, claim_bundles, public_details
+from baat.server.delivery import SendRefused
+from baat.server.regions import wire
+from baat.server.regions.links import region_of
+from baat.server.storage.base import StorageUnavailable
+
+if TYPE_CHECKING:
+    from baat.server.app import ServerState
+    from baat.server.regions.links import Regions
+
+# How long a send from another region may wait for its envelopes to become final here
+# (acknowledged or stored): past it the other region retries, and duplicates are dropped.
+SEND_TIMEOUT_S = 30.0
+
+T = TypeVar("T")
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str, retry_after_ms: int = 0) -> None:
+        super().__init__(message)
+        self.response = Response(
+            wire.encode(wire.Refusal(code, message, retry_after_ms)),
+            status_code=status,
+            media_type=wire.MEDIA_TYPE,
+        )
+
+
+def _state(request: Request) -> tuple[ServerState, Regions]:
+    state: ServerState = request.app.state.server
+    if state.regions is None or not state.regions.peers:
+        raise _Refused(404, "not_found", "this deployment links no other region")
+    return state, state.regions
+
+
+def _caller(request: Request, regions: Regions) -> str:
+    """The calling region, once its secret checks out."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, secret = auth.partition(" ")
+    if scheme != wire.AUTH_SCHEME or not hmac.compare_digest(
+        secret.encode(), regions.secret.encode()
+    ):
+        raise _Refused(401, "unauthorized", "missing or wrong region secret")
+    caller = request.headers.get(wire.REGION_HEADER, "")
+    if caller not in regions.peers:
+        raise _Refused(403, "unknown_region", f"region {caller!r} is not linked here")
+    return caller
+
+
+def _gate(regions: Regions, kind: str, to_region: str, count: int = 1) -> None:
+    try:
+        regions.gate.check(kind, to_region, count)
+    except (UndeclaredTransfer, UndeclaredRegion) as exc:
+        raise _Refused(403, "transfer_not_declared", str(exc)) from exc
+
+
+def _ok(body: msgspec.Struct) -> Response:
+    return Response(wire.encode(body), media_type=wire.MEDIA_TYPE)
+
+
+async def _body(request: Request, type_: type[T]) -> T:
+    try:
+        return wire.decode(await request.body(), type_)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise _Refused(400, "malformed_frame", f"malformed request: {exc}") from exc
+
+
+async def lookup(request: Request) -> Response:
+    try:
+        state, regions = _state(request)
+        caller = _caller(request, regions)
+        try:
+            name = normalize_username(request.path_params["username"])
+        except RegistrationError as exc:
+            raise _Refused(404, "unknown_account", "no such user") from exc
+        account = await state.store.account_by_username(name)
+        if account is None or regions.home(account.account_id) is not None:
+            raise _Refused(404, "unknown_account", f"no user named {name!r} here")
+        details = await public_details(state.store, account)
+        _gate(regions, "lookup", caller)
+        return Response(
+            msgspec.json.encode(details), media_type="application/json", status_code=200
+        )
+    except _Refused as exc:
+        return exc.response
+    except StorageUnavailable as exc:
+        return _Refused(503, ErrorCode.STORAGE_UNAVAILABLE, str(exc), 1000).response
+
+
+async def bundles(request: Request) -> Response:
+    try:
+        state, regions = _state(request)
+        caller = _caller(request, regions)
+        req = await _body(request, wire.BundleRequest)
+        if regions.home(req.account_id) is not None:
+            raise _Refused(404, ErrorCode.UNKNOWN_ACCOUNT, "that account is not stored here")
+        try:
+            records = await claim_bundles(state.store, req.account_id, req.device_id)
+        except NoSuchDevice as exc:
+            raise _Refused(404, exc.code, exc.message) from exc
+        _gate(regions, "bundle", caller, len(records))
+        return _ok(wire.BundleAnswer(records))
+    except _Refused as exc:
+        return exc.response
+    except StorageUnavailable as exc:
+        return _Refused(503, ErrorCode.STORAGE_UNAVAILABLE, str(exc), 1000).response
+
+
+async def send(request: Request) -> Response:
+    try:
+        state, regions = _state(request)
+        caller = _caller(request, regions)
+        req = await _body(request, wire.RegionSend)
+        if region_of(req.sender_account) != caller:
+            raise _Refused(403, "unknown_region", "a region sends only for its own accounts")
+        if any(regions.home(e.recipient_account) is not None for e in req.envelopes):
+            raise _Refused(400, "misrouted", "an envelope is for an account not stored here")
+        done: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+
+        def settle(result: SendResult) -> None:
+            if not done.done():
+                done.set_result(result)
+
+        try:
+            await state.router.accept_send(
+                (req.sender_account, req.sender_device), req.message_id, req.envelopes, settle
+            )
+        except SendRefused as exc:
+            status = 409 if exc.code == ErrorCode.STALE_DEVICES else 503
+            if exc.code == ErrorCode.RATE_LIMITED:
+                status = 429
+            raise _Refused(status, exc.code, exc.message, exc.retry_after_ms) from exc
+        try:
+            result = await asyncio.wait_for(asyncio.shield(done), SEND_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise _Refused(
+                503, ErrorCode.STORAGE_UNAVAILABLE, "not final in time; retry", 1000
+            ) from exc
+        return _ok(wire.RegionSendResult(result.results))
+    except _Refused as exc:
+        return exc.response
+
+
+def routes() -> list[BaseRoute]:
+    return [
+        Route("/v1/regions/accounts/{username}", lookup, methods=["GET"]),
+        Route("/v1/regions/bundles", bundles, methods=["POST"]),
+        Route("/v1/regions/send", send, methods=["POST"]),
+    ]

@@ -1,0 +1,175 @@
+"""Two storage regions, each its own ``baat serve`` with its own database, linked as peers.
+
+An account's data must live only in its home region; writing across goes through both
+servers and their transfer gates, and nothing of one region's accounts stays in the other's
+database once delivered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import msgspec
+import pytest
+
+from baat.server.regions import wire
+from support.server import ServerProcess
+
+pytestmark = pytest.mark.e2e
+PASS = "correct horse battery staple"
+SECRET = "regions-shared-secret-for-tests"
+
+
+def baat(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "BAAT_PASSPHRASE": PASS, "BAAT_PROFILE": str(profile)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "baat", *args], capture_output=True, text=True, env=env, timeout=60
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"baat {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def lines(proc: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
+    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+
+
+def dump(db: Path) -> str:
+    """Every value of every table, as text: what a region's database holds."""
+    con = sqlite3.connect(db)
+    try:
+        tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return "\n".join(
+            repr(row) for t in tables for row in con.execute(f'SELECT * FROM "{t}"').fetchall()
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def regions(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
+    secret = tmp_path / "region-secret"
+    secret.write_text(SECRET + "\n")
+    india = ServerProcess(tmp_path / "in")
+    europe = ServerProcess(tmp_path / "eu")
+    common = ["--region-secret-file", str(secret)]
+    india.extra = ["--region", "in", "--peer", f"eu={europe.url}", *common]
+    europe.extra = ["--region", "eu", "--peer", f"in={india.url}", *common]
+    india.start()
+    europe.start()
+    try:
+        yield india, europe
+    finally:
+        for s in (india, europe):
+            if s.proc is not None:
+                s.stop()
+
+
+def test_accounts_live_in_their_home_region_and_talk_across(
+    tmp_path: Path, regions: tuple[ServerProcess, ServerProcess]
+) -> None:
+    india, europe = regions
+    asha, bruno = tmp_path / "asha", tmp_path / "bruno"
+    reg = ("register", "--json", "--server", india.url, "--jurisdiction")
+    asha_id = json.loads(baat(asha, *reg, "IN", "asha").stdout)["account_id"]
+    # Bruno signs up at the Indian deployment but is an EU user: registration is sent on to
+    # the EU region, whose server becomes his profile's server.
+    bruno_me = json.loads(baat(bruno, *reg, "EU", "bruno").stdout)
+    bruno_id = bruno_me["account_id"]
+    assert asha_id.startswith("in-") and bruno_id.startswith("eu-")
+    assert bruno_me["server"] == europe.url
+
+    # Names are unique across regions.
+    taken = baat(tmp_path / "x", *reg, "IN", "bruno", check=False)
+    assert taken.returncode != 0 and "username is taken" in taken.stderr
+
+    # Across regions: lookup and prekeys come from the EU, the envelope goes there.
+    assert lines(baat(asha, "send", "bruno", "नमस्ते from Mumbai", "--json"))[0]["status"] == "sent"
+    got = lines(baat(bruno, "sync", "--json"))
+    assert [(m["sender"], m["text"]) for m in got] == [("asha", "नमस्ते from Mumbai")]
+    baat(bruno, "send", "asha", "Hallo aus Frankfurt")
+    assert [m["text"] for m in lines(baat(asha, "sync", "--json"))] == ["Hallo aus Frankfurt"]
+    assert lines(baat(bruno, "sync", "--json")) == []
+
+    india.stop()
+    europe.stop()
+    in_db, eu_db = dump(india.data_dir / "baat.sqlite3"), dump(europe.data_dir / "baat.sqlite3")
+    # Each account's data is only in its home region's database.
+    assert asha_id in in_db and bruno_id not in in_db and "bruno" not in in_db
+    assert bruno_id in eu_db and asha_id not in eu_db and "asha" not in eu_db
+    # Every transfer passed the gate and was counted, in the region it left.
+    con = sqlite3.connect(india.data_dir / "baat.sqlite3")
+    counted = {
+        (k, f, t): n
+        for k, f, t, n in con.execute(
+            "SELECT kind, from_region, to_region, count FROM region_transfers"
+        )
+    }
+    con.close()
+    assert counted.get(("envelope", "in", "eu"), 0) >= 1
+    con = sqlite3.connect(europe.data_dir / "baat.sqlite3")
+    kinds = {k for (k,) in con.execute("SELECT kind FROM region_transfers WHERE to_region='in'")}
+    con.close()
+    assert {"bundle", "lookup", "envelope"} <= kinds
+
+
+def test_unreachable_region_refuses_with_a_retryable_error_and_loses_nothing(
+    tmp_path: Path, regions: tuple[ServerProcess, ServerProcess]
+) -> None:
+    india, europe = regions
+    asha, bruno = tmp_path / "asha", tmp_path / "bruno"
+    baat(asha, "register", "asha", "--server", india.url, "--jurisdiction", "IN")
+    baat(bruno, "register", "bruno", "--server", europe.url, "--jurisdiction", "EU")
+    baat(asha, "send", "bruno", "first")
+    assert [m["text"] for m in lines(baat(bruno, "sync", "--json"))] == ["first"]
+
+    europe.stop()
+    out = lines(baat(asha, "send", "bruno", "while Frankfurt is down", "--json"))
+    assert out[0]["status"] != "sent"  # kept in the outbox, not lost
+    # The Indian region still serves its own accounts meanwhile.
+    assert httpx.get(india.url + "/healthz").json()["status"] == "ok"
+    europe.start()
+    baat(asha, "sync")  # the outbox is sent on the next connection
+    assert [m["text"] for m in lines(baat(bruno, "sync", "--json"))] == [
+        "while Frankfurt is down"
+    ]
+
+
+def test_region_api_refuses_strangers_and_bad_input(
+    regions: tuple[ServerProcess, ServerProcess],
+) -> None:
+    india, _ = regions
+    good = {"authorization": f"{wire.AUTH_SCHEME} {SECRET}", wire.REGION_HEADER: "eu"}
+    cases = [
+        ({wire.REGION_HEADER: "eu"}, 401, "unauthorized"),
+        ({**good, "authorization": f"{wire.AUTH_SCHEME} wrong"}, 401, "unauthorized"),
+        ({**good, wire.REGION_HEADER: "us"}, 403, "unknown_region"),
+    ]
+    for headers, status, code in cases:
+        r = httpx.get(india.url + "/v1/regions/accounts/anyone", headers=headers)
+        assert r.status_code == status
+        assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == code
+    r = httpx.post(india.url + "/v1/regions/send", headers=good, content=b"\xc1garbage")
+    assert r.status_code == 400
+    assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == "malformed_frame"
+    # A region sends only on behalf of its own accounts.
+    forged = wire.encode(wire.RegionSend("in-" + "0" * 29, 1, "m1", []))
+    r = httpx.post(india.url + "/v1/regions/send", headers=good, content=forged)
+    assert r.status_code == 403
+    # Unknown names and accounts are plain refusals, and the server keeps serving.
+    assert httpx.get(india.url + "/v1/regions/accounts/nobody", headers=good).status_code == 404
+    r = httpx.post(
+        india.url + "/v1/regions/bundles",
+        headers=good,
+        content=wire.encode(wire.BundleRequest("in-" + "1" * 29, 0)),
+    )
+    assert r.status_code == 404
+    assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == "unknown_account"
+    assert httpx.get(india.url + "/healthz").status_code == 200
