@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,7 +98,29 @@ def test_accounts_live_in_their_home_region_and_talk_across(
     baat(bruno, "send", "asha", "Hallo aus Frankfurt")
     assert [m["text"] for m in lines(baat(asha, "sync", "--json"))] == ["Hallo aus Frankfurt"]
     assert lines(baat(bruno, "sync", "--json")) == []
+    # An attachment stays in its uploader's region; Bruno's server relays it to him.
+    photo = tmp_path / "gateway.bin"
+    photo.write_bytes(os.urandom(300_000))
+    baat(asha, "send", "bruno", "--file", str(photo), "--caption", "Gateway of India")
+    got = lines(baat(bruno, "sync", "--json"))
+    assert [m["text"] for m in got] == ["Gateway of India"]
+    assert Path(str(got[0]["file"])).read_bytes() == photo.read_bytes()
+    assert not list((europe.data_dir / "blobs").rglob("*.bin"))
+    # The transparency report publishes the counted crossings (written every few seconds).
+    deadline = time.monotonic() + 15
+    crossings: list[dict[str, object]] = []
+    while time.monotonic() < deadline and not crossings:
+        time.sleep(0.5)
+        report = httpx.get(india.url + "/v1/transparency").json()
+        crossings = report["transfers_between_regions_last_year"]
+    assert {"kind": "envelope", "from_region": "in", "to_region": "eu"} in [
+        {k: x[k] for k in ("kind", "from_region", "to_region")} for x in crossings
+    ]
 
+    # Envelopes in transit are the only thing of one region's accounts the other holds
+    # (queued for its own accounts): once everything is fetched, nothing is left.
+    baat(bruno, "sync")
+    baat(asha, "sync")
     india.stop()
     europe.stop()
     in_db, eu_db = dump(india.data_dir / "baat.sqlite3"), dump(europe.data_dir / "baat.sqlite3")

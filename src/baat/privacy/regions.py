@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,6 +46,11 @@ KINDS: dict[str, tuple[str, ...]] = {
     "bundle": ("account.id", "device.id", "device.identity_key", "device.prekeys"),
     # Public account details of an account of this region, for a lookup from another one.
     "lookup": ("account.id", "account.username", "device.id", "account.device_list"),
+    # An attachment uploaded by an account of this region, fetched by a device of another.
+    "blob": ("blob.id", "blob.size", "blob.content"),
+    # Which device of this region fetched an attachment stored in another (kept there as
+    # a keyed hash, to delete the attachment once every recipient has it).
+    "blob_fetch": ("blob.id", "blob.fetches"),
 }
 
 _DAY_SECONDS = 86_400
@@ -135,18 +139,3 @@ class RegionGate:
             self._pending = batch
             raise
         return len(rows)
-
-
-async def totals(engine: AsyncEngine, since_day: int) -> list[dict[str, object]]:
-    """Transfers per kind and direction since ``since_day`` (for the transparency report)."""
-    c = region_transfers.c
-    query = (
-        region_transfers.select()
-        .with_only_columns(c.kind, c.from_region, c.to_region, func.sum(c.count))
-        .where(c.day >= since_day)
-        .group_by(c.kind, c.from_region, c.to_region)
-        .order_by(c.from_region, c.to_region, c.kind)
-    )
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    return [{"kind": k, "from_region": f, "to_region": t, "count": int(n)} for k, f, t, n in rows]

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from baat.privacy import ledger
 from baat.privacy.policy import SECURITY_MEASURES, Policy
-from baat.privacy.schema import transfer_log
+from baat.privacy.schema import region_transfers, transfer_log
 from baat.server.storage.schema import accounts
 
 _YEAR = 365 * 86_400
@@ -43,6 +43,15 @@ async def report(conn: AsyncConnection, policy: Policy, now: float) -> dict[str,
         )
     ).all()
     transferred = {r: int(n) for r, n in moved}
+    rt = region_transfers.c
+    crossings = (
+        await conn.execute(
+            select(rt.kind, rt.from_region, rt.to_region, func.sum(rt.count))
+            .where(rt.day >= since // 86_400)
+            .group_by(rt.kind, rt.from_region, rt.to_region)
+            .order_by(rt.from_region, rt.to_region, rt.kind)
+        )
+    ).all()
 
     server = [e for e in policy.entries if e.side == "server"]
     categories: dict[str, dict[str, Any]] = {}
@@ -121,6 +130,12 @@ async def report(conn: AsyncConnection, policy: Policy, now: float) -> dict[str,
             }
             for r in policy.regions
         ],
+        # Essential routing to accounts stored in another region, counted, never logged per
+        # person (baat.privacy.regions). Counted in the region the data left.
+        "transfers_between_regions_last_year": [
+            {"kind": k, "from_region": f, "to_region": t, "count": int(n)}
+            for k, f, t, n in crossings
+        ],
         "third_party_access": flows,
         "legal_process": {
             "fields": [e.id for e in server if e.legal_process],
@@ -178,6 +193,11 @@ def markdown(rep: dict[str, Any]) -> str:
     lines += [
         f"- {h['region']}: {h['location']} ({h['accounts']} accounts)" for h in rep["hosting"]
     ]
+    lines += ["", "Transfers to accounts stored in other regions (last year, counted):", ""]
+    lines += [
+        f"- {x['kind']} {x['from_region']} → {x['to_region']}: {x['count']}"
+        for x in rep["transfers_between_regions_last_year"]
+    ] or ["- none"]
     lines += ["", "## Third-party access", ""]
     lines += [
         f"- {f['recipient']} ({f['role']}, {f['country']}): "

@@ -28,6 +28,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.server.regions.ids import region_of_blob
+from baat.server.regions.links import RegionUnavailable
 from baat.server.storage.blob_store import (
     BlobError,
     BlobInfo,
@@ -150,6 +152,10 @@ async def blob(request: Request) -> Response:
             raise UnknownBlob("no such blob")
         if request.method == "PATCH":
             return await _patch(request, store, blob_id, creds)
+        if request.method == "GET":
+            home = _elsewhere(_state(request), blob_id)
+            if home is not None:
+                return await _from_region(request, home, blob_id, creds)
         info = await store.info(blob_id, time.time())
         if request.method == "HEAD":
             if not info.uploaded_by(creds.account_id, creds.device_id):
@@ -159,6 +165,59 @@ async def blob(request: Request) -> Response:
         return _get(request, store, info, creds)
     except BlobError as exc:
         return _blob_error(exc)
+
+
+async def send_blob(
+    request: Request, store: BlobStore, blob_id: str, fetcher: DeviceCredentials
+) -> Response:
+    """A GET of ``blob_id`` for ``fetcher`` (a device of this region or another)."""
+    try:
+        if not _BLOB_ID.match(blob_id):
+            raise UnknownBlob("no such blob")
+        return _get(request, store, await store.info(blob_id, time.time()), fetcher)
+    except BlobError as exc:
+        return _blob_error(exc)
+
+
+def _elsewhere(state: ServerState, blob_id: str) -> str | None:
+    """The linked region a blob id names, when that is not this one."""
+    regions = state.regions
+    if regions is None:
+        return None
+    home = region_of_blob(blob_id)
+    return home if home is not None and home in regions.peers else None
+
+
+async def _from_region(
+    request: Request, region: str, blob_id: str, creds: DeviceCredentials
+) -> Response:
+    """Relay a blob uploaded in another region, streamed as it arrives (never stored)."""
+    regions = _state(request).regions
+    assert regions is not None
+    try:
+        upstream = await regions.open_blob(
+            region, blob_id, (creds.account_id, creds.device_id), request.headers.get("range")
+        )
+    except RegionUnavailable as exc:
+        return _error("region_unavailable", str(exc), 503, {"Retry-After": "1"})
+    if upstream.status_code not in (200, 206, 404, 409, 416):
+        await upstream.aclose()
+        return _error(
+            "region_unavailable", f"region {region!r} answered {upstream.status_code}", 503
+        )
+    kept = ("content-length", "content-range", "accept-ranges", "content-type")
+    headers = {k: v for k, v in upstream.headers.items() if k in kept}
+
+    async def relay() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_raw():
+                yield chunk
+        finally:
+            await upstream.aclose()
+
+    return StreamingResponse(
+        relay(), status_code=upstream.status_code, headers={**headers, **_NO_STORE}
+    )
 
 
 async def _patch(

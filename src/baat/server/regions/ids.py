@@ -22,3 +22,12 @@ def region_of(account_id: str) -> str | None:
     """The home region named by ``account_id``; None for an id without one."""
     m = _ACCOUNT_ID.match(account_id)
     return m.group(1) if m else None
+
+
+_BLOB_ID = re.compile(r"^([a-z]{2,8})_[A-Za-z0-9_-]{16,}$")
+
+
+def region_of_blob(blob_id: str) -> str | None:
+    """The region a blob id names (its uploader's home region), if any."""
+    m = _BLOB_ID.match(blob_id)
+    return m.group(1) if m else None

@@ -162,6 +162,33 @@ class Regions:
         """
         return await self.lookup(username) is not None
 
+    async def open_blob(
+        self, region: str, blob_id: str, fetcher: tuple[str, int], range_header: str | None
+    ) -> httpx.Response:
+        """Start streaming a blob stored in ``region`` for a device of this region; the
+        caller reads the body and closes the response.
+
+        Raises:
+            RegionUnavailable: the region cannot be reached, or the transfer is undeclared.
+        """
+        try:
+            self.gate.check("blob_fetch", region)
+        except (UndeclaredTransfer, UndeclaredRegion) as exc:
+            raise RegionUnavailable(str(exc)) from exc
+        base = self.peers.get(region)
+        if base is None or self._http is None:
+            raise RegionUnavailable(f"region {region!r} is not linked here")
+        headers = {wire.FETCHER_HEADER: f"{fetcher[0]}.{fetcher[1]}"}
+        if range_header:
+            headers["range"] = range_header
+        request = self._http.build_request(
+            "GET", f"{base}/v1/regions/blobs/{blob_id}", headers=headers
+        )
+        try:
+            return await self._http.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise RegionUnavailable(f"region {region!r} is unreachable: {exc}") from exc
+
     async def fetch_bundle(
         self, region: str, account_id: str, device_id: int
     ) -> list[DeviceBundleRecord]:

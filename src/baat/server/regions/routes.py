@@ -19,10 +19,11 @@ from starlette.routing import BaseRoute, Route
 from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
 from baat.proto import ErrorCode, SendResult
 from baat.server.accounts import RegistrationError, normalize_username
+from baat.server.auth import DeviceCredentials
 from baat.server.bundles import NoSuchDevice, claim_bundles, public_details
 from baat.server.delivery import SendRefused
 from baat.server.regions import wire
-from baat.server.regions.links import region_of
+from baat.server.regions.ids import region_of, region_of_blob
 from baat.server.storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -161,8 +162,31 @@ async def send(request: Request) -> Response:
         return exc.response
 
 
+async def blob(request: Request) -> Response:
+    """Stream an attachment uploaded by an account of this region to a device of the calling
+    one; the fetch counts for that device as a local one would."""
+    from baat.server.blobs import blob_store, send_blob
+
+    try:
+        state, regions = _state(request)
+        caller = _caller(request, regions)
+        account, _, device = request.headers.get(wire.FETCHER_HEADER, "").rpartition(".")
+        if region_of(account) != caller or not device.isdigit():
+            raise _Refused(403, "unknown_region", "a region fetches only for its own devices")
+        blob_id = request.path_params["blob_id"]
+        if region_of_blob(blob_id) != regions.local:
+            raise _Refused(404, "unknown_blob", "that blob is not stored here")
+        _gate(regions, "blob", caller)
+        return await send_blob(
+            request, blob_store(state), blob_id, DeviceCredentials(account, int(device), "")
+        )
+    except _Refused as exc:
+        return exc.response
+
+
 def routes() -> list[BaseRoute]:
     return [
+        Route("/v1/regions/blobs/{blob_id}", blob, methods=["GET"]),
         Route("/v1/regions/accounts/{username}", lookup, methods=["GET"]),
         Route("/v1/regions/bundles", bundles, methods=["POST"]),
         Route("/v1/regions/send", send, methods=["POST"]),

@@ -15,6 +15,8 @@ import msgspec
 from baat.proto import DeviceBundleRecord, OutgoingEnvelope, RecipientResult
 
 REGION_HEADER = "baat-region"
+# The device of the calling region a blob is fetched for: "<account>.<device>".
+FETCHER_HEADER = "baat-fetcher"
 AUTH_SCHEME = "BaatRegion"
 MEDIA_TYPE = "application/vnd.baat.region+msgpack"
 

@@ -38,6 +38,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from baat.server.regions.ids import region_of
 from baat.server.storage.base import StorageUnavailable
 from baat.server.storage.schema import blob_chunks, blobs
 from baat.server.storage.sql import SqlStore
@@ -89,9 +90,16 @@ class BlobInfo:
         return (self.uploader_account, self.uploader_device) == (account_id, device_id)
 
 
-def new_blob_id() -> str:
-    """192 random bits, urlsafe: unguessable, so the id itself is the fetch capability."""
-    return secrets.token_urlsafe(24)
+def new_blob_id(uploader_account: str = "") -> str:
+    """192 random bits, urlsafe: unguessable, so the id itself is the fetch capability.
+
+    An uploader whose account id names its home region gets a blob id that names it too
+    (``in_Xk2…``, at least 140 random bits left), so that a device of another region can
+    fetch it through its own server (``baat.server.regions``).
+    """
+    token = secrets.token_urlsafe(24)
+    region = region_of(uploader_account)
+    return f"{region}_{token}"[: len(token)] if region else token
 
 
 def fetch_mark(blob_id: str, account_id: str, device_id: int) -> bytes:
@@ -129,7 +137,7 @@ class BlobStore:
         self, account_id: str, device_id: int, length: int, fetches_allowed: int, now: float
     ) -> BlobInfo:
         info = BlobInfo(
-            new_blob_id(), account_id, device_id, length, 0, fetches_allowed, 0,
+            new_blob_id(account_id), account_id, device_id, length, 0, fetches_allowed, 0,
             int(now) + self.ttl_s,
         )  # fmt: skip
         async with self._tx() as conn:
