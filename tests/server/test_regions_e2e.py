@@ -160,9 +160,7 @@ def test_unreachable_region_refuses_with_a_retryable_error_and_loses_nothing(
     assert httpx.get(india.url + "/healthz").json()["status"] == "ok"
     europe.start()
     baat(asha, "sync")  # the outbox is sent on the next connection
-    assert [m["text"] for m in lines(baat(bruno, "sync", "--json"))] == [
-        "while Frankfurt is down"
-    ]
+    assert [m["text"] for m in lines(baat(bruno, "sync", "--json"))] == ["while Frankfurt is down"]
 
 
 def test_region_api_refuses_strangers_and_bad_input(
@@ -196,3 +194,88 @@ def test_region_api_refuses_strangers_and_bad_input(
     assert r.status_code == 404
     assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == "unknown_account"
     assert httpx.get(india.url + "/healthz").status_code == 200
+
+
+@pytest.mark.postgres
+def test_regions_on_postgresql_with_two_nodes_in_one_region(tmp_path: Path) -> None:
+    """Each region on its own PostgreSQL database; the EU region runs two nodes on a Redis
+    bus (keys and channels prefixed by region), the peer URL naming only one of them."""
+    from conftest import PG_BASE, _pg_admin
+
+    if not PG_BASE:
+        pytest.skip("BAAT_TEST_POSTGRES is not set")
+    base = PG_BASE.rsplit("/", 1)[0]
+    names = {r: f"baat_region_{r}_{os.urandom(4).hex()}" for r in ("in", "eu")}
+    for name in names.values():
+        _pg_admin(f"CREATE DATABASE {name}")
+    secret = tmp_path / "region-secret"
+    secret.write_text(SECRET)
+    bus = ["--bus", "redis://127.0.0.1:6379/0"]
+    india = ServerProcess(tmp_path / "in", f"{base}/{names['in']}")
+    eu1 = ServerProcess(tmp_path / "eu1", f"{base}/{names['eu']}")
+    eu2 = ServerProcess(tmp_path / "eu2", f"{base}/{names['eu']}")
+    common = ["--region-secret-file", str(secret)]
+    india.extra = ["--region", "in", "--peer", f"eu={eu1.url}", *common]
+    for i, node in enumerate((eu1, eu2), 1):
+        node.extra = ["--region", "eu", "--node-id", f"eu-{i}", *bus]
+        node.extra += ["--peer", f"in={india.url}", *common]
+    servers = [india, eu1, eu2]
+    try:
+        for s in servers:
+            s.start()
+        asha, bruno = tmp_path / "asha", tmp_path / "bruno"
+        reg = ("register", "--json", "--jurisdiction")
+        asha_id = json.loads(baat(asha, *reg, "IN", "asha", "--server", india.url).stdout)[
+            "account_id"
+        ]
+        bruno_id = json.loads(baat(bruno, *reg, "EU", "bruno", "--server", eu2.url).stdout)[
+            "account_id"
+        ]
+        listener = subprocess.Popen(
+            [sys.executable, "-m", "baat", "sync", "--wait", "8", "--json"],
+            env={**os.environ, "BAAT_PASSPHRASE": PASS, "BAAT_PROFILE": str(bruno)},
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(3)
+            baat(asha, "send", "bruno", "live, through eu-1 to eu-2")
+            out, _ = listener.communicate(timeout=40)
+        finally:
+            if listener.poll() is None:
+                listener.kill()
+        assert [json.loads(x)["text"] for x in out.splitlines()] == ["live, through eu-1 to eu-2"]
+        baat(bruno, "send", "asha", "danke")
+        assert [m["text"] for m in lines(baat(asha, "sync", "--json"))] == ["danke"]
+        baat(bruno, "sync")
+        for s in servers:
+            s.stop()
+        in_db, eu_db = _pg_dump(f"{base}/{names['in']}"), _pg_dump(f"{base}/{names['eu']}")
+        assert asha_id in in_db and bruno_id not in in_db and "bruno" not in in_db
+        assert bruno_id in eu_db and asha_id not in eu_db and "asha" not in eu_db
+    finally:
+        for s in servers:
+            if s.proc is not None:
+                s.stop()
+        for name in names.values():
+            _pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def _pg_dump(url: str) -> str:
+    """Every value of every table of a PostgreSQL database, as text."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> str:
+        conn = await asyncpg.connect(url)
+        try:
+            tables = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+            rows = []
+            for t in tables:
+                rows += [repr(tuple(r)) for r in await conn.fetch(f'SELECT * FROM "{t[0]}"')]
+            return "\n".join(rows)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
