@@ -12,24 +12,10 @@ from pathlib import Path
 import pytest
 
 from baat.client.sdk import Client
+from support.cli import PASS, baat, lines, listen
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
-PASS = "correct horse battery staple"
-
-
-def baat(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BAAT_PASSPHRASE": PASS, "BAAT_PROFILE": str(profile)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "baat", *args], capture_output=True, text=True, env=env, timeout=60
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"baat {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def lines(proc: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
 @pytest.fixture
@@ -54,12 +40,7 @@ def test_conversation_online_offline_and_across_restarts(
     # Nothing comes twice.
     assert lines(baat(bob, "sync", "--json")) == []
     # Bob listens while Alice sends: delivered live.
-    listener = subprocess.Popen(
-        [sys.executable, "-m", "baat", "sync", "--wait", "6", "--json"],
-        env={**os.environ, "BAAT_PASSPHRASE": PASS, "BAAT_PROFILE": str(bob)},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    listener = listen(bob, 6)
     try:
         import time
 

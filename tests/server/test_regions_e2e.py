@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,25 +19,11 @@ import msgspec
 import pytest
 
 from baat.server.regions import wire
+from support.cli import baat, lines, listen
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
-PASS = "correct horse battery staple"
 SECRET = "regions-shared-secret-for-tests"
-
-
-def baat(profile: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BAAT_PASSPHRASE": PASS, "BAAT_PROFILE": str(profile)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "baat", *args], capture_output=True, text=True, env=env, timeout=60
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"baat {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
-def lines(proc: subprocess.CompletedProcess[str]) -> list[dict[str, object]]:
-    return [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
 
 
 def dump(db: Path) -> str:
@@ -231,12 +215,7 @@ def test_regions_on_postgresql_with_two_nodes_in_one_region(tmp_path: Path) -> N
         bruno_id = json.loads(baat(bruno, *reg, "EU", "bruno", "--server", eu2.url).stdout)[
             "account_id"
         ]
-        listener = subprocess.Popen(
-            [sys.executable, "-m", "baat", "sync", "--wait", "8", "--json"],
-            env={**os.environ, "BAAT_PASSPHRASE": PASS, "BAAT_PROFILE": str(bruno)},
-            stdout=subprocess.PIPE,
-            text=True,
-        )
+        listener = listen(bruno, 8)
         try:
             time.sleep(3)
             baat(asha, "send", "bruno", "live, through eu-1 to eu-2")

@@ -8,7 +8,9 @@ before any byte of it leaves.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hmac
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
@@ -75,6 +77,23 @@ def _gate(regions: Regions, kind: str, to_region: str, count: int = 1) -> None:
         raise _Refused(403, "transfer_not_declared", str(exc)) from exc
 
 
+def _endpoint(
+    handler: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """Answer a refusal, and a database outage, as a typed ``Refusal``."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except _Refused as exc:
+            return exc.response
+        except StorageUnavailable as exc:
+            return _Refused(503, ErrorCode.STORAGE_UNAVAILABLE, str(exc), 1000).response
+
+    return wrapped
+
+
 def _ok(body: msgspec.Struct) -> Response:
     return Response(wire.encode(body), media_type=wire.MEDIA_TYPE)
 
@@ -86,102 +105,88 @@ async def _body(request: Request, type_: type[T]) -> T:
         raise _Refused(400, "malformed_frame", f"malformed request: {exc}") from exc
 
 
+@_endpoint
 async def lookup(request: Request) -> Response:
+    state, regions = _state(request)
+    caller = _caller(request, regions)
     try:
-        state, regions = _state(request)
-        caller = _caller(request, regions)
-        try:
-            name = normalize_username(request.path_params["username"])
-        except RegistrationError as exc:
-            raise _Refused(404, "unknown_account", "no such user") from exc
-        account = await state.store.account_by_username(name)
-        if account is None or regions.home(account.account_id) is not None:
-            raise _Refused(404, "unknown_account", f"no user named {name!r} here")
-        details = await public_details(state.store, account)
-        _gate(regions, "lookup", caller)
-        return Response(
-            msgspec.json.encode(details), media_type="application/json", status_code=200
-        )
-    except _Refused as exc:
-        return exc.response
-    except StorageUnavailable as exc:
-        return _Refused(503, ErrorCode.STORAGE_UNAVAILABLE, str(exc), 1000).response
+        name = normalize_username(request.path_params["username"])
+    except RegistrationError as exc:
+        raise _Refused(404, "unknown_account", "no such user") from exc
+    account = await state.store.account_by_username(name)
+    if account is None or regions.home(account.account_id) is not None:
+        raise _Refused(404, "unknown_account", f"no user named {name!r} here")
+    details = await public_details(state.store, account)
+    _gate(regions, "lookup", caller)
+    return Response(msgspec.json.encode(details), media_type="application/json", status_code=200)
 
 
+@_endpoint
 async def bundles(request: Request) -> Response:
+    state, regions = _state(request)
+    caller = _caller(request, regions)
+    req = await _body(request, wire.BundleRequest)
+    if regions.home(req.account_id) is not None:
+        raise _Refused(404, ErrorCode.UNKNOWN_ACCOUNT, "that account is not stored here")
     try:
-        state, regions = _state(request)
-        caller = _caller(request, regions)
-        req = await _body(request, wire.BundleRequest)
-        if regions.home(req.account_id) is not None:
-            raise _Refused(404, ErrorCode.UNKNOWN_ACCOUNT, "that account is not stored here")
-        try:
-            records = await claim_bundles(state.store, req.account_id, req.device_id)
-        except NoSuchDevice as exc:
-            raise _Refused(404, exc.code, exc.message) from exc
-        _gate(regions, "bundle", caller, len(records))
-        return _ok(wire.BundleAnswer(records))
-    except _Refused as exc:
-        return exc.response
-    except StorageUnavailable as exc:
-        return _Refused(503, ErrorCode.STORAGE_UNAVAILABLE, str(exc), 1000).response
+        records = await claim_bundles(state.store, req.account_id, req.device_id)
+    except NoSuchDevice as exc:
+        raise _Refused(404, exc.code, exc.message) from exc
+    _gate(regions, "bundle", caller, len(records))
+    return _ok(wire.BundleAnswer(records))
 
 
+@_endpoint
 async def send(request: Request) -> Response:
+    state, regions = _state(request)
+    caller = _caller(request, regions)
+    req = await _body(request, wire.RegionSend)
+    if region_of(req.sender_account) != caller:
+        raise _Refused(403, "unknown_region", "a region sends only for its own accounts")
+    if any(regions.home(e.recipient_account) is not None for e in req.envelopes):
+        raise _Refused(400, "misrouted", "an envelope is for an account not stored here")
+    done: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
+
+    def settle(result: SendResult) -> None:
+        if not done.done():
+            done.set_result(result)
+
     try:
-        state, regions = _state(request)
-        caller = _caller(request, regions)
-        req = await _body(request, wire.RegionSend)
-        if region_of(req.sender_account) != caller:
-            raise _Refused(403, "unknown_region", "a region sends only for its own accounts")
-        if any(regions.home(e.recipient_account) is not None for e in req.envelopes):
-            raise _Refused(400, "misrouted", "an envelope is for an account not stored here")
-        done: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
-
-        def settle(result: SendResult) -> None:
-            if not done.done():
-                done.set_result(result)
-
-        try:
-            await state.router.accept_send(
-                (req.sender_account, req.sender_device), req.message_id, req.envelopes, settle
-            )
-        except SendRefused as exc:
-            status = 409 if exc.code == ErrorCode.STALE_DEVICES else 503
-            if exc.code == ErrorCode.RATE_LIMITED:
-                status = 429
-            raise _Refused(status, exc.code, exc.message, exc.retry_after_ms) from exc
-        try:
-            result = await asyncio.wait_for(asyncio.shield(done), SEND_TIMEOUT_S)
-        except TimeoutError as exc:
-            raise _Refused(
-                503, ErrorCode.STORAGE_UNAVAILABLE, "not final in time; retry", 1000
-            ) from exc
-        return _ok(wire.RegionSendResult(result.results))
-    except _Refused as exc:
-        return exc.response
+        await state.router.accept_send(
+            (req.sender_account, req.sender_device), req.message_id, req.envelopes, settle
+        )
+    except SendRefused as exc:
+        status = 409 if exc.code == ErrorCode.STALE_DEVICES else 503
+        if exc.code == ErrorCode.RATE_LIMITED:
+            status = 429
+        raise _Refused(status, exc.code, exc.message, exc.retry_after_ms) from exc
+    try:
+        result = await asyncio.wait_for(asyncio.shield(done), SEND_TIMEOUT_S)
+    except TimeoutError as exc:
+        raise _Refused(
+            503, ErrorCode.STORAGE_UNAVAILABLE, "not final in time; retry", 1000
+        ) from exc
+    return _ok(wire.RegionSendResult(result.results))
 
 
+@_endpoint
 async def blob(request: Request) -> Response:
     """Stream an attachment uploaded by an account of this region to a device of the calling
     one; the fetch counts for that device as a local one would."""
     from baat.server.blobs import blob_store, send_blob
 
-    try:
-        state, regions = _state(request)
-        caller = _caller(request, regions)
-        account, _, device = request.headers.get(wire.FETCHER_HEADER, "").rpartition(".")
-        if region_of(account) != caller or not device.isdigit():
-            raise _Refused(403, "unknown_region", "a region fetches only for its own devices")
-        blob_id = request.path_params["blob_id"]
-        if region_of_blob(blob_id) != regions.local:
-            raise _Refused(404, "unknown_blob", "that blob is not stored here")
-        _gate(regions, "blob", caller)
-        return await send_blob(
-            request, blob_store(state), blob_id, DeviceCredentials(account, int(device), "")
-        )
-    except _Refused as exc:
-        return exc.response
+    state, regions = _state(request)
+    caller = _caller(request, regions)
+    account, _, device = request.headers.get(wire.FETCHER_HEADER, "").rpartition(".")
+    if region_of(account) != caller or not device.isdigit():
+        raise _Refused(403, "unknown_region", "a region fetches only for its own devices")
+    blob_id = request.path_params["blob_id"]
+    if region_of_blob(blob_id) != regions.local:
+        raise _Refused(404, "unknown_blob", "that blob is not stored here")
+    _gate(regions, "blob", caller)
+    return await send_blob(
+        request, blob_store(state), blob_id, DeviceCredentials(account, int(device), "")
+    )
 
 
 def routes() -> list[BaseRoute]:
