@@ -27,6 +27,7 @@ LAZY_COMMANDS = {
     "edit": "baat.cli.groups:edit",
     "delete": "baat.cli.groups:delete",
     "reply": "baat.cli.groups:reply",
+    "typing": "baat.cli.groups:typing_",
     "settings": "baat.cli.groups:settings",
     "timer": "baat.cli.groups:timer",
     "app": "baat.cli.app:app",

@@ -19,6 +19,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from baat.client.attachments import AttachmentError
+from baat.client.group_messaging import is_group_chat
 from baat.client.media_files import human_size
 from baat.client.sdk import Client, ClientError, Incident
 from baat.client.store import StoredMessage, StoreError
@@ -299,7 +300,8 @@ def send(
 @profile_option
 def sync(wait: float, profile: Path, as_json: bool) -> None:
     """Fetch new messages, send queued ones, print what arrived. Files that arrived are
-    saved into PROFILE/files/ (never over an existing file) and their paths printed."""
+    saved into PROFILE/files/ (never over an existing file) and their paths printed. While
+    waiting, people typing are shown too (unless 'baat settings typing off')."""
 
     def show(m: StoredMessage, file: Path | None = None) -> None:
         if as_json:
@@ -359,9 +361,27 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
                 name = (attachment_summary(m) or {}).get("file_name", "a file")
                 bars.update(m.message_id, f"receiving {name}", done, total)
 
+            def show_typing(chat: str, sender: str, kind: str) -> None:
+                group = None
+                if is_group_chat(chat):
+                    group = next((g.name for c, g, _ in client.groups.all() if c == chat), chat)
+                if as_json:
+                    at = {"chat": group, "group": group} if group else {"chat": sender}
+                    event = {"event": "typing", **at, "sender": sender, "kind": kind}
+                    click.echo(json.dumps(event))
+                    return
+                where = f"[magenta]{escape('[' + group + ']')}[/] " if group else ""
+                doing = "is typing…" if kind == "started" else "stopped typing"
+                console.print(f"{where}[bold]{escape(sender)}[/] [italic]{doing}[/]")
+
+            def typing(chat: str, sender: str, kind: str) -> None:
+                # Called while the delivery's transaction is open: shown right after it.
+                asyncio.get_running_loop().call_soon(show_typing, chat, sender, kind)
+
             show_new()  # stored earlier (e.g. while 'baat send' was connected)
             # Listen before connecting: queued envelopes arrive right after authentication.
             client.message_listeners.append(arrived)
+            client.features.typing_listeners.append(typing)
             client.attachment_listeners.append(lambda m: show_new())
             client.attachments.progress_listeners.append(downloading)
             with TransferBars() as bars:

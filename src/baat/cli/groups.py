@@ -1,6 +1,6 @@
 """Device and group commands: ``baat device link|list|remove`` and ``baat group
-create|add|remove|leave|rename|info|list``; plus reactions, edits, deletes, replies, settings
-and timers (docs/GROUPS.md §4 and §5)."""
+create|add|remove|leave|rename|promote|info|list``; plus reactions, edits, deletes, replies,
+typing, settings and timers (docs/GROUPS.md §4 and §5)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 import segno
+from rich.markup import escape
 from rich.table import Table
 
 from baat.cli.client import CliError, console, opened, profile_option, report, run
@@ -153,7 +154,7 @@ def remove_device(device_id: int, profile: Path, as_json: bool) -> None:
 
 @click.group()
 def group() -> None:
-    """Groups: create, add and remove members, leave, rename, show."""
+    """Groups: create, add and remove members, promote admins, leave, rename, show."""
 
 
 def _names(value: str) -> list[str]:
@@ -165,7 +166,8 @@ def _group_json(client: Client, chat: str, state: Any, meta: dict[str, Any]) -> 
         "id": chat,
         "name": state.name,
         "members": [client.groups.display(meta, m) for m in state.members],
-        "admins": [client.groups.display(meta, m) for m in state.admins],
+        # In joining order, like the members (``state.admins`` is sorted by account id).
+        "admins": [client.groups.display(meta, m) for m in state.members if state.is_admin(m)],
         "version": state.version,
         "member": state.is_member(client.info.account_id),
         "timer": client.features.timer(chat),
@@ -194,7 +196,8 @@ def _group_change(profile: Path, as_json: bool, action: str, *args: Any) -> None
         click.echo(json.dumps(out))
     else:
         members = ", ".join(out["members"])
-        console.print(f"[bold]{out['name']}[/] (version {out['version']}): {members}")
+        console.print(f"[bold]{escape(out['name'])}[/] (version {out['version']}): {members}")
+        console.print(f"admins: {', '.join(out['admins'])}")
 
 
 @group.command("create")
@@ -241,6 +244,15 @@ def rename(group_ref: str, name: str, profile: Path, as_json: bool) -> None:
     _group_change(profile, as_json, "rename", group_ref, name)
 
 
+@group.command("promote")
+@click.argument("group_ref", metavar="GROUP")
+@click.argument("users", nargs=-1, required=True)
+@profile_option
+def promote(group_ref: str, users: tuple[str, ...], profile: Path, as_json: bool) -> None:
+    """Make USERS, members of GROUP, admins too (admins only)."""
+    _group_change(profile, as_json, "promote", group_ref, [n for u in users for n in _names(u)])
+
+
 @group.command("info")
 @click.argument("group_ref", metavar="GROUP")
 @profile_option
@@ -256,7 +268,7 @@ def info(group_ref: str, profile: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(out))
         return
-    console.print(f"[bold]{out['name']}[/] ({out['id']}, version {out['version']})")
+    console.print(f"[bold]{escape(out['name'])}[/] ({out['id']}, version {out['version']})")
     console.print(f"members: {', '.join(out['members'])}")
     console.print(f"admins: {', '.join(out['admins'])}")
 
@@ -336,6 +348,62 @@ def delete(message_id: str, profile: Path, as_json: bool) -> None:
 def reply(message_id: str, text: str, profile: Path, as_json: bool) -> None:
     """Reply to MESSAGE_ID with TEXT, in its chat."""
     _message_action(profile, as_json, "reply", message_id, text)
+
+
+async def _typing_chat(client: Client, name: str, is_group: bool) -> tuple[str, dict[str, str]]:
+    """The chat id ``baat typing`` names, and how to show it: a group (by id or name) or a
+    contact; a name that is both must be told apart with --group or the group's id."""
+    group = None
+    try:
+        group = client.groups.find(name)
+    except GroupFailure as exc:
+        if is_group or exc.code != "unknown_group":
+            raise
+    if group is not None:
+        chat, state, _ = group
+        if not is_group and chat != name and client.store.contact_by_name(name.casefold()):
+            raise CliError(f"{name!r} is a contact and a group: add --group, or use the group's id")
+        if not state.is_member(client.info.account_id):
+            raise GroupFailure("not_member", f"you are not a member of {state.name!r}")
+        return chat, {"chat": state.name, "group": state.name}
+    account_id, canonical = await client.resolve(name)
+    return account_id, {"chat": canonical}
+
+
+@click.command("typing")
+@click.argument("chat")
+@click.option("--stop", is_flag=True, help="Say that you stopped typing.")
+@click.option("--group", "is_group", is_flag=True, help="CHAT is a group (name or id).")
+@profile_option
+def typing_(chat: str, stop: bool, is_group: bool, profile: Path, as_json: bool) -> None:
+    """Tell CHAT (a contact's username or a group) that you are typing, or with --stop that
+    you stopped. Nothing is sent while typing indicators are off ('baat settings typing')."""
+    kind = "stopped" if stop else "started"
+
+    async def go() -> tuple[dict[str, Any], list[Incident]]:
+        client = opened(profile)
+        try:
+            target, shown = await _typing_chat(client, chat, is_group)
+            if not client.features.enabled(TYPING):
+                return {**shown, "typing": kind, "sent": False, "reason": "off"}, []
+            # Connected first: the SDK never queues an indicator, it would be stale later.
+            await _online(client)
+            sent = await client.features.typing(target, started=not stop)
+            return {**shown, "typing": kind, "sent": sent}, client.incidents
+        finally:
+            await client.close()
+
+    out, incidents = _run(go())
+    report(incidents, as_json)
+    if out["sent"] is False and "reason" not in out:
+        raise CliError(f"could not tell {out['chat']} now; typing indicators are never queued")
+    if as_json:
+        click.echo(json.dumps(out))
+    elif not out["sent"]:
+        console.print("Typing indicators are off: nothing sent ('baat settings typing on').")
+    else:
+        what = "you stopped typing" if stop else "you are typing"
+        console.print(f"Told {escape(out['chat'])} {what}.")
 
 
 @click.group()

@@ -12,13 +12,14 @@ A type this version does not know is stored as "unsupported" rather than dropped
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from baat.client import schema as s
 from baat.client.store import Contact, StoredMessage
@@ -26,6 +27,8 @@ from baat.client.store import Contact, StoredMessage
 if TYPE_CHECKING:
     from baat.client.sdk import Client, Content
     from baat.proto import Deliver
+
+log = logging.getLogger("baat.client.features")
 
 EDIT_WINDOW_MS = 15 * 60 * 1000
 DELETE_WINDOW_MS = 24 * 3600 * 1000
@@ -180,11 +183,28 @@ class Features:
             self.client.store.put_setting(tx, timer_key(chat), seconds)
         return await self.post(chat, self._content("timer", expire=seconds), body)
 
-    async def typing(self, chat: str, started: bool = True) -> None:
-        """Tell the chat we are typing (nothing is sent when typing indicators are off)."""
-        if self.enabled(TYPING):
-            kind = "started" if started else "stopped"
+    async def typing(self, chat: str, started: bool = True) -> bool:
+        """Tell the chat we are typing; returns whether it went. Nothing is sent when typing
+        indicators are off, and an indicator that cannot go now is dropped, not left
+        queued: by the next flush it would be stale.
+
+        Raises:
+            NotConnected: the connection dropped while sending (the indicator is dropped).
+        """
+        if not self.enabled(TYPING):
+            return False
+        store = self.client.store
+        before = {m for m, _, _ in store.outbox()}
+        kind = "started" if started else "stopped"
+        try:
             await self.post(chat, self._content("typing", kind=kind), {})
+        finally:
+            unsent = [m for m, _, p in store.outbox() if m not in before and _is_typing(p)]
+            if unsent:
+                with store.transaction() as tx:
+                    for m in unsent:
+                        store.done_out(tx, m)
+        return not unsent
 
     def mark_read(self, messages: Iterable[StoredMessage]) -> None:
         """The user saw these: "new" becomes "seen"; read receipts go out on the next flush
@@ -366,23 +386,53 @@ class Features:
 
     def _expire_later(self, tx: Connection, row: int | None, now: int, seconds: int) -> None:
         if row is not None and seconds > 0:
-            tx.execute(insert(s.expiring).values(message_row=row, expires_at=now + seconds * 1000))
+            expires_at = now + seconds * 1000
+            tx.execute(insert(s.expiring).values(message_row=row, expires_at=expires_at))
+            # Only wakes the timer task, which runs after this transaction has committed.
+            self.client.expiry.due(expires_at)
+
+    def next_expiry(self) -> int | None:
+        """The earliest ``expires_at`` in the store (client clock, ms), None if none."""
+        with self.client.store.transaction() as tx:
+            found = tx.execute(select(func.min(s.expiring.c.expires_at))).scalar()
+        return None if found is None else int(found)
 
     def expire(self) -> int:
-        """Delete every message whose timer ran out, bodies included; returns how many."""
+        """Delete every message whose timer ran out, bodies included; returns how many.
+        ``Client.expiry_listeners`` are told each chat and the ids deleted in it."""
         now = self.client.clock()
+        e, m = s.expiring, s.messages
         with self.client.store.transaction() as tx:
-            rows = [
-                int(r[0])
-                for r in tx.execute(
-                    select(s.expiring.c.message_row).where(s.expiring.c.expires_at <= now)
-                )
-            ]
-            self.client.store.delete_messages(tx, rows)
+            rows = tx.execute(
+                select(e.c.message_row, m.c.chat, m.c.message_id)
+                .select_from(e.outerjoin(m, m.c.id == e.c.message_row))
+                .where(e.c.expires_at <= now)
+            ).all()
+            self.client.store.delete_messages(tx, [int(r[0]) for r in rows])
+        gone: dict[str, list[str]] = {}
+        for _, chat, message_id in rows:
+            if chat is not None:  # None: the message had been deleted already
+                gone.setdefault(str(chat), []).append(str(message_id))
+        for chat, ids in gone.items():
+            for listener in list(self.client.expiry_listeners):
+                try:
+                    listener(chat, ids)
+                except Exception:
+                    # A failing listener must not keep the others from refreshing.
+                    log.exception("expiry listener failed")
         return len(rows)
 
 
 _APPLIED = frozenset({"receipt", "typing", "timer", "reaction", "edit", "delete"})
+
+
+def _is_typing(payload: bytes) -> bool:
+    from baat.client.sdk import _content_decoder
+
+    try:
+        return _content_decoder.decode(payload).type == "typing"
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return False
 
 
 def _with(m: StoredMessage, **changes: Any) -> StoredMessage:

@@ -1,11 +1,11 @@
 """Groups on the client: state kept per device, management events over the pairwise
 sessions, messages encrypted once with this device's sender key (docs/GROUPS.md §4).
 
-* **Management** (create, add, remove, leave, rename) is an event of ``baat.client.groups``
-  sent pairwise to every device of every member concerned (and our own other devices); the
-  server sees per-device envelopes only. A member being added gets the whole state from
-  the admin who adds it (§3.2). Events for a version not reached yet wait in the group's
-  bookkeeping and are replayed when the missing ones arrive (§3.3).
+* **Management** (create, add, remove, leave, rename, promote) is an event of
+  ``baat.client.groups`` sent pairwise to every device of every member concerned (and our
+  own other devices); the server sees per-device envelopes only. A member being added gets
+  the whole state from the admin who adds it (§3.2). Events for a version not reached yet
+  wait in the group's bookkeeping and are replayed when the missing ones arrive (§3.3).
 * **Sender keys** (§1, [WA] "Group Messages"): before sending, ``sender_key_recipients``
   compares the members and devices that hold our current key with today's: a member or a
   device gone means a new key for everyone left; newcomers get the current key only.
@@ -31,6 +31,9 @@ from baat.client.groups import (
     GroupEvent,
     GroupState,
     LeaveGroup,
+    NotAdmin,
+    NotMember,
+    PromoteAdmins,
     RemoveMembers,
     RenameGroup,
     apply,
@@ -108,6 +111,10 @@ class GroupMessaging:
         seal = self.client.store.sealer
         state = GroupState.from_bytes(seal.open(f"groups.{chat}.state", row.state_blob))
         meta = json.loads(seal.open(f"groups.{chat}.meta", row.meta_blob))
+        # Members another admin added are known by the name that admin gave; a new process
+        # needs them to fetch those members' device lists before its first group send.
+        for account_id, name in meta.get("names", {}).items():
+            self.client._names.setdefault(account_id, name)
         return state, meta
 
     def _save(self, tx: Connection, chat: str, state: GroupState, meta: dict[str, Any]) -> None:
@@ -232,6 +239,7 @@ class GroupMessaging:
 
     async def add(self, ref: str, usernames: list[str]) -> GroupState:
         chat, state, meta = self.find(ref)
+        self._check_admin(state, meta, "add members")
         names = await self._accounts(usernames)
         event = AddMembers(group_id=state.group_id, version=state.version, members=tuple(names))
         new = self._apply_own(chat, state, meta, event, names)
@@ -247,6 +255,7 @@ class GroupMessaging:
 
     async def remove(self, ref: str, username: str) -> GroupState:
         chat, state, meta = self.find(ref)
+        self._check_admin(state, meta, "remove members")
         names = await self._accounts([username])
         event = RemoveMembers(group_id=state.group_id, version=state.version, members=tuple(names))
         new = self._apply_own(chat, state, meta, event, {})
@@ -263,10 +272,58 @@ class GroupMessaging:
 
     async def rename(self, ref: str, name: str) -> GroupState:
         chat, state, meta = self.find(ref)
+        self._check_admin(state, meta, "rename it")
         event = RenameGroup(group_id=state.group_id, version=state.version, name=name)
         new = self._apply_own(chat, state, meta, event, {})
         await self._queue(chat, list(state.members), self._event(chat, event, {}))
         return new
+
+    async def promote(self, ref: str, members: list[str]) -> GroupState:
+        """Make ``members`` admins of the group (admins only). Each is named as the group
+        shows it (its username) or by account id; no server lookup is needed, since only
+        members can be promoted and a member need not be a contact.
+
+        Raises:
+            GroupFailure: ``unknown_group``, ``ambiguous``, ``already_admin``.
+            NotMember: we are not a member, or one of ``members`` is not.
+            NotAdmin: we are not an admin.
+        """
+        chat, state, meta = self.find(ref)
+        self._check_admin(state, meta, "make members admins")
+        accounts = list(dict.fromkeys(self._member(state, meta, m) for m in members))
+        already = [self.display(meta, a) for a in accounts if state.is_admin(a)]
+        if already:
+            raise GroupFailure(
+                "already_admin", f"already an admin of {state.name!r}: {', '.join(already)}"
+            )
+        event = PromoteAdmins(
+            group_id=state.group_id, version=state.version, members=tuple(accounts)
+        )
+        new = self._apply_own(chat, state, meta, event, {})
+        await self._queue(chat, list(state.members), self._event(chat, event, {}))
+        return new
+
+    def _check_admin(self, state: GroupState, meta: dict[str, Any], what: str) -> None:
+        """Refuse early what ``apply`` would refuse, with the same errors but with the names
+        people know rather than account ids."""
+        me = self.client.info.account_id
+        if not state.is_member(me):
+            raise NotMember(f"you are not a member of {state.name!r}")
+        if not state.is_admin(me):
+            admins = ", ".join(self.display(meta, m) for m in state.members if state.is_admin(m))
+            raise NotAdmin(f"only an admin of {state.name!r} can {what}; ask one of them: {admins}")
+
+    def _member(self, state: GroupState, meta: dict[str, Any], name: str) -> str:
+        """The account id of the member shown as ``name`` (or with that account id)."""
+        wanted = name.strip()
+        if wanted in state.members:
+            return wanted
+        found = [m for m in state.members if self.display(meta, m).casefold() == wanted.casefold()]
+        if not found:
+            raise NotMember(f"{wanted!r} is not a member of {state.name!r}")
+        if len(found) > 1:
+            raise GroupFailure("ambiguous", f"several members of {state.name!r} are {wanted!r}")
+        return found[0]
 
     def _apply_own(
         self,

@@ -12,7 +12,8 @@ Errors::
 
 Attachments (``send_file``, fetching what arrives) are in ``media.py``; several devices per
 account in ``devices.py``; groups in ``group_messaging.py``; replies, reactions, edits,
-deletes, receipts, typing and disappearing messages in ``features.py``.
+deletes, receipts, typing and disappearing messages in ``features.py``; ``expiry.py``
+deletes disappearing messages on time while the client is open.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from sqlalchemy import Connection, update
 
 from baat.client import schema as s
 from baat.client.devices import DeviceDirectory, DeviceError
+from baat.client.expiry import ExpiryTimer
 from baat.client.features import Features
 from baat.client.group_messaging import GroupMessaging, is_group_chat, is_group_message
 from baat.client.media import Attachments, Progress
@@ -190,6 +192,10 @@ class Client:
         self.devices = DeviceDirectory(self)
         self.groups = GroupMessaging(self)
         self.features = Features(self)
+        # (chat, message ids) of disappearing messages just deleted, so views can refresh.
+        self.expiry_listeners: list[Callable[[str, list[str]], None]] = []
+        # Runs from the first connect() (or expiry.start()) until close(), connected or not.
+        self.expiry = ExpiryTimer(self)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -299,6 +305,7 @@ class Client:
             raise NotConnected(str(exc), exc.code) from exc
         self._drained = asyncio.Event()
         self._pump_task = asyncio.create_task(self._pump(self.transport))
+        self.expiry.start()
         try:
             await self._top_up()
         except TransportError as exc:
@@ -321,6 +328,7 @@ class Client:
             self._pump_task = None
 
     async def close(self) -> None:
+        await self.expiry.stop()
         await self.disconnect()
         self.store.close()
 
