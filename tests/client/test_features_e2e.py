@@ -140,3 +140,29 @@ async def test_disappearing_messages_expire_on_every_device(
     finally:
         for c in everyone:
             await c.close()
+
+
+async def test_typing_that_waited_on_the_server_is_not_shown(
+    tmp_path: Path, server: ServerProcess
+) -> None:
+    alice = await account(tmp_path, server.url, "alice")
+    bob = await account(tmp_path, server.url, "bob")
+    seen: list[tuple[str, str]] = []
+    bob.features.typing_listeners.append(lambda chat, who, kind: seen.append((who, kind)))
+    try:
+        await alice.send_text("bob", "hi")
+        await until([alice, bob], lambda: bool(bob.store.messages()))
+        # Live: shown.
+        assert await alice.features.typing(bob.info.account_id)
+        await until([alice, bob], lambda: seen == [("alice", "started")])
+        # Bob's clock runs 40 s ahead: the next indicator arrives "late" and is dropped,
+        # while a message sent with it is stored as usual.
+        real = bob.clock
+        bob.clock = lambda: real() + 40_000
+        assert await alice.features.typing(bob.info.account_id, started=False)
+        later = await alice.send_text("bob", "still there?")
+        await until([alice, bob], lambda: status(bob, later) != "")
+        assert seen == [("alice", "started")]
+    finally:
+        await alice.close()
+        await bob.close()

@@ -36,6 +36,9 @@ SHOWN_TYPES = frozenset({"text", "file"})
 GROUP_PAIRWISE = frozenset({"group_event", "group_state", "sender_key"})
 READ_RECEIPTS = "read_receipts"
 TYPING = "typing"
+# How old a typing indicator may be when it arrives and still be shown (milliseconds; allows
+# for clocks a little apart).
+TYPING_FRESH_MS = 30_000
 
 
 class FeatureError(ValueError):
@@ -303,7 +306,10 @@ class Features:
         if kind == "receipt":
             self._receipt(tx, content, o)
         elif kind == "typing":
-            if self.enabled(TYPING) and o.direction == "in":
+            # Typing is live or nothing: one that waited on the server (the device was
+            # offline) is old news by the time it arrives.
+            fresh = now - content.sent_at <= TYPING_FRESH_MS
+            if fresh and self.enabled(TYPING) and o.direction == "in":
                 for listener in self.typing_listeners:
                     listener(o.chat, o.sender_name, content.kind)
         elif kind == "timer":
