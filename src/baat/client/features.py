@@ -75,6 +75,10 @@ class Features:
         self._due: dict[tuple[str, str], list[str]] = {}
         # (chat, sender name, "started" | "stopped"): typing is shown, never stored.
         self.typing_listeners: list[Callable[[str, str, str], None]] = []
+        # (chat, kind): a reaction, edit, delete, receipt or timer changed what is stored
+        # for the chat. Called inside the receiving transaction, just before it commits:
+        # listeners note the chat and read the store later, never in the call.
+        self.change_listeners: list[Callable[[str, str], None]] = []
 
     # -- settings --------------------------------------------------------------------------
 
@@ -303,8 +307,9 @@ class Features:
         kind = content.type
         if kind in SHOWN_TYPES or kind not in _APPLIED:
             return self._store(tx, d, content, o, now)
+        changed: set[str] = set()
         if kind == "receipt":
-            self._receipt(tx, content, o)
+            changed = self._receipt(tx, content, o)
         elif kind == "typing":
             # Typing is live or nothing: one that waited on the server (the device was
             # offline) is old news by the time it arrives.
@@ -314,6 +319,7 @@ class Features:
                     listener(o.chat, o.sender_name, content.kind)
         elif kind == "timer":
             self.client.store.put_setting(tx, timer_key(o.chat), max(0, content.expire))
+            changed.add(o.chat)
         else:
             for target in self.client.store.find_messages(tx, content.ref):
                 if target.chat != o.chat:
@@ -326,6 +332,12 @@ class Features:
                     self._edit(tx, target, content.text)
                 elif kind == "delete" and content.sent_at - target.sent_at <= DELETE_WINDOW_MS:
                     self._delete(tx, target)
+                else:
+                    continue
+                changed.add(o.chat)
+        for chat in sorted(changed):
+            for changed_listener in self.change_listeners:
+                changed_listener(chat, kind)
         return None
 
     def _store(
@@ -359,11 +371,15 @@ class Features:
             self._due.setdefault((o.sender_account, "delivered"), []).append(o.message_id)
         return _with(m, row_id=row)
 
-    def _receipt(self, tx: Connection, content: Content, o: Origin) -> None:
+    def _receipt(self, tx: Connection, content: Content, o: Origin) -> set[str]:
+        """Apply a receipt to our messages it names; returns their chats (a receipt comes
+        pairwise from the reader, also for group messages)."""
+        chats: set[str] = set()
         for message_id in content.refs:
             for m in self.client.store.find_messages(tx, message_id):
                 if m.direction != "out" or o.direction != "in":
                     continue
+                chats.add(m.chat)
                 receipts = dict(m.body.get("receipts", {}))
                 if receipts.get(o.sender_name) != "read":
                     receipts[o.sender_name] = content.kind
@@ -371,6 +387,7 @@ class Features:
                 self.client.store.update_message(
                     tx, _with(m, status=status, body={**m.body, "receipts": receipts})
                 )
+        return chats
 
     def _react(self, tx: Connection, m: StoredMessage, who: str, emoji: str) -> None:
         reactions = {k: v for k, v in m.body.get("reactions", {}).items() if k != who}

@@ -183,6 +183,10 @@ class Client:
         self.message_listeners: list[Callable[[StoredMessage], None]] = []
         # Stored since the last receive() returned, including while connect() ran.
         self._unreturned: list[StoredMessage] = []
+        # Whether messages are kept for the next ``sync()`` to return. A long-running app
+        # that takes them from ``message_listeners`` and never calls ``sync()`` turns it off,
+        # or they would pile up for as long as it runs.
+        self.keep_for_sync = True
         self.status_listeners: list[Callable[[str, str], None]] = []
         self.incident_listeners: list[Callable[[Incident], None]] = []
         self.attachment_listeners: list[Callable[[StoredMessage], None]] = []
@@ -350,7 +354,8 @@ class Client:
                     self._incident(Incident("undecryptable", frame.sender_account, str(exc)))
                     continue
                 if stored is not None:
-                    self._unreturned.append(stored)
+                    if self.keep_for_sync:
+                        self._unreturned.append(stored)
                     for listener in self.message_listeners:
                         listener(stored)
             elif isinstance(frame, SendResult):

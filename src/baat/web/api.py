@@ -19,7 +19,7 @@ from baat.client.sdk import Client, NotConnected
 from baat.client.store import Contact
 from baat.crypto import safety_number
 from baat.web.jsonapi import ApiError, api, body_of, ok, runtime_of, text_field
-from baat.web.runtime import message_json
+from baat.web.runtime import message_json, messages_json
 
 MAX_TEXT = 16_000  # characters; the encrypted envelope must stay well under 64 KiB
 MIN_PASSPHRASE = 8
@@ -108,6 +108,8 @@ async def chats(request: Request) -> Response:
             identity_changed=c.identity_changed,
             name_doubt=runtime.doubts.get(aid),
         )
+    for row in rows.values():
+        row["timer"] = client.features.timer(row["chat"])
     out = sorted(
         rows.values(),
         key=lambda r: (-(r["last"]["sent_at"] if r.get("last") else 0), str(r["username"])),
@@ -120,7 +122,7 @@ async def messages(request: Request) -> Response:
     """One chat's messages (``?chat=ID``), or every message (for the browser's search)."""
     client = runtime_of(request).need_client()
     chat = request.query_params.get("chat") or None
-    return ok({"messages": [message_json(m) for m in client.store.messages(chat=chat)]})
+    return ok({"messages": messages_json(client.store.messages(chat=chat))})
 
 
 @api
@@ -160,11 +162,15 @@ async def lookup(request: Request) -> Response:
 @api
 async def seen(request: Request) -> Response:
     """The conversation is on screen: its new messages become seen."""
-    client = runtime_of(request).need_client()
+    runtime = runtime_of(request)
+    client = runtime.need_client()
     await body_of(request)
     chat = request.path_params["chat"]
-    fresh = [m.row_id for m in client.store.messages(chat=chat, status="new")]
-    client.store.mark_seen(fresh)
+    fresh = client.store.messages(chat=chat, status="new")
+    # Read receipts go out at once (unless switched off): the sender's ticks turn now.
+    client.features.mark_read(fresh)
+    if fresh:
+        await runtime.send_receipts(client)
     return ok({"seen": len(fresh)})
 
 

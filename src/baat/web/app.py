@@ -21,7 +21,15 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from baat.web import api, attachments_api, groups_api, import_api, privacy_api
+from baat.web import (
+    api,
+    attachments_api,
+    devices_api,
+    features_api,
+    groups_api,
+    import_api,
+    privacy_api,
+)
 from baat.web.guard import Guard
 from baat.web.jsonapi import error
 from baat.web.runtime import Runtime
@@ -131,6 +139,8 @@ def create_app(runtime: Runtime, secret: str, port: int) -> ASGIApp:
             *attachments_api.routes(),
             *import_api.routes(),
             *groups_api.routes(),
+            *devices_api.routes(),
+            *features_api.routes(),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},

@@ -1,52 +1,27 @@
-"""JSON routes for groups, this account's devices, and reactions.
+"""JSON routes for groups: list, create, members, admins, rename, leave, messages.
 
-Group changes and sends go through ``client.groups``; devices through ``client.devices``;
-reactions through ``client.features``. Their typed errors (``GroupFailure``, ``GroupError``,
-``DeviceError``, ``FeatureError``) keep their stable codes and messages here, so the page
-can show why an action was refused (for example ``not_admin``).
+Group changes and sends go through ``client.groups``. Its typed errors (``GroupFailure``,
+``GroupError``) keep their stable codes and messages (``jsonapi.typed``), so the page can
+show why an action was refused (for example ``not_admin``). This account's devices are in
+``devices_api.py``; replies, reactions, edits and the rest in ``features_api.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from functools import wraps
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from baat.client.devices import DeviceError
-from baat.client.features import FeatureError
 from baat.client.group_messaging import GroupFailure, is_group_chat
-from baat.client.groups import GroupError, GroupState
+from baat.client.groups import GroupState
 from baat.client.sdk import Client
 from baat.web.api import MAX_TEXT
-from baat.web.jsonapi import ApiError, api, body_of, ok, runtime_of, text_field
-from baat.web.runtime import Runtime, message_json
+from baat.web.jsonapi import ApiError, body_of, ok, runtime_of, text_field, typed
+from baat.web.runtime import Runtime, message_json, messages_json
 
-Handler = Callable[[Request], Awaitable[Response]]
 MAX_MEMBERS = 100
-MAX_EMOJI = 16  # characters: one emoji, possibly with modifiers
-
-
-def typed(handler: Handler) -> Handler:
-    """``api`` plus the SDK's group, device and feature errors with their own codes."""
-
-    @wraps(handler)
-    async def wrapped(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except (GroupFailure, GroupError, FeatureError) as exc:
-            status = 404 if exc.code in ("unknown_group", "unknown_message") else 400
-            if exc.code in ("not_admin", "not_member", "not_author"):
-                status = 403
-            raise ApiError(status, exc.code, str(exc)) from exc
-        except DeviceError as exc:
-            status = 404 if exc.code == "unknown_device" else 400
-            raise ApiError(status, exc.code, str(exc)) from exc
-
-    return api(wrapped)
 
 
 def _usernames(body: dict[str, Any], name: str) -> list[str]:
@@ -80,6 +55,7 @@ def _group_json(
         "version": state.version,
         "member": state.is_member(me),
         "admin": state.is_admin(me),
+        "timer": client.features.timer(chat),
     }
 
 
@@ -166,11 +142,33 @@ async def leave(request: Request) -> Response:
     return ok(_group_json(client, *client.groups.find(chat)))
 
 
-def _message(m: Any) -> dict[str, Any]:
-    out = message_json(m)
-    reactions = m.body.get("reactions")
-    out["reactions"] = reactions if isinstance(reactions, dict) and out["text"] is not None else {}
-    return out
+@typed
+async def rename(request: Request) -> Response:
+    runtime = runtime_of(request)
+    client = runtime.need_client()
+    chat = _chat_of(request)
+    body = await body_of(request)
+    await client.groups.rename(chat, text_field(body, "name", limit=100).strip())
+    _changed(runtime, chat)
+    return ok(_group_json(client, *client.groups.find(chat)))
+
+
+@typed
+async def promote(request: Request) -> Response:
+    """Make a member an admin. Members are named as the group shows them, so no server
+    lookup is needed (a member need not be a contact)."""
+    runtime = runtime_of(request)
+    client = runtime.need_client()
+    chat = _chat_of(request)
+    body = await body_of(request)
+    name = text_field(body, "member", limit=64).strip().casefold()
+    chat, state, meta = client.groups.find(chat)
+    found = [m for m in state.members if client.groups.display(meta, m).casefold() == name]
+    if not found:
+        raise GroupFailure("not_member", f"{name!r} is not a member of {state.name!r}")
+    await client.groups.promote(chat, found)
+    _changed(runtime, chat)
+    return ok(_group_json(client, *client.groups.find(chat)))
 
 
 @typed
@@ -178,7 +176,7 @@ async def group_messages(request: Request) -> Response:
     client = runtime_of(request).need_client()
     chat = _chat_of(request)
     client.groups.find(chat)  # unknown_group when it is not one
-    return ok({"messages": [_message(m) for m in client.store.messages(chat=chat)]})
+    return ok({"messages": messages_json(client.store.messages(chat=chat))})
 
 
 @typed
@@ -197,76 +195,15 @@ async def group_send(request: Request) -> Response:
 
 @typed
 async def group_seen(request: Request) -> Response:
-    client = runtime_of(request).need_client()
-    chat = _chat_of(request)
-    await body_of(request)
-    fresh = [m.row_id for m in client.store.messages(chat=chat, status="new")]
-    client.store.mark_seen(fresh)
-    return ok({"seen": len(fresh)})
-
-
-# -- reactions -----------------------------------------------------------------------------
-
-
-@typed
-async def react(request: Request) -> Response:
     runtime = runtime_of(request)
     client = runtime.need_client()
-    body = await body_of(request)
-    message_id = text_field(body, "id", limit=64)
-    emoji = body.get("emoji", "")
-    if not isinstance(emoji, str) or len(emoji) > MAX_EMOJI:
-        raise ApiError(400, "invalid_request", "emoji is one emoji, or empty to take it back")
-    await client.features.react(message_id, emoji)
-    found = [m for m in client.store.messages() if m.message_id == message_id]
-    if found:
-        runtime.hub.publish({"type": "contact", "chat": found[0].chat})
-        runtime.hub.publish({"type": "group", "chat": found[0].chat})
-    return ok({"reacted": emoji})
-
-
-# -- devices -------------------------------------------------------------------------------
-
-
-@typed
-async def devices(request: Request) -> Response:
-    client = runtime_of(request).need_client()
-    found = await client.devices.server_devices()
-    with client.store.transaction() as tx:
-        known = client.devices.known(tx, client.info.account_id) or {}
-    rows = [
-        {
-            "device_id": int(d["device_id"]),
-            "created_day": d.get("created_day"),
-            "primary": bool(d.get("primary")),
-            "current": bool(d.get("current")),
-            "listed": int(d["device_id"]) in known,
-        }
-        for d in found
-    ]
-    return ok({"devices": rows, "this_is_primary": client.devices.is_primary})
-
-
-@typed
-async def remove_device(request: Request) -> Response:
-    client = runtime_of(request).need_client()
+    chat = _chat_of(request)
     await body_of(request)
-    try:
-        device_id = int(request.path_params["device"])
-    except ValueError as exc:
-        raise ApiError(404, "unknown_device", "no such device") from exc
-    if device_id == client.info.device_id:
-        raise ApiError(400, "current_device", "this is the device you are using")
-    await client.devices.remove(device_id)
-    return ok({"removed": device_id})
-
-
-@typed
-async def link_code(request: Request) -> Response:
-    client = runtime_of(request).need_client()
-    await body_of(request)
-    code, expires_at = await client.devices.create_link_code()
-    return ok({"code": code.to_text(), "expires_at": expires_at}, status=201)
+    fresh = client.store.messages(chat=chat, status="new")
+    client.features.mark_read(fresh)
+    if fresh:
+        await runtime.send_receipts(client)
+    return ok({"seen": len(fresh)})
 
 
 def routes() -> list[BaseRoute]:
@@ -277,11 +214,9 @@ def routes() -> list[BaseRoute]:
         Route("/api/groups/{chat}/add", add, methods=["POST"]),
         Route("/api/groups/{chat}/remove", remove, methods=["POST"]),
         Route("/api/groups/{chat}/leave", leave, methods=["POST"]),
+        Route("/api/groups/{chat}/rename", rename, methods=["POST"]),
+        Route("/api/groups/{chat}/promote", promote, methods=["POST"]),
         Route("/api/groups/{chat}/messages", group_messages, methods=["GET"]),
         Route("/api/groups/{chat}/send", group_send, methods=["POST"]),
         Route("/api/groups/{chat}/seen", group_seen, methods=["POST"]),
-        Route("/api/react", react, methods=["POST"]),
-        Route("/api/devices", devices, methods=["GET"]),
-        Route("/api/devices/link-code", link_code, methods=["POST"]),
-        Route("/api/devices/{device}/remove", remove_device, methods=["POST"]),
     ]

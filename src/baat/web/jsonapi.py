@@ -11,6 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from baat.client.devices import DeviceError
+from baat.client.features import FeatureError
+from baat.client.group_messaging import GroupFailure
+from baat.client.groups import GroupError
 from baat.client.sdk import ClientError, IdentityChanged, NotConnected, RegistrationFailed
 from baat.client.store import NoProfile, ProfileExists, WrongPassphrase
 from baat.web.privacy_proxy import ServerError
@@ -126,3 +130,29 @@ def api(handler: Handler) -> Handler:
             return error(known.status, known.code, known.message)
 
     return wrapped
+
+
+# Statuses of the SDK's typed refusals; their codes and messages reach the page as they are.
+_TYPED_STATUS = {
+    "unknown_group": 404,
+    "unknown_message": 404,
+    "unknown_device": 404,
+    "not_admin": 403,
+    "not_member": 403,
+    "not_author": 403,
+    "too_late": 409,
+}
+
+
+def typed(handler: Handler) -> Handler:
+    """``api`` plus the SDK's group, device and feature errors with their own codes."""
+
+    @wraps(handler)
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except (GroupFailure, GroupError, FeatureError, DeviceError) as exc:
+            status = _TYPED_STATUS.get(exc.code, 400)
+            raise ApiError(status, exc.code, str(exc)) from exc
+
+    return api(wrapped)

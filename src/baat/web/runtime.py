@@ -12,12 +12,15 @@ import contextlib
 import logging
 import random
 import shutil
+from collections.abc import Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from baat.client.sdk import UNCONFIRMED, Client, ClientError, Incident, UnknownContact
 from baat.client.store import PROFILE_FILE, STORE_FILE, StoredMessage
 from baat.client.transport import TransportError
+from baat.crypto import LinkCode
 
 log = logging.getLogger("baat.web")
 
@@ -33,8 +36,22 @@ BACKOFF_CAP = 15.0
 # refused for a rate limit stays queued until the next flush).
 OUTBOX_RETRY = 10.0
 HUB_QUEUE = 1000
+# Delivery receipts of what arrived meanwhile go out in one batch this often (seconds).
+TICK = 1.0
 
 Event = dict[str, Any]
+
+
+@dataclass
+class PendingLink:
+    """The link code the Devices screen shows, until it expires or a device used it:
+    kept here because the QR route draws it again and the SAS needs its secret."""
+
+    code: LinkCode
+    expires_at: int  # Unix seconds
+    known: set[int]  # device ids before the code was made
+    device_id: int | None = None  # the device that joined with it
+    sas: str | None = None
 
 
 class Busy(Exception):
@@ -94,6 +111,9 @@ def _attachment_json(body: dict[str, Any]) -> dict[str, Any] | None:
 
 def message_json(m: StoredMessage) -> dict[str, Any]:
     held = m.status == "held"
+    body = m.body
+    reactions = body.get("reactions")
+    receipts = body.get("receipts")
     return {
         "id": m.message_id,
         "chat": m.chat,
@@ -107,7 +127,44 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "attachment": None if held else _attachment_json(m.body),
         "sent_at": m.sent_at,
         "received_at": m.received_at,
+        "reply_to": None if held else body.get("reply_to") or None,
+        "reactions": reactions if isinstance(reactions, dict) and not held else {},
+        "edited": bool(body.get("edited")),
+        "deleted": bool(body.get("deleted")),
+        "notice": bool(body.get("notice")),
+        # Per reader of an outgoing message: "delivered" or "read" (groups have several).
+        "receipts": receipts if isinstance(receipts, dict) and m.direction == "out" else {},
     }
+
+
+def _quote_of(m: StoredMessage) -> dict[str, Any]:
+    held = m.status == "held"
+    text = body_text = m.body.get("text", "")
+    if not text and isinstance(m.body.get("attachment"), dict):
+        att = _attachment_json(m.body) or {}
+        body_text = f"📎 {att.get('file_name') or 'file'}"
+    return {
+        "id": m.message_id,
+        "sender": m.body.get("sender"),
+        "direction": m.direction,
+        "text": None if held else body_text,
+        "deleted": bool(m.body.get("deleted")),
+    }
+
+
+def messages_json(messages: list[StoredMessage]) -> list[dict[str, Any]]:
+    """One chat's messages for the page, each reply carrying a quote of what it answers
+    (looked up in the same chat: a reply never quotes another conversation)."""
+    by_id = {m.message_id: m for m in messages}
+    out = []
+    for m in messages:
+        row = message_json(m)
+        ref = row["reply_to"]
+        if ref:
+            target = by_id.get(ref)
+            row["quote"] = _quote_of(target) if target is not None else {"id": ref, "missing": True}
+        out.append(row)
+    return out
 
 
 class Runtime:
@@ -129,6 +186,9 @@ class Runtime:
         self.doubts: dict[str, str] = {}
         self._checked: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        # A message arrived since the last tick: its delivery receipt is due.
+        self._receipts_due = False
+        self.pending_link: PendingLink | None = None
 
     # -- state ---------------------------------------------------------------------------
 
@@ -196,6 +256,11 @@ class Runtime:
         client.message_listeners.append(self._on_message)
         client.status_listeners.append(self._on_status)
         client.incident_listeners.append(self._on_incident)
+        client.features.typing_listeners.append(self._on_typing)
+        client.expiry_listeners.append(self._on_expired)
+        client.features.change_listeners.append(self._on_changed)
+        # Messages reach the page through the listeners; none wait for a sync() call.
+        client.keep_for_sync = False
         # Attachments finish downloading after their message arrived (newer SDKs only).
         attachment_listeners = getattr(client, "attachment_listeners", None)
         if isinstance(attachment_listeners, list):
@@ -206,17 +271,39 @@ class Runtime:
         self.client = client
         self._stopping = False
         self._runner = asyncio.create_task(self._run(client), name="baat-web-connection")
+        self.spawn(self._tick(client))
         self._publish_state()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A background task that ends with the profile (cancelled on lock or stop)."""
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- listeners (called by the SDK inside the event loop) -----------------------------
 
     def _on_message(self, m: StoredMessage) -> None:
+        if m.direction == "in":
+            self._receipts_due = True
         self.hub.publish({"type": "message", "message": message_json(m)})
         if m.chat not in self._checked and self.client is not None:
             self._check_names_soon(self.client, {m.chat})
 
     def _on_attachment(self, m: StoredMessage) -> None:
         self.hub.publish({"type": "contact", "chat": m.chat})
+
+    def _on_changed(self, chat: str, kind: str) -> None:
+        # Reactions, edits, deletes, receipts and timers change stored messages: the page
+        # reads the chat again (after the SDK's transaction committed: the hub's readers
+        # run only once this synchronous call has returned).
+        self.hub.publish({"type": "changed", "chat": chat, "kind": kind})
+
+    def _on_expired(self, chat: str, ids: list[str]) -> None:
+        self.hub.publish({"type": "expired", "chat": chat, "count": len(ids)})
+
+    def _on_typing(self, chat: str, sender: str, kind: str) -> None:
+        self.hub.publish({"type": "typing", "chat": chat, "sender": sender, "kind": kind})
 
     def _on_status(self, message_id: str, status: str) -> None:
         self.hub.publish({"type": "status", "id": message_id, "status": status})
@@ -283,19 +370,35 @@ class Runtime:
             if client.connected and client.store.outbox():
                 await client.flush_outbox()
 
+    async def _tick(self, client: Client) -> None:
+        """Once a second, the delivery receipts of what arrived since the last tick, in one
+        batch (disappearing messages are deleted by the SDK's own timer, on time)."""
+        while True:
+            await asyncio.sleep(TICK)
+            try:
+                if self._receipts_due:
+                    self._receipts_due = False
+                    await self.send_receipts(client)
+            except Exception as exc:  # the next tick tries again
+                log.info("delivery receipts: %s", exc)
+
+    async def send_receipts(self, client: Client) -> None:
+        """Queue the receipts due (stored in the outbox, so they survive going offline)
+        and send them now when connected."""
+        client.features.queue_receipts()
+        if client.connected:
+            with contextlib.suppress(ClientError, TransportError):
+                await client.flush_outbox()
+
     def _resume_downloads(self, client: Client) -> None:
         """Fetch attachments still pending, those left by earlier runs too, in the
         background (failures become incidents)."""
-        task = asyncio.create_task(client.attachments.wait())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(client.attachments.wait())
 
     # -- names -------------------------------------------------------------------------------
 
     def _check_names_soon(self, client: Client, only: set[str] | None = None) -> None:
-        task = asyncio.create_task(self._check_names(client, only))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._check_names(client, only))
 
     async def _check_names(self, client: Client, only: set[str] | None) -> None:
         """Someone who writes first is named by their own message; the SDK marks a name the
@@ -364,6 +467,7 @@ class Runtime:
 
     async def _detach(self) -> Client | None:
         client, self.client = self.client, None
+        self.pending_link = None
         self._stopping = True
         self._wake.set()
         for task in list(self._tasks):

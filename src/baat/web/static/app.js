@@ -1,6 +1,6 @@
 // Entry point: the app's state (onboarding, locked, ready), the live event socket, and
 // the hash routes (#/, #/chat/ID, #/contact/ID, #/groups, #/group/ID, #/devices,
-// #/privacy) that pick what the pane shows.
+// #/settings, #/privacy) that pick what the pane shows.
 
 import { $, api, debounce, toast } from "./dom.js";
 import * as chats from "./chats.js";
@@ -9,6 +9,8 @@ import { showContact } from "./contact.js";
 import { showImport } from "./import.js";
 import { showPrivacy } from "./privacy.js";
 import * as groups from "./groups.js";
+import * as devices from "./devices.js";
+import * as settings from "./settings.js";
 
 export const app = { state: null, info: null };
 
@@ -162,6 +164,8 @@ const refreshList = debounce(() => chats.refreshList());
 
 function handle(event) {
   groups.onEvent(event);
+  devices.onEvent(event);
+  settings.onEvent(event);
   switch (event.type) {
     case "state":
       applyState(event);
@@ -184,6 +188,17 @@ function handle(event) {
       break;
     case "contact":
       chats.onContact(event.chat);
+      refreshList();
+      break;
+    case "changed":
+      chats.onChanged(event.chat);
+      refreshList();
+      break;
+    case "typing":
+      chats.onTyping(event);
+      break;
+    case "expired":
+      chats.onExpired();
       refreshList();
       break;
     case "upload":
@@ -223,9 +238,10 @@ function route() {
   }
   document.body.dataset.view = view && view !== "" ? "detail" : "list";
   const groupView = view === "groups" || view === "group";
-  $("#nav-chats").toggleAttribute("aria-current", !["privacy", "import", "groups", "group", "devices"].includes(view));
+  $("#nav-chats").toggleAttribute("aria-current", !["privacy", "import", "groups", "group", "devices", "settings"].includes(view));
   $("#nav-groups").toggleAttribute("aria-current", groupView);
   $("#nav-devices").toggleAttribute("aria-current", view === "devices");
+  $("#nav-settings").toggleAttribute("aria-current", view === "settings");
   if (!groupView) groups.leave();
   $("#nav-privacy").toggleAttribute("aria-current", view === "privacy");
   $("#nav-import").toggleAttribute("aria-current", view === "import");
@@ -241,7 +257,10 @@ function route() {
     groups.showGroup(target);
   } else if (view === "devices") {
     chats.leave();
-    groups.showDevices();
+    devices.showDevices();
+  } else if (view === "settings") {
+    chats.leave();
+    settings.showSettings();
   } else if (view === "import") {
     chats.leave();
     showImport();

@@ -1,10 +1,12 @@
 // The chat list, the conversation view, starting a chat, and searching the history.
 // The app's store is the source of truth: events say what changed, and the affected
-// conversation is reloaded from /api/messages and merged into what is on screen.
+// conversation is reloaded from /api/messages and merged into what is on screen. How a
+// message is drawn, replies, edits, typing and the timer are shared with groups (convo.js).
 
-import { $, api, dayKey, dayLabel, debounce, h, shortWhen, timeOf, toast } from "./dom.js";
+import { $, api, dayKey, dayLabel, debounce, h, shortWhen, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
-import { attachmentView, composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
+import { composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
+import * as convo from "./convo.js";
 
 const chatsById = new Map(); // chat id -> row of /api/chats
 const names = new Map(); // chat id -> username, also for chats not in the list yet
@@ -55,6 +57,7 @@ function chatItem(c) {
   const last = c.last;
   const preview = !last ? "No messages yet"
     : last.text === null ? "Held message"
+    : last.deleted ? "message deleted"
     : `${last.direction === "out" ? "You: " : ""}${last.text || (last.attachment ? `📎 ${last.attachment.file_name}` : "")}`;
   const current = view && view.chat === c.chat;
   return h("li", {},
@@ -98,6 +101,7 @@ async function startChat(event) {
 
 // Another screen takes the pane: events stop touching the conversation.
 export function leave() {
+  if (view) convo.typingStop(view.chat);
   view = null;
   highlightCurrent();
 }
@@ -122,19 +126,24 @@ export async function showChat(chat) {
   const jumping = Boolean(view.highlight); // a search hit takes the focus, not the composer
   const title = "chat-title";
   const text = h("textarea", { id: "composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
-    "aria-describedby": "composer-hint", onkeydown: composerKey, oninput: autosize });
+    "aria-describedby": "composer-hint", onkeydown: composerKey,
+    oninput: (e) => { autosize(e); if (view) convo.typingInput(view.chat); } });
   $("#pane").replaceChildren(
     h("section", { class: "chat", "aria-labelledby": title },
       h("header", { class: "pane-head" },
         h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
         h("h2", { id: title }, username),
         h("span", { id: "chat-verified", class: "pill", hidden: true }, "Verified"),
+        convo.timerPill(),
         h("a", { href: `#/contact/${encodeURIComponent(chat)}`, class: "head-link" }, "Safety number")),
+      h("div", { class: "chat-tools" }, convo.timerSelect(chat)),
       h("div", { id: "chat-warning", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "chat-doubt", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
         "aria-label": `Messages with ${username}`, tabindex: "0" }),
+      convo.typingLine(),
       uploadsList(),
+      ...convo.composerContext(),
       h("form", { class: "composer", onsubmit: send },
         ...composerAttach(() => view && { chat: view.chat, username: view.username }, () => reloadSoon()),
         h("label", { for: "composer-text", class: "sr-only" }, `Message to ${username}`),
@@ -143,8 +152,11 @@ export async function showChat(chat) {
         h("button", { type: "submit", class: "primary" }, "Send"))));
   highlightCurrent();
   updateHeader();
+  const focusNow = document.activeElement;
   await reloadChat();
-  if (!jumping && view && view.chat === chat) text.focus();
+  // Only if the person has not moved the focus meanwhile (to the attach button, say).
+  const untouched = document.activeElement === focusNow || document.activeElement === document.body;
+  if (!jumping && view && view.chat === chat && untouched) text.focus();
 }
 
 function highlightCurrent() {
@@ -160,6 +172,7 @@ function updateHeader() {
   const pill = $("#chat-verified");
   if (!pill) return;
   pill.hidden = !row.verified;
+  convo.showTimer(row.timer || 0);
   const warning = $("#chat-warning");
   warning.hidden = !row.identity_changed;
   if (row.identity_changed) {
@@ -264,8 +277,6 @@ function daySeparator(ms) {
   return h("p", { class: "day", role: "separator" }, h("span", {}, dayLabel(ms)));
 }
 
-const STATUS_TEXT = { sending: "Sending…", sent: "Sent ✓", delivered: "Delivered ✓✓", failed: "Not delivered" };
-
 function messageNode(m, pending = false) {
   const node = h("div", { class: `msg ${m.direction}`, tabindex: "-1", dataset: { key: keyOf(m), day: dayKey(m.sent_at) } });
   if (pending) {
@@ -277,22 +288,32 @@ function messageNode(m, pending = false) {
 }
 
 function fill(node, m) {
-  const who = m.direction === "out" ? "You" : m.sender || view.username;
-  const text = m.text === null
-    ? h("p", { class: "text held" }, "Held: this came with a new safety number. ",
-      h("a", { href: `#/contact/${encodeURIComponent(view.chat)}` }, "Compare it"), " to show the message.")
-    : h("p", { class: "text" }, m.text);
   node.dataset.status = m.status;
+  node.classList.toggle("deleted", Boolean(m.deleted));
   node.baatMessage = m;
-  const parts = [
-    h("span", { class: "sr-only" }, `${who}:`),
-    m.attachment ? attachmentView(m) : null,
-    m.text === "" && m.attachment ? null : text,
-    h("span", { class: "meta" },
-      h("time", { datetime: new Date(m.sent_at).toISOString() }, timeOf(m.sent_at)),
-      m.direction === "out" ? h("span", { class: "status" }, " · ", STATUS_TEXT[m.status] || m.status) : null),
-  ];
-  node.replaceChildren(...parts.filter(Boolean)); // the DOM would print a null as "null"
+  node.replaceChildren(...convo.messageParts(m, context()));
+}
+
+// What convo.js needs to draw and act on this conversation's messages.
+function context() {
+  const chat = view.chat;
+  return {
+    chat,
+    group: false,
+    peer: view.username,
+    reload: reloadSoon,
+    jump: (id) => jumpTo(view && (view.nodes.get(`in:${id}`) || view.nodes.get(`out:${id}`))),
+    held: () => ["Held: this came with a new safety number. ",
+      h("a", { href: `#/contact/${encodeURIComponent(chat)}` }, "Compare it"), " to show the message."],
+  };
+}
+
+function jumpTo(node) {
+  if (!node) return;
+  for (const other of document.querySelectorAll("#messages .msg.hit")) other.classList.remove("hit");
+  node.classList.add("hit");
+  node.scrollIntoView({ block: "center" });
+  node.focus();
 }
 
 function autosize(event) {
@@ -313,6 +334,8 @@ async function send(event) {
   const area = $("#composer-text");
   const text = area.value;
   if (!text.trim() || !view) return;
+  if (await convo.submitMode(text, context())) return;
+  convo.typingStop(view.chat);
   area.value = "";
   area.style.height = "auto";
   const box = $("#messages");
@@ -349,7 +372,25 @@ async function markSeen() {
 export function onMessage(m) {
   allMessages = null;
   if ($("#search").value.trim()) runSearch();
-  if (view && view.chat === m.chat) reloadSoon();
+  if (view && view.chat === m.chat) {
+    if (m.direction === "in") convo.typingGone(m.sender);
+    reloadSoon();
+  }
+}
+
+// A reaction, edit, delete, receipt or timer change (here or on another device).
+export function onChanged(chat) {
+  allMessages = null;
+  if (view && view.chat === chat) reloadSoon();
+}
+
+export function onTyping(event) {
+  if (view && view.chat === event.chat) convo.onTyping(event);
+}
+
+export function onExpired() {
+  allMessages = null;
+  if (view) reloadSoon();
 }
 
 export function onStatus(id, status) {

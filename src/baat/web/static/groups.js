@@ -1,15 +1,15 @@
-// Groups (#/groups, #/group/ID) and this account's devices (#/devices): list and create
-// groups, see and change members, leave, talk in a group; list devices, remove one, and
-// make a link code for a new device. The app's store stays the source of truth: events
-// name what changed and the open screen reloads it.
+// Groups (#/groups, #/group/ID): list and create groups, see and change members and
+// admins, rename, leave, and talk in a group (messages are drawn by convo.js, as in 1:1
+// chats). The app's store stays the source of truth: events name what changed and the
+// open screen reloads it.
 
-import { $, api, confirmDialog, dayKey, dayLabel, debounce, h, timeOf, toast } from "./dom.js";
-import { app, go, stillOn } from "./app.js";
+import { $, api, confirmDialog, dayKey, dayLabel, debounce, h, toast } from "./dom.js";
+import { go, stillOn } from "./app.js";
+import * as convo from "./convo.js";
 
-const REACTION = "👍";
 let open = null; // the group on screen: { chat, data }
 
-function paneSection(titleId, title, ...children) {
+export function paneSection(titleId, title, ...children) {
   return h("section", { class: "privacy", "aria-labelledby": titleId },
     h("header", { class: "pane-head" },
       h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
@@ -17,11 +17,11 @@ function paneSection(titleId, title, ...children) {
     ...children);
 }
 
-function loading(text) {
+export function loading(text) {
   $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", { role: "status" }, text)));
 }
 
-function failed(err) {
+export function failed(err) {
   $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", { role: "alert" },
     err.code === "not_connected" ? "Cannot reach the server. Try again when online." : err.message),
     h("a", { href: "#/groups" }, "Back to groups")));
@@ -96,6 +96,8 @@ async function createGroup(event) {
 // -- one group ---------------------------------------------------------------------------
 
 export async function showGroup(chat) {
+  // Redrawn after a change made in its panel: the panel stays open.
+  const panelOpen = Boolean(open && open.chat === chat && $("#group-details")?.open);
   open = null;
   loading("Loading the group…");
   let data;
@@ -108,38 +110,67 @@ export async function showGroup(chat) {
   if (!stillOn("group", chat)) return;
   open = { chat, data };
   const text = h("textarea", { id: "group-composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
-    "aria-describedby": "group-composer-hint", disabled: !data.member, onkeydown: composerKey });
+    "aria-describedby": "group-composer-hint", disabled: !data.member, onkeydown: composerKey,
+    oninput: () => { if (open) convo.typingInput(open.chat); } });
   $("#pane").replaceChildren(
     h("section", { class: "chat", "aria-labelledby": "group-title" },
       h("header", { class: "pane-head" },
         h("a", { href: "#/groups", class: "back", "aria-label": "Back to groups" }, "←"),
         h("h2", { id: "group-title", tabindex: "-1" }, data.name),
-        h("span", { class: "pill" }, `${data.members.length} member${data.members.length === 1 ? "" : "s"}`)),
-      h("details", { class: "group-members", id: "group-details" },
+        h("span", { class: "pill", id: "group-count" }, `${data.members.length} member${data.members.length === 1 ? "" : "s"}`),
+        convo.timerPill()),
+      h("details", { class: "group-members", id: "group-details", open: panelOpen },
         h("summary", {}, "Members and settings"),
         h("div", { id: "group-manage" })),
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
         "aria-label": `Messages in ${data.name}`, tabindex: "0" }),
+      convo.typingLine(),
+      ...convo.composerContext(),
       h("form", { class: "composer", onsubmit: sendGroup },
         h("label", { for: "group-composer-text", class: "sr-only" }, `Message to ${data.name}`),
         text,
         h("span", { id: "group-composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line."),
         h("button", { type: "submit", class: "primary", disabled: !data.member }, "Send"))));
   drawManage();
+  convo.showTimer(data.timer || 0);
   await reloadMessages();
   if (open && open.chat === chat) (data.member ? text : $("#group-title")).focus();
+}
+
+function drawHeader() {
+  const d = open.data;
+  const title = $("#group-title");
+  if (title && title.textContent !== d.name) title.textContent = d.name;
+  const count = $("#group-count");
+  if (count) count.textContent = `${d.members.length} member${d.members.length === 1 ? "" : "s"}`;
+  convo.showTimer(d.timer || 0);
 }
 
 function drawManage() {
   const d = open.data;
   const box = $("#group-manage");
   if (!box) return;
+  drawHeader();
+  // A change from elsewhere must not take away what the person is typing or their focus.
+  const focused = box.contains(document.activeElement) ? document.activeElement.id : null;
+  const typed = Object.fromEntries(["rename-name", "add-member-name"]
+    .map((id) => [id, document.getElementById(id)])
+    .filter(([, el]) => el && el === document.activeElement).map(([id, el]) => [id, el.value]));
+  const refused = $("#group-error")?.textContent || "";
   box.replaceChildren(
     h("ul", { class: "list", id: "group-member-list", "aria-label": "Members" },
       ...d.members.map((m) => h("li", { class: "row" },
         h("span", { class: "chat-name" }, m.name, m.you ? " (you)" : "", m.admin ? " · admin" : ""),
+        d.admin && !m.admin ? h("button", { type: "button", class: "small",
+          "aria-label": `Make ${m.name} admin`, onclick: () => promote(m.name) }, "Make admin") : null,
         d.admin && !m.you ? h("button", { type: "button", class: "small",
           "aria-label": `Remove ${m.name}`, onclick: () => removeMember(m.name) }, "Remove") : null))),
+    // Shown to every member: the SDK decides, and a non-admin learns why it was refused.
+    d.member ? h("form", { class: "row", id: "rename-form", novalidate: true, onsubmit: renameGroup },
+      h("label", { for: "rename-name" }, "Group name"),
+      h("input", { id: "rename-name", value: d.name, maxlength: "100", autocomplete: "off" }),
+      h("button", { type: "submit" }, "Rename")) : null,
+    d.member ? convo.timerSelect(open.chat) : null,
     d.admin ? h("form", { class: "row", id: "add-member-form", novalidate: true, onsubmit: addMembers },
       h("label", { for: "add-member-name", class: "sr-only" }, "Usernames to add"),
       h("input", { id: "add-member-name", placeholder: "username", autocapitalize: "none", spellcheck: "false",
@@ -148,7 +179,15 @@ function drawManage() {
     h("p", { id: "group-error", class: "form-error", role: "alert" }),
     d.member ? h("button", { type: "button", class: "danger", onclick: leaveGroup }, "Leave group")
       : h("p", { class: "hint" }, "You are no longer a member of this group."));
+  for (const [id, value] of Object.entries(typed)) document.getElementById(id).value = value;
+  $("#group-error").textContent = refused;
+  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
 }
+
+const GROUP_REFUSED = {
+  not_admin: "Only an admin of this group can do that.",
+  not_member: "You are not a member of this group any more.",
+};
 
 async function change(path, body, done) {
   const error = $("#group-error");
@@ -158,8 +197,18 @@ async function change(path, body, done) {
     toast(done);
     showGroup(open.chat);
   } catch (err) {
-    error.textContent = err.message;
+    error.textContent = GROUP_REFUSED[err.code] ? `${GROUP_REFUSED[err.code]} (${err.message})` : err.message;
   }
+}
+
+function renameGroup(event) {
+  event.preventDefault();
+  const name = $("#rename-name").value.trim();
+  if (name && name !== open.data.name) change("rename", { name }, `Renamed to ${name}.`);
+}
+
+function promote(name) {
+  change("promote", { member: name }, `${name} is now an admin.`);
 }
 
 function addMembers(event) {
@@ -201,7 +250,7 @@ async function reloadMessages() {
       day = dayKey(m.sent_at);
       nodes.push(h("p", { class: "day", role: "separator" }, h("span", {}, dayLabel(m.sent_at))));
     }
-    nodes.push(messageNode(m));
+    nodes.push(messageNode(m, context(chat)));
   }
   box.replaceChildren(...nodes);
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
@@ -211,33 +260,26 @@ async function reloadMessages() {
   }
 }
 
-const STATUS_TEXT = { sending: "Sending…", sent: "Sent ✓", delivered: "Delivered ✓✓", failed: "Not delivered" };
-
-function messageNode(m) {
-  const who = m.direction === "out" ? "You" : m.sender || "?";
-  const reactions = Object.entries(m.reactions || {});
-  const mine = reactions.some(([name, e]) => name === app.info.username && e === REACTION);
-  return h("div", { class: `msg ${m.direction}`, dataset: { id: m.id, status: m.status } },
-    h("span", { class: m.direction === "out" ? "sr-only" : "chat-name" }, `${who}:`),
-    h("p", { class: m.text === null ? "text held" : "text" }, m.text === null ? "Held: compare the sender's safety number to show it." : m.text),
-    h("span", { class: "meta" },
-      h("time", { datetime: new Date(m.sent_at).toISOString() }, timeOf(m.sent_at)),
-      m.direction === "out" ? h("span", { class: "status" }, " · ", STATUS_TEXT[m.status] || m.status) : null,
-      reactions.length ? h("span", { class: "reactions" }, " · ",
-        reactions.map(([name, e]) => `${e} ${name}`).join(", ")) : null,
-      m.text !== null ? h("button", { type: "button", class: "small react", id: `react-${m.id}`,
-        "aria-label": `React ${REACTION} to ${who}'s message`, "aria-pressed": mine ? "true" : "false",
-        onclick: () => react(m) }, REACTION) : null));
+function context(chat) {
+  return {
+    chat,
+    group: true,
+    peer: null,
+    reload: reloadSoon,
+    jump: (id) => {
+      const node = document.getElementById(`gm-${id}`);
+      if (!node) return;
+      node.scrollIntoView({ block: "center" });
+      node.focus();
+    },
+    held: () => ["Held: compare the sender's safety number to show it."],
+  };
 }
 
-export async function react(m) {
-  const pressed = document.getElementById(`react-${m.id}`)?.getAttribute("aria-pressed") === "true";
-  try {
-    await api("/api/react", { method: "POST", body: { id: m.id, emoji: pressed ? "" : REACTION } });
-    reloadSoon();
-  } catch (err) {
-    toast(`No reaction: ${err.message}`, "error");
-  }
+function messageNode(m, ctx) {
+  return h("div", { class: `msg ${m.direction}${m.notice ? " notice" : ""}${m.deleted ? " deleted" : ""}`,
+    id: `gm-${m.id}`, tabindex: "-1", dataset: { id: m.id, status: m.status } },
+  ...convo.messageParts(m, ctx));
 }
 
 function composerKey(event) {
@@ -252,6 +294,8 @@ async function sendGroup(event) {
   const area = $("#group-composer-text");
   const text = area.value;
   if (!text.trim() || !open) return;
+  if (await convo.submitMode(text, context(open.chat))) return;
+  convo.typingStop(open.chat);
   area.value = "";
   try {
     await api(`/api/groups/${encodeURIComponent(open.chat)}/send`, { method: "POST", body: { text } });
@@ -265,12 +309,19 @@ async function sendGroup(event) {
 // Live events from app.js: anything in the open group reloads it.
 export function onEvent(event) {
   if (!open) return;
-  if (event.type === "group" && event.chat === open.chat) {
-    if (!$("#group-details")?.contains(document.activeElement)) showGroupQuietly();
-    else reloadSoon();
+  const here = event.chat === open.chat;
+  if (event.type === "typing") {
+    if (here) convo.onTyping(event);
+  } else if ((event.type === "group" && here) || (event.type === "changed" && here && event.kind === "timer")
+    || (event.type === "message" && event.message.chat === open.chat && event.message.notice)) {
+    // The group itself changed (members, admins, name, timer): redraw its header and panel.
+    showGroupQuietly();
+  } else if (event.type === "message" && event.message.chat === open.chat) {
+    convo.typingGone(event.message.sender);
+    reloadSoon();
   } else if (event.type === "status" || event.type === "incident" || event.type === "group"
-    || (event.type === "message" && event.message.chat === open.chat)
-    || (event.type === "contact" && event.chat === open.chat)) reloadSoon();
+    || event.type === "expired" || (event.type === "changed" && here)
+    || (event.type === "contact" && here)) reloadSoon();
 }
 
 async function showGroupQuietly() {
@@ -287,71 +338,6 @@ async function showGroupQuietly() {
 }
 
 export function leave() {
+  if (open) convo.typingStop(open.chat);
   open = null;
-}
-
-// -- devices -----------------------------------------------------------------------------
-
-export async function showDevices() {
-  open = null;
-  loading("Loading your devices…");
-  let data;
-  try {
-    data = await api("/api/devices");
-  } catch (err) {
-    if (stillOn("devices")) failed(err);
-    return;
-  }
-  if (!stillOn("devices")) return;
-  const rows = data.devices.map((d) => h("li", { class: "row device", dataset: { device: String(d.device_id) } },
-    h("span", { class: "chat-name" }, `Device ${d.device_id}`,
-      d.primary ? h("span", { class: "pill" }, "Primary") : null,
-      d.current ? h("span", { class: "pill" }, "This device") : null,
-      d.listed ? null : h("span", { class: "hint" }, " (not yet in the signed list)")),
-    data.this_is_primary && !d.current ? h("button", { type: "button", class: "small danger",
-      "aria-label": `Remove device ${d.device_id}`, onclick: () => removeDevice(d.device_id) }, "Remove") : null));
-  $("#pane").replaceChildren(paneSection("devices-title", "Devices",
-    h("div", { class: "scroll" },
-      h("section", { "aria-labelledby": "device-list-title" },
-        h("h3", { id: "device-list-title" }, "This account's devices"),
-        h("ul", { class: "list", id: "device-list", "aria-label": "Devices" }, ...rows),
-        data.this_is_primary ? null : h("p", { class: "hint" }, "Only the primary device removes devices or links new ones.")),
-      data.this_is_primary ? h("section", { "aria-labelledby": "link-title" },
-        h("h3", { id: "link-title" }, "Link a new device"),
-        h("p", {}, "Make a one-time code, then on the new device run ", h("code", {}, "baat register --link CODE"), "."),
-        h("button", { type: "button", id: "link-button", onclick: makeLinkCode }, "Create link code"),
-        h("div", { id: "link-code", role: "status", "aria-live": "polite" })) : null)));
-  $("#devices-title").focus();
-}
-
-async function makeLinkCode(event) {
-  const button = event.currentTarget;
-  button.disabled = true;
-  try {
-    const r = await api("/api/devices/link-code", { method: "POST" });
-    const command = `baat register --link ${r.code}`;
-    $("#link-code").replaceChildren(
-      h("label", { for: "link-code-text" }, "Run this on the new device"),
-      h("textarea", { id: "link-code-text", readonly: true, rows: "3", class: "jws" }, command),
-      h("p", { class: "hint" }, `The code works once, until ${new Date(r.expires_at * 1000).toLocaleTimeString()}. `,
-        "To compare the 6-digit code and sign the new device into the list, link it with ",
-        h("code", {}, "baat device link"), " instead; remove a device here if you do not recognise it."));
-  } catch (err) {
-    $("#link-code").replaceChildren(h("p", { class: "form-error", role: "alert" }, err.message));
-  } finally {
-    button.disabled = false;
-  }
-}
-
-async function removeDevice(id) {
-  const yes = await confirmDialog({ title: `Remove device ${id}?`, body: "It stops receiving messages at once.",
-    confirm: "Remove", danger: true });
-  if (!yes) return;
-  try {
-    await api(`/api/devices/${id}/remove`, { method: "POST" });
-    toast(`Device ${id} removed.`);
-    showDevices();
-  } catch (err) {
-    toast(`Not removed: ${err.message}`, "error");
-  }
 }

@@ -1,0 +1,319 @@
+// What 1:1 chats (chats.js) and groups (groups.js) share in a conversation: drawing a
+// message (quote, edited / deleted, reactions, sent / delivered / read ticks, actions),
+// the composer's reply and edit modes, typing indicators both ways, and the
+// disappearing-message timer. Each view owns its pane and passes a small context.
+
+import { $, api, confirmDialog, h, timeOf, toast } from "./dom.js";
+import { app } from "./app.js";
+import { attachmentView } from "./attachments.js";
+
+export const REACTION = "👍";
+const MORE_REACTIONS = ["❤️", "😂", "😮", "😢", "🙏"];
+const STATUS_TEXT = { sending: "Sending…", sent: "Sent ✓", delivered: "Delivered ✓✓", read: "Read ✓✓", failed: "Not delivered" };
+
+// -- one message -------------------------------------------------------------------------
+
+function whoOf(m, ctx) {
+  return m.direction === "out" ? "You" : m.sender || ctx.peer || "?";
+}
+
+function receiptsTitle(m) {
+  const entries = Object.entries(m.receipts || {});
+  if (!entries.length) return null;
+  return entries.map(([name, kind]) => `${kind === "read" ? "Read by" : "Delivered to"} ${name}`).join(", ");
+}
+
+function quoteView(q, ctx) {
+  const who = q.direction === "out" ? "You" : q.sender || "?";
+  const text = q.missing ? "The original message is not on this device."
+    : q.deleted ? "message deleted" : q.text === null ? "Held message" : q.text;
+  return h("button", { type: "button", class: "quote", "aria-label": `Reply to ${who}: ${text}. Show it.`,
+    onclick: () => ctx.jump(q.id) },
+  h("span", { class: "quote-who" }, who), h("span", { class: "quote-body" }, text));
+}
+
+// The children of a message bubble. ``ctx``: { chat, group, peer, jump(id), held() }.
+export function messageParts(m, ctx) {
+  const who = whoOf(m, ctx);
+  if (m.notice) return [h("p", { class: "text" }, m.text)];
+  const body = m.deleted ? h("p", { class: "text deleted" }, "message deleted")
+    : m.text === null ? h("p", { class: "text held" }, ...ctx.held())
+    : m.text === "" && m.attachment ? null
+    : h("p", { class: "text" }, m.text);
+  const reactions = Object.entries(m.reactions || {});
+  const status = m.direction === "out"
+    ? h("span", { class: `status ${m.status}`, title: receiptsTitle(m) }, " · ", STATUS_TEXT[m.status] || m.status) : null;
+  return [
+    h("span", { class: ctx.group && m.direction === "in" ? "chat-name" : "sr-only" }, `${who}:`),
+    m.quote ? quoteView(m.quote, ctx) : null,
+    m.attachment && !m.deleted ? attachmentView(m) : null,
+    body,
+    h("span", { class: "meta" },
+      h("time", { datetime: new Date(m.sent_at).toISOString() }, timeOf(m.sent_at)),
+      m.edited && !m.deleted ? h("span", { class: "edited" }, " · edited") : null,
+      status,
+      reactions.length ? h("span", { class: "reactions" }, " · ", reactions.map(([name, e]) => `${e} ${name}`).join(", ")) : null),
+    m.text === null || m.deleted ? null : actions(m, who, ctx),
+  ].filter(Boolean);
+}
+
+function actions(m, who, ctx) {
+  const mine = Object.entries(m.reactions || {}).find(([name]) => name === app.info.username);
+  const pressed = Boolean(mine && mine[1] === REACTION);
+  const more = h("select", { class: "small", "aria-label": `Other reaction to ${who}'s message`,
+    onchange: (e) => { if (e.currentTarget.value) react(m, e.currentTarget.value, ctx); } },
+  h("option", { value: "" }, "＋"), ...MORE_REACTIONS.map((e) => h("option", { value: e }, e)));
+  return h("span", { class: "actions" },
+    h("button", { type: "button", class: "small", "aria-label": `Reply to ${who}'s message`, onclick: () => startReply(m, who) }, "Reply"),
+    h("button", { type: "button", class: "small react", id: `react-${m.id}`, "aria-label": `React ${REACTION} to ${who}'s message`,
+      "aria-pressed": pressed ? "true" : "false", onclick: () => react(m, pressed ? "" : REACTION, ctx) }, REACTION),
+    more,
+    m.direction === "out" ? h("button", { type: "button", class: "small", "aria-label": "Edit your message",
+      onclick: () => startEdit(m) }, "Edit") : null,
+    m.direction === "out" ? h("button", { type: "button", class: "small danger", "aria-label": "Delete your message for everyone",
+      onclick: () => remove(m, ctx) }, "Delete") : null);
+}
+
+// Why an action was refused, in words; the codes are the SDK's (features.py).
+const REFUSED = {
+  too_late: (what) => (what === "edit" ? "Too late to edit: a message can be edited for 15 minutes after it was sent."
+    : "Too late to delete: a message can be deleted for everyone for 24 hours after it was sent."),
+  not_author: () => "Only the person who wrote a message can change or delete it.",
+  unknown_message: () => "That message is no longer on this device.",
+  not_member: () => "You are not a member of this group any more.",
+  identity_changed: () => "The safety number changed: compare it before writing.",
+};
+
+export function showError(err, what = "") {
+  const text = REFUSED[err.code] ? REFUSED[err.code](what) : err.message;
+  const el = $("#convo-error");
+  if (el) {
+    el.textContent = text;
+    el.hidden = false;
+  } else toast(text, "error");
+}
+
+function clearError() {
+  const el = $("#convo-error");
+  if (el) {
+    el.textContent = "";
+    el.hidden = true;
+  }
+}
+
+async function react(m, emoji, ctx) {
+  try {
+    await api("/api/react", { method: "POST", body: { id: m.id, emoji } });
+    ctx.reload();
+  } catch (err) {
+    showError(err, "react");
+  }
+}
+
+async function remove(m, ctx) {
+  const yes = await confirmDialog({ title: "Delete for everyone?", body: "Everyone in the chat sees “message deleted” instead.",
+    confirm: "Delete", danger: true });
+  if (!yes) return;
+  clearError();
+  try {
+    await api("/api/delete", { method: "POST", body: { id: m.id } });
+    ctx.reload();
+  } catch (err) {
+    showError(err, "delete");
+  }
+}
+
+// -- the composer: reply and edit modes --------------------------------------------------
+
+let mode = null; // { kind: "reply" | "edit", id, text }
+
+export function composerContext() {
+  mode = null;
+  return [
+    h("p", { id: "convo-error", class: "form-error convo-error", role: "alert", hidden: true }),
+    h("div", { id: "composer-context", class: "composer-context", hidden: true }),
+  ];
+}
+
+function area() {
+  return document.querySelector(".composer textarea");
+}
+
+function drawMode() {
+  const box = $("#composer-context");
+  if (!box) return;
+  box.hidden = !mode;
+  if (!mode) return box.replaceChildren();
+  box.replaceChildren(
+    h("span", { class: "context-text" }, mode.kind === "reply" ? `Replying to ${mode.who}: ` : "Editing your message: ",
+      h("q", {}, mode.text.length > 80 ? `${mode.text.slice(0, 80)}…` : mode.text)),
+    h("button", { type: "button", class: "small", "aria-label": mode.kind === "reply" ? "Cancel the reply" : "Cancel editing",
+      onclick: () => cancelMode(true) }, "✕"));
+}
+
+function startReply(m, who) {
+  clearError();
+  mode = { kind: "reply", id: m.id, who, text: m.text || (m.attachment ? `📎 ${m.attachment.file_name}` : "") };
+  drawMode();
+  area()?.focus();
+}
+
+function startEdit(m) {
+  clearError();
+  mode = { kind: "edit", id: m.id, text: m.text || "" };
+  drawMode();
+  const el = area();
+  if (el) {
+    el.value = m.text || "";
+    el.focus();
+  }
+}
+
+export function cancelMode(focus = false) {
+  const wasEdit = mode && mode.kind === "edit";
+  mode = null;
+  drawMode();
+  const el = area();
+  if (el && wasEdit) el.value = "";
+  if (el && focus) el.focus();
+}
+
+// The composer was submitted: a reply or an edit is handled here (true); a plain message
+// is left to the view (false).
+export async function submitMode(text, ctx) {
+  if (!mode) return false;
+  clearError();
+  const current = mode;
+  try {
+    if (current.kind === "reply") await api("/api/reply", { method: "POST", body: { id: current.id, text } });
+    else await api("/api/edit", { method: "POST", body: { id: current.id, text } });
+    cancelMode();
+    const el = area();
+    if (el) el.value = "";
+    ctx.reload();
+  } catch (err) {
+    showError(err, current.kind);
+  }
+  typingStop(ctx.chat);
+  return true;
+}
+
+// -- typing indicators -------------------------------------------------------------------
+
+const TYPING_EVERY = 4000; // "started" again while typing, so the other side keeps showing it
+const TYPING_IDLE = 3000; // no key for this long: "stopped"
+const TYPING_SHOWN = 7000; // a "started" with no "stopped" after it fades after this long
+let typingSentAt = 0;
+let typingIdle = 0;
+
+function sendTyping(chat, typing) {
+  api("/api/typing", { method: "POST", body: { chat, typing } }).catch(() => {}); // cosmetic
+}
+
+export function typingInput(chat) {
+  const now = Date.now();
+  if (now - typingSentAt > TYPING_EVERY) {
+    typingSentAt = now;
+    sendTyping(chat, true);
+  }
+  clearTimeout(typingIdle);
+  typingIdle = setTimeout(() => typingStop(chat), TYPING_IDLE);
+}
+
+export function typingStop(chat) {
+  clearTimeout(typingIdle);
+  if (!typingSentAt) return;
+  typingSentAt = 0;
+  sendTyping(chat, false);
+}
+
+const typers = new Map(); // name -> timer, for the open conversation
+
+export function typingLine() {
+  typers.clear();
+  return h("p", { id: "typing", class: "typing", "aria-live": "polite" });
+}
+
+function drawTyping() {
+  const el = $("#typing");
+  if (!el) return;
+  const names = [...typers.keys()];
+  el.textContent = !names.length ? ""
+    : names.length === 1 ? `${names[0]} is typing…` : `${names.slice(0, -1).join(", ")} and ${names.at(-1)} are typing…`;
+}
+
+export function onTyping(event) {
+  clearTimeout(typers.get(event.sender));
+  if (event.kind === "started") typers.set(event.sender, setTimeout(() => typingGone(event.sender), TYPING_SHOWN));
+  else typers.delete(event.sender);
+  drawTyping();
+}
+
+// A message from someone ends their typing.
+export function typingGone(name) {
+  clearTimeout(typers.get(name));
+  if (typers.delete(name)) drawTyping();
+}
+
+// -- disappearing messages ---------------------------------------------------------------
+
+const TIMERS = [[0, "Off"], [30, "30 seconds"], [300, "5 minutes"], [3600, "1 hour"], [86400, "1 day"], [604800, "1 week"]];
+
+export function timerLabel(seconds) {
+  if (!seconds) return "Off";
+  const units = [[604800, "week"], [86400, "day"], [3600, "h"], [60, "min"], [1, "s"]];
+  for (const [size, unit] of units) {
+    if (seconds % size === 0) {
+      const n = seconds / size;
+      return size >= 86400 ? `${n} ${unit}${n === 1 ? "" : "s"}` : `${n} ${unit}`;
+    }
+  }
+  return `${seconds} s`;
+}
+
+// The header pill and a selector; ``chat`` is a 1:1 or group chat id.
+export function timerPill() {
+  return h("span", { id: "timer-pill", class: "pill timer", hidden: true });
+}
+
+export function timerSelect(chat) {
+  return h("span", { class: "timer-choice" },
+    h("label", { for: "timer-select" }, "Disappearing messages"),
+    h("select", { id: "timer-select", onchange: (e) => setTimer(chat, Number(e.currentTarget.value)) },
+      ...TIMERS.map(([s, label]) => h("option", { value: String(s) }, label))));
+}
+
+export function showTimer(seconds) {
+  const pill = $("#timer-pill");
+  if (pill) {
+    pill.hidden = !seconds;
+    pill.textContent = `⏱ ${timerLabel(seconds)}`;
+    pill.title = seconds ? `Messages disappear ${timerLabel(seconds)} after they arrive` : "";
+  }
+  const select = $("#timer-select");
+  if (!select) return;
+  if (![...select.options].some((o) => Number(o.value) === seconds)) {
+    select.append(h("option", { value: String(seconds) }, timerLabel(seconds)));
+  }
+  select.value = String(seconds);
+}
+
+async function setTimer(chat, seconds) {
+  clearError();
+  try {
+    const r = await api(`/api/chats/${encodeURIComponent(chat)}/timer`, { method: "POST", body: { seconds } });
+    showTimer(r.timer);
+    toast(r.timer ? `New messages disappear ${timerLabel(r.timer)} after they arrive.` : "Disappearing messages are off.");
+  } catch (err) {
+    showError(err, "timer");
+  }
+}
+
+export async function loadTimer(chat) {
+  try {
+    const r = await api(`/api/chats/${encodeURIComponent(chat)}/timer`);
+    showTimer(r.timer);
+  } catch {
+    // The header simply shows no timer; the next event reloads it.
+  }
+}

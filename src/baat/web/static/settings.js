@@ -1,0 +1,59 @@
+// Settings (#/settings): the two switches of everyday messaging, kept on this device
+// (client.features): read receipts and typing indicators. Off means neither sent nor,
+// for typing, shown; delivery receipts always go out (the SDK does not switch them).
+
+import { $, api, h, toast } from "./dom.js";
+import { stillOn } from "./app.js";
+import { failed, loading, paneSection } from "./groups.js";
+
+const SWITCHES = [
+  ["read_receipts", "Read receipts",
+    "When you open a chat, the people who wrote to you see “Read ✓✓”. Off: they see “Delivered” only. "
+    + "Others' read receipts still reach you."],
+  ["typing", "Typing indicators",
+    "Others see “you are typing…” while you write, and you see theirs. Off: neither sent nor shown."],
+];
+
+export async function showSettings() {
+  loading("Loading settings…");
+  let data;
+  try {
+    data = await api("/api/settings");
+  } catch (err) {
+    if (stillOn("settings")) failed(err);
+    return;
+  }
+  if (!stillOn("settings")) return;
+  $("#pane").replaceChildren(paneSection("settings-title", "Settings",
+    h("div", { class: "scroll" },
+      h("ul", { class: "purposes" }, ...SWITCHES.map(([key, title, text]) => {
+        const id = `setting-${key}`;
+        const toggle = h("input", { type: "checkbox", role: "switch", id, class: "switch",
+          "aria-describedby": `${id}-desc`, onchange: (e) => change(e.currentTarget, key) });
+        toggle.checked = Boolean(data[key]);
+        return h("li", { class: "purpose" },
+          h("div", { class: "purpose-head" }, h("label", { for: id }, title), toggle),
+          h("p", { id: `${id}-desc` }, text));
+      })),
+      h("p", { class: "hint" }, `Your own messages can be edited for ${Math.round(data.edit_window_ms / 60000)} minutes `
+        + `and deleted for everyone for ${Math.round(data.delete_window_ms / 3600000)} hours after sending.`))));
+  $("#settings-title").focus();
+}
+
+async function change(toggle, key) {
+  toggle.disabled = true;
+  try {
+    const r = await api("/api/settings", { method: "POST", body: { [key]: toggle.checked } });
+    toggle.checked = Boolean(r[key]);
+  } catch (err) {
+    toggle.checked = !toggle.checked;
+    toast(err.message, "error");
+  } finally {
+    toggle.disabled = false;
+  }
+}
+
+// Another tab changed a switch.
+export function onEvent(event) {
+  if (event.type === "settings" && stillOn("settings")) showSettings();
+}
