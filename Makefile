@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages the browser tests need (Chromium, driven by Playwright for Python).
+# Debian packages the browser tests need (Chromium, driven by Playwright for Python, and a
+# colour emoji font so that messages and the screenshots in docs/ render as users see them).
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
-		echo "installing Debian's chromium for the browser tests"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	@if ! command -v chromium >/dev/null 2>&1 || ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1; then \
+		echo "installing Debian's chromium and fonts-noto-color-emoji for the browser tests"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			chromium fonts-noto-color-emoji >/dev/null; \
 	fi
 
 # The server on SQLite under ./var/server and the web app for ./var/alice (prints its URL).

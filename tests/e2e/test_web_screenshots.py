@@ -76,6 +76,53 @@ def test_readme_screenshots(
     asha.screenshot(path=str(DOCS / "privacy.png"))
 
 
+def test_group_screenshot(
+    web_server: ServerProcess, apps: Callable[..., AppProcess], pages: Pages
+) -> None:
+    from .test_web_features import online, registered
+
+    priya_app = registered(apps, web_server, "priya")
+    kabir_app = registered(apps, web_server, "kabir")
+    meera_app = registered(apps, web_server, "meera")
+    with priya_app.http() as http:
+        r = http.post("/api/groups", json={"name": "Goa trip 🏖️", "members": "kabir, meera"})
+        chat = r.json()["id"]
+    priya = pages.open("priya", priya_app.url, width=1100, height=680)
+    expect(priya.locator("#connection")).to_have_text("Online")
+    kabir = online(pages, "kabir", kabir_app)
+    meera = online(pages, "meera", meera_app)
+    for page, app in ((kabir, kabir_app), (meera, meera_app)):
+        with app.http() as http:
+            for _ in range(100):
+                if http.get("/api/groups").json()["groups"]:
+                    break
+                page.wait_for_timeout(100)
+        page.goto(f"{app.base}/#/group/{chat}")
+        expect(page.locator("#group-title")).to_have_text("Goa trip 🏖️")
+    priya.goto(f"{priya_app.base}/#/group/{chat}")
+
+    def say(page: object, text: str) -> None:
+        page.fill("#group-composer-text", text)  # type: ignore[attr-defined]
+        page.press("#group-composer-text", "Enter")  # type: ignore[attr-defined]
+        expect(priya.locator(".msg .text").last).to_have_text(text)
+
+    say(priya, "Train tickets are booked for Friday 🚆")
+    say(meera, "Yay! Who brings the speaker?")
+    question = kabir.locator(".msg.in").last
+    question.hover()
+    question.get_by_role("button", name="Reply to meera's message").click()
+    say(kabir, "Me, and the badminton set")
+    tickets = meera.locator(".msg.in", has_text="Train tickets")
+    tickets.hover()
+    tickets.get_by_role("button", name="React 👍 to priya's message").click()
+    expect(
+        priya.locator(".msg.out", has_text="Train tickets").locator(".reactions")
+    ).to_contain_text("meera")
+    priya.locator("#group-composer-text").fill("Perfect, see you at the station")
+    quiet(priya)
+    priya.screenshot(path=str(DOCS / "group.png"))
+
+
 def quiet(page: object) -> None:
     """No toast and no focus ring in a picture."""
     page.evaluate(  # type: ignore[attr-defined]
