@@ -65,6 +65,10 @@ DUPLICATE = "duplicate"
 ENVELOPE_TTL_MS = 30 * 86_400 * 1000
 RECENT_SEND_TTL_MS = 24 * 3600 * 1000
 RECENT_SEND_MAX = 1_000_000
+# Acknowledged stored envelopes are deleted in batches: after at most this many seconds, or
+# as soon as this many are waiting (one DELETE statement's worth, see SqlStore.write_batch).
+DELETE_DELAY = 0.1
+DELETE_BATCH = 500
 
 
 class Outlet(Protocol):
@@ -179,6 +183,8 @@ class Router:
         self._unpushed: list[_Entry] = []
         self._unflushed: dict[DeviceKey, int] = {}
         self._deletes: dict[DeviceKey, list[bytes]] = {}
+        self._delete_count = 0
+        self._delete_timer: asyncio.TimerHandle | None = None
         self._recent: OrderedDict[tuple[str, int, str], int] = OrderedDict()
         self._devices: dict[str, frozenset[int]] = {}
         self._buckets: dict[str, TokenBucket] = {}
@@ -423,8 +429,36 @@ class Router:
                 if entry.writing:
                     # The writer deletes it after its commit.
                     continue
-            self._deletes.setdefault(device, []).append(guid)
+            self._queue_delete(device, guid)
+
+    def _queue_delete(self, device: DeviceKey, guid: bytes) -> None:
+        self._deletes.setdefault(device, []).append(guid)
+        # Counted as unflushed for its device until committed: a reconnecting device has
+        # its deletes committed before its queue is drained (``attach``), and a leaving
+        # one forces them out (``detach``), so an acknowledged envelope is not sent again.
+        self._unflushed[device] = self._unflushed.get(device, 0) + 1
+        self._delete_count += 1
+        # Nobody waits for a delete: gather them for DELETE_DELAY (or DELETE_BATCH of
+        # them) so that acknowledgements trickling in one by one, as from a group's
+        # members, cost one transaction per batch rather than one each.
+        if self._delete_count >= DELETE_BATCH:
             self._wake.set()
+        elif self._delete_timer is None:
+            self._delete_timer = asyncio.get_running_loop().call_later(
+                DELETE_DELAY, self._on_delete_timer
+            )
+
+    def _on_delete_timer(self) -> None:
+        self._delete_timer = None
+        self._wake.set()
+
+    def _settled_deletes(self, deletes: dict[DeviceKey, list[bytes]]) -> None:
+        for device, guids in deletes.items():
+            n = self._unflushed.get(device, 0) - len(guids)
+            if n <= 0:
+                self._unflushed.pop(device, None)
+            else:
+                self._unflushed[device] = n
 
     def _settled_unflushed(self, device: DeviceKey) -> None:
         n = self._unflushed.get(device, 0) - 1
@@ -473,12 +507,17 @@ class Router:
         batch.extend(self._unpushed)
         self._unpushed = []
         deletes, self._deletes = self._deletes, {}
+        self._delete_count = 0
+        if self._delete_timer is not None:
+            self._delete_timer.cancel()
+            self._delete_timer = None
         for entry in batch:
             entry.writing = True
         try:
             acknowledged = [(d[0], d[1], g) for d, guids in deletes.items() for g in guids]
             seqs, deleted = await self.store.write_batch([e.env for e in batch], acknowledged)
             self.stats.deleted += deleted
+            self._settled_deletes(deletes)
             if batch:
                 self.stats.flushes += 1
             self.storage_error = None
@@ -495,7 +534,9 @@ class Router:
                 entry.writing = False
             self._unpushed = batch + self._unpushed
             for device, guids in deletes.items():
+                # Still counted in ``_unflushed``: only the list is restored.
                 self._deletes.setdefault(device, []).extend(guids)
+                self._delete_count += len(guids)
             self._flush_waiters = waiters + self._flush_waiters
             self._force = self._force or force
             await asyncio.sleep(0.2)
@@ -525,8 +566,8 @@ class Router:
                 late_deletes.setdefault(device, []).append(env.guid)
             entry.waiter.settle(entry.index, entry.result(STORED))
         for device, guids in late_deletes.items():
-            self._deletes.setdefault(device, []).extend(guids)
-            self._wake.set()
+            for guid in guids:
+                self._queue_delete(device, guid)
         if remote:
             self._forwards.put_nowait(remote)
         if self._pushed and self._timer is None:

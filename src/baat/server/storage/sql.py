@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import delete, func, select, tuple_, update
+from sqlalchemy import bindparam, delete, func, select, tuple_, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -47,6 +47,16 @@ from baat.server.storage.schema import (
 )
 
 DAY_SECONDS = 86_400
+DELETE_CHUNK = 500
+
+# Built once: the statement is then found in SQLAlchemy's compiled cache, and each call only
+# expands the list of keys, instead of building one expression object per row.
+# The recipient is part of the key: a device deletes only its own rows.
+_DELETE_ACKNOWLEDGED = delete(envelopes).where(
+    tuple_(envelopes.c.recipient_account, envelopes.c.recipient_device, envelopes.c.guid).in_(
+        bindparam("keys", expanding=True)
+    )
+)
 
 
 def today(now: float | None = None) -> int:
@@ -473,17 +483,9 @@ class SqlStore:
                 )
                 result = await conn.execute(stmt, rows)
                 seqs = {bytes(g): int(q) for g, q in result.all()}
-            e = envelopes
-            for start in range(0, len(acknowledged), 500):
-                chunk = acknowledged[start : start + 500]
-                # The recipient is part of the key: a device deletes only its own rows.
-                gone = await conn.execute(
-                    delete(e).where(
-                        tuple_(e.c.recipient_account, e.c.recipient_device, e.c.guid).in_(
-                            list(chunk)
-                        )
-                    )
-                )
+            for start in range(0, len(acknowledged), DELETE_CHUNK):
+                chunk = list(acknowledged[start : start + DELETE_CHUNK])
+                gone = await conn.execute(_DELETE_ACKNOWLEDGED, {"keys": chunk})
                 deleted += int(gone.rowcount or 0)
         return seqs, deleted
 
