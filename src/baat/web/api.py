@@ -7,10 +7,8 @@ reloads what an event names.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import segno
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -18,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 from baat.client.sdk import Client, NotConnected
 from baat.client.store import Contact
 from baat.crypto import safety_number
-from baat.web.jsonapi import ApiError, api, body_of, ok, runtime_of, text_field
+from baat.web.jsonapi import ApiError, api, body_of, ok, qr_svg, runtime_of, text_field
 from baat.web.runtime import message_json, messages_json
 
 MAX_TEXT = 16_000  # characters; the encrypted envelope must stay well under 64 KiB
@@ -214,23 +212,7 @@ async def contact_qr(request: Request) -> Response:
     number = safety_number(
         client.info.account_id, client.identity.identity_key, c.account_id, c.identity_key
     )
-    qr = segno.make_qr(number.qr_payload(), error="m")
-    out = io.BytesIO()
-    qr.save(
-        out,
-        kind="svg",
-        scale=4,
-        border=4,
-        dark="#000",
-        light="#fff",
-        xmldecl=False,
-        title=f"Safety number QR code with {c.username}",
-        svgclass=None,
-        lineclass=None,
-    )
-    return Response(
-        out.getvalue(), media_type="image/svg+xml", headers={"cache-control": "no-store"}
-    )
+    return qr_svg(number.qr_payload(), f"Safety number QR code with {c.username}")
 
 
 @api

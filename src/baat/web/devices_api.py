@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import time
 
-import segno
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from baat.client.devices import DeviceError
 from baat.client.sdk import Client, ClientError
-from baat.web.jsonapi import ApiError, body_of, ok, runtime_of, typed
+from baat.web.jsonapi import ApiError, body_of, ok, qr_svg, runtime_of, typed
 from baat.web.runtime import PendingLink, Runtime
 
 # How often the primary asks the server whether the new device has joined.
@@ -120,23 +118,7 @@ async def link_qr(request: Request) -> Response:
     link = runtime_of(request).pending_link
     if link is None or link.device_id is not None or time.time() >= link.expires_at:
         raise ApiError(404, "no_link_code", "no link code is waiting: create one")
-    qr = segno.make(link.code.to_bytes(), error="m")
-    out = io.BytesIO()
-    qr.save(
-        out,
-        kind="svg",
-        scale=4,
-        border=4,
-        dark="#000",
-        light="#fff",
-        xmldecl=False,
-        title="QR code of the link code",
-        svgclass=None,
-        lineclass=None,
-    )
-    return Response(
-        out.getvalue(), media_type="image/svg+xml", headers={"cache-control": "no-store"}
-    )
+    return qr_svg(link.code.to_bytes(), "QR code of the link code")
 
 
 @typed

@@ -99,9 +99,6 @@ async def react(request: Request) -> Response:
     _writable(client, target.chat)
     await client.features.react(target.message_id, emoji)
     _changed(runtime, target.chat, "reaction")
-    # Older pages listen for these two.
-    runtime.hub.publish({"type": "contact", "chat": target.chat})
-    runtime.hub.publish({"type": "group", "chat": target.chat})
     return ok({"reacted": emoji})
 
 

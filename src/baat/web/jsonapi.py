@@ -3,11 +3,13 @@ place that turns SDK and store exceptions into status codes the browser switches
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
 
+import segno
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -156,3 +158,24 @@ def typed(handler: Handler) -> Handler:
             raise ApiError(status, exc.code, str(exc)) from exc
 
     return api(wrapped)
+
+
+def qr_svg(payload: bytes, title: str) -> Response:
+    """``payload`` as a QR code in SVG, drawn on the server so that the page needs no script
+    library; never cached (it is a secret or tied to a contact)."""
+    out = io.BytesIO()
+    segno.make_qr(payload, error="m").save(
+        out,
+        kind="svg",
+        scale=4,
+        border=4,
+        dark="#000",
+        light="#fff",
+        xmldecl=False,
+        title=title,
+        svgclass=None,
+        lineclass=None,
+    )
+    return Response(
+        out.getvalue(), media_type="image/svg+xml", headers={"cache-control": "no-store"}
+    )
