@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from baat.server.regions import wire
-from support.cli import baat, lines, listen
+from support.cli import PASS, baat, lines, listen
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -258,3 +258,33 @@ def _pg_dump(url: str) -> str:
             await conn.close()
 
     return asyncio.run(run())
+
+
+async def test_a_group_across_regions(
+    tmp_path: Path, regions: tuple[ServerProcess, ServerProcess]
+) -> None:
+    """One group with members in two regions: each group message is one send whose
+    envelopes are split between the regions; a second device of an EU member is in the EU."""
+    from baat.client.sdk import Client
+    from client.test_multidevice_support import link, texts, until
+
+    india, europe = regions
+    asha = await Client.register(tmp_path / "asha", PASS, india.url, "asha", "IN")
+    chitra = await Client.register(tmp_path / "chitra", PASS, india.url, "chitra", "IN")
+    bruno = await Client.register(tmp_path / "bruno", PASS, india.url, "bruno", "EU")
+    everyone = [asha, chitra, bruno]
+    try:
+        assert bruno.info.server_url == europe.url
+        for c in everyone:
+            await c.connect()
+        tablet = await link(tmp_path, bruno, "bruno-tablet")
+        everyone.append(tablet)
+        chat = await asha.groups.create("Chai club", ["chitra", "bruno"])
+        await until(everyone, lambda: all(len(c.groups.all()) == 1 for c in everyone))
+        await asha.groups.send_text("Chai club", "from Mumbai")
+        await bruno.groups.send_text("Chai club", "aus Frankfurt")
+        wanted = {"from Mumbai", "aus Frankfurt"}
+        await until(everyone, lambda: all(wanted <= set(texts(c, chat)) for c in everyone))
+    finally:
+        for c in everyone:
+            await c.close()
