@@ -100,11 +100,12 @@ async def make_user(
     created_day: int = TODAY - 100,
     last_seen_day: int = TODAY,
     devices: int = 1,
+    account_id: str | None = None,
 ) -> User:
     from baat.privacy.purposes import region_for
 
     account = Account(
-        secrets.token_hex(16),
+        account_id or secrets.token_hex(16),
         name,
         region or region_for(jurisdiction),
         jurisdiction,

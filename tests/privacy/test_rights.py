@@ -200,6 +200,25 @@ async def test_correction(store: SqlStore, service: PrivacyService) -> None:
     assert account is not None and (account.username, account.region) == ("asha_k", "us")
 
 
+async def test_correction_keeps_an_account_in_the_region_its_id_names(
+    store: SqlStore, service: PrivacyService
+) -> None:
+    from baat.server.regions.ids import new_account_id
+
+    user = await make_user(store, "ravi", jurisdiction="IN", account_id=new_account_id("in"))
+    # A new jurisdiction changes the law the notice cites, not where the data lives.
+    assert await service.correct(user.id, jurisdiction="EU") == {
+        "username": "ravi",
+        "jurisdiction": "EU",
+        "region": "in",
+    }
+    with pytest.raises(InvalidCorrection, match="stored in region 'in'"):
+        await service.correct(user.id, region="eu")
+    assert (await service.correct(user.id, region="in"))["region"] == "in"
+    account = await store.account(user.id)
+    assert account is not None and (account.jurisdiction, account.region) == ("EU", "in")
+
+
 async def test_retention_runs_on_the_injected_clock(
     store: SqlStore, service: PrivacyService, clock: Clock
 ) -> None:

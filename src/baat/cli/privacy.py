@@ -303,7 +303,11 @@ def me_delete(yes: bool, profile: Path, as_json: bool) -> None:
 
 @me.command("correct")
 @click.option("--username", default=None)
-@click.option("--jurisdiction", default=None, help="IN, EU, GB, US or ZZ; moves storage region.")
+@click.option(
+    "--jurisdiction",
+    default=None,
+    help="IN, EU, GB, US or ZZ: the law the notice cites (data stays in its home region).",
+)
 @click.option("--region", default=None)
 @profile_options
 def me_correct(

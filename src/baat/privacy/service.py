@@ -34,6 +34,7 @@ from baat.privacy.inventory import duration_seconds
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import Purpose
 from baat.privacy.schema import consent_events, region_transfers, transfer_log
+from baat.server.regions.ids import region_of
 from baat.server.storage.base import Account, StorageUnavailable
 from baat.server.storage.schema import accounts
 from baat.server.storage.sql import SqlStore
@@ -333,7 +334,9 @@ class PrivacyService:
     async def correct(self, account_id: str, **fields: Any) -> dict[str, Any]:
         """Correct profile fields: ``username``, ``jurisdiction``, ``region`` (GDPR Art. 16,
         DPDP s. 12). A new jurisdiction moves the account to its storage region unless a
-        region is given.
+        region is given, except for an account whose id names its home region (every
+        account registered since storage regions exist): its data stays there, and only the
+        jurisdiction, which chooses the notice's law, changes.
 
         Raises:
             AccountNotFound, InvalidCorrection, UnknownJurisdiction, UsernameInUse,
@@ -369,6 +372,16 @@ class PrivacyService:
             if self.policy.region(region) is None:
                 raise InvalidCorrection(f"unknown storage region {region!r}")
             values["region"] = region
+        home = region_of(account_id)
+        if home is not None and values.get("region", home) != home:
+            # The id names the region whose database holds the account; moving it to
+            # another region's database is not something a correction can do.
+            if fields.get("region") is not None:
+                raise InvalidCorrection(
+                    f"this account is stored in region {home!r}; moving it to another "
+                    "region is not supported (export your data and register there)"
+                )
+            values["region"] = home  # the notice's law changes; where data lives does not
         try:
             async with self._tx() as conn:
                 await conn.execute(
