@@ -215,6 +215,7 @@ async function reloadChat() {
     view.highlight = null;
     if (node) {
       node.classList.add("hit");
+      view.hitKey = node.dataset.key;
       node.scrollIntoView({ block: "center" });
       node.focus();
     }
@@ -258,6 +259,9 @@ function merge(list) {
     added = true;
   }
   if (added && nearBottom) box.scrollTop = box.scrollHeight;
+  // A redraw must not lose the message the person jumped to.
+  const hit = view.hitKey && view.nodes.get(view.hitKey);
+  if (hit) hit.classList.add("hit");
 }
 
 // A bubble drawn at once when Send was pressed becomes the stored message it turned into.
@@ -312,6 +316,7 @@ function jumpTo(node) {
   if (!node) return;
   for (const other of document.querySelectorAll("#messages .msg.hit")) other.classList.remove("hit");
   node.classList.add("hit");
+  if (view) view.hitKey = node.dataset.key;
   node.scrollIntoView({ block: "center" });
   node.focus();
 }
