@@ -36,8 +36,13 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Two workers, each test file on one of them (its fixtures and servers stay together); most
+# tests wait on real servers and browsers, so two workers halve the time on two cores.
+# PYTEST_WORKERS=0 runs everything in one process.
+PYTEST_WORKERS ?= 2
 pytest: $(STAMP)
-	BAAT_TEST_POSTGRES=$${BAAT_TEST_POSTGRES-$(PG_URL)} $(BIN)/pytest -q -p no:cacheprovider
+	BAAT_TEST_POSTGRES=$${BAAT_TEST_POSTGRES-$(PG_URL)} $(BIN)/pytest -q -p no:cacheprovider \
+		-n $(PYTEST_WORKERS) --dist loadfile
 
 test: $(STAMP) system-deps lint typecheck pytest
 
