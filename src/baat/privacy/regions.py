@@ -75,9 +75,18 @@ class RegionGate:
             UndeclaredRegion: ``to_region`` is not a storage region of the policy.
             UndeclaredTransfer: the policy does not declare this transfer.
         """
+        self.allow(kind, to_region)
+        self.count(kind, to_region, count)
+
+    def allow(self, kind: str, to_region: str) -> None:
+        """Raise unless the policy declares transfers of ``kind`` to ``to_region``; counts
+        nothing (for a transfer that may still fail: ``count`` it once it happened)."""
         if (kind, to_region) not in self._allowed:
             self._verify(kind, to_region)
             self._allowed.add((kind, to_region))
+
+    def count(self, kind: str, to_region: str, count: int = 1) -> None:
+        """Count ``count`` transfers already allowed by ``allow``."""
         day = int(self.clock() // _DAY_SECONDS)
         self._pending[(day, kind, self.local, to_region)] += count
 

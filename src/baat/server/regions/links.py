@@ -226,7 +226,7 @@ class Regions:
                 sender keeps the message and retries (duplicates are dropped there).
         """
         try:
-            self.gate.check("envelope", region, len(envelopes))
+            self.gate.allow("envelope", region)
         except (UndeclaredTransfer, UndeclaredRegion) as exc:
             raise SendRefused(ErrorCode.REGION_UNAVAILABLE, str(exc)) from exc
         body = wire.encode(wire.RegionSend(sender[0], sender[1], message_id, envelopes))
@@ -244,6 +244,8 @@ class Regions:
             if isinstance(refusal, RegionUnavailable):
                 raise SendRefused(ErrorCode.REGION_UNAVAILABLE, str(refusal), 1000)
             raise SendRefused(_code(refusal.code), refusal.message, refusal.retry_after_ms)
+        # Counted once the other region has them: a send that failed moved nothing.
+        self.gate.count("envelope", region, len(envelopes))
         try:
             return wire.decode(r.content, wire.RegionSendResult).results
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
