@@ -117,9 +117,6 @@ class RegionGate:
                     f"{field_id!r} is not declared for {PURPOSE!r} with recipient {RECIPIENT!r}"
                 )
 
-    def pending(self) -> dict[tuple[int, str, str, str], int]:
-        return dict(self._pending)
-
     async def flush(self, engine: AsyncEngine) -> int:
         """Add the counts gathered since the last flush to ``region_transfers``.
 

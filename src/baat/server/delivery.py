@@ -325,10 +325,12 @@ class Router:
                 elsewhere.setdefault(home, []).append(index)
             else:
                 addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
+        unknown: set[str] = set()
         for account_id, ids in addressed.items():
             current = await self._device_ids(account_id)
             if not current:
-                continue  # an unknown account: reported per envelope below
+                unknown.add(account_id)  # reported per envelope below
+                continue
             expected = set(current)
             if account_id == sender[0]:
                 expected.discard(sender[1])
@@ -341,9 +343,7 @@ class Router:
                     f"{sorted(expected)}, addressed {sorted(ids)}",
                 )
         for index, env in enumerate(envelopes):
-            if env.recipient_account in addressed and not await self._device_ids(
-                env.recipient_account
-            ):
+            if env.recipient_account in unknown:
                 results[index] = RecipientResult(
                     env.recipient_account, env.recipient_device, "unknown_account"
                 )

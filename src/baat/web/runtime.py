@@ -261,13 +261,11 @@ class Runtime:
         client.features.change_listeners.append(self._on_changed)
         # Messages reach the page through the listeners; none wait for a sync() call.
         client.keep_for_sync = False
-        # Attachments finish downloading after their message arrived (newer SDKs only).
-        attachment_listeners = getattr(client, "attachment_listeners", None)
-        if isinstance(attachment_listeners, list):
-            attachment_listeners.append(self._on_attachment)
-            from baat.web.attachments_api import on_download
+        # Attachments finish downloading after their message arrived.
+        client.attachment_listeners.append(self._on_attachment)
+        from baat.web.attachments_api import on_download
 
-            client.attachments.progress_listeners.append(on_download(self))
+        client.attachments.progress_listeners.append(on_download(self))
         self.client = client
         self._stopping = False
         self._runner = asyncio.create_task(self._run(client), name="baat-web-connection")

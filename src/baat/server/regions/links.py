@@ -76,9 +76,6 @@ class Regions:
         region = region_of(account_id)
         return None if region is None or region == self.local else region
 
-    def serves(self, region: str) -> bool:
-        return region == self.local or region in self.peers
-
     def url(self, region: str) -> str | None:
         return self.peers.get(region)
 
