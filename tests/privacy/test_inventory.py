@@ -101,7 +101,7 @@ def test_entries_are_complete_and_consistent() -> None:
         assert set(e.recipients) <= recipients, e.id
         assert duration_seconds(e.retention.duration) >= 0, e.id
         assert e.retention.trigger and e.retention.deletion, e.id
-        assert e.storage in ("account-region", "server-region", "device", "memory"), e.id
+        assert e.storage in ("account-region", "server-region", "device", "memory", "redis"), e.id
         assert e.since >= 1, e.id
         if e.side == "client":
             assert not e.server_visible and not e.in_export and not e.legal_process, e.id

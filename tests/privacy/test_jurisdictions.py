@@ -85,6 +85,7 @@ async def test_every_jurisdiction_gets_the_same_rules(
     store: SqlStore, open_service: OpenService, affiliate: Receiver
 ) -> None:
     service = await open_service(affiliate_url=affiliate.url)
+    service.support_url = affiliate.url  # the support desk is told of erasures too
     outcomes = {j.code: await _suite(store, service, j.code) for j in JURISDICTIONS}
     assert (await service.verify_ledger()).ok
 
@@ -111,7 +112,7 @@ async def test_every_jurisdiction_gets_the_same_rules(
         "consent_not_given",
         "unknown_jurisdiction",
     ]
-    assert reference["deleted"][1] == {"affiliate": "sent"}
+    assert reference["deleted"][1] == {"affiliate": "sent", "baat-support": "sent"}
     assert reference["gone"] == "account_not_found"
 
 

@@ -10,12 +10,15 @@ from sqlalchemy import inspect, select, text
 
 from baat.crypto import PREKEY_KIND_CURVE_ONE_TIME, PREKEY_KIND_CURVE_SIGNED
 from baat.privacy import receipts
+from baat.privacy.erasure import Phase, Store
 from baat.privacy.errors import (
     AccountNotFound,
     InvalidCorrection,
     UnknownJurisdiction,
     UsernameInUse,
 )
+from baat.privacy.render import render
+from baat.privacy.residency import Residency
 from baat.privacy.schema import consent_events, transfer_log
 from baat.privacy.service import PrivacyService
 from baat.server.storage.base import Prekey, QueuedEnvelope
@@ -141,12 +144,14 @@ async def test_erasure_leaves_no_row_referencing_the_account(
 
     erased: list[str] = []
 
-    async def hook(account_id: str) -> None:
+    async def elsewhere(account_id: str) -> int:
         erased.append(account_id)
+        return 1
 
-    service.erase_hooks.append(hook)
+    service.erasure.register(Store("elsewhere", Phase.BEFORE, elsewhere))
     result = await service.delete_account(user.id)
-    assert erased == [user.id]
+    assert erased == [user.id] and result["erased_elsewhere"] == {"elsewhere": 1}
+    assert result["incomplete"] == []
     assert result["consents_withdrawn"] == ["understand", "support"]
     assert result["deleted"]["accounts"] == 1 and result["deleted"]["devices"] == 2
 
@@ -206,15 +211,22 @@ async def test_correction_keeps_an_account_in_the_region_its_id_names(
     from baat.server.regions.ids import new_account_id
 
     user = await make_user(store, "ravi", jurisdiction="IN", account_id=new_account_id("in"))
-    # A new jurisdiction changes the law the notice cites, not where the data lives.
+    # The published notice says EU accounts are stored in the EU: an account held in India
+    # cannot take that jurisdiction, or the notice would be false for it.
+    with pytest.raises(InvalidCorrection, match="jurisdiction EU are stored in region 'eu'"):
+        await service.correct(user.id, jurisdiction="EU")
+    with pytest.raises(InvalidCorrection, match="stored in region 'in'"):
+        await service.correct(user.id, region="eu")
+    assert (await service.correct(user.id, region="in"))["region"] == "in"
+    # A deployment that declares it stores EU accounts in India accepts it.
+    declared = Residency(service.policy, "in").deployment_policy()
+    service.policy = declared
     assert await service.correct(user.id, jurisdiction="EU") == {
         "username": "ravi",
         "jurisdiction": "EU",
         "region": "in",
     }
-    with pytest.raises(InvalidCorrection, match="stored in region 'in'"):
-        await service.correct(user.id, region="eu")
-    assert (await service.correct(user.id, region="in"))["region"] == "in"
+    assert "Your data is stored in Mumbai" in render(declared.document(), "md", "EU")
     account = await store.account(user.id)
     assert account is not None and (account.jurisdiction, account.region) == ("EU", "in")
 
@@ -244,6 +256,8 @@ async def test_retention_runs_on_the_injected_clock(
         "transfer_log": 0,
         "region_transfers": 0,
         "consent_events": 0,
+        "legal_process_runs": 0,
+        "server_keys": 0,
     }
     assert [e.message_id for e in await store.pending(a.id, 1)] == ["new"]
 

@@ -52,7 +52,7 @@ class Entry:
     required: bool
     source: str
     retention: Retention
-    storage: str  # "account-region", "server-region", "device" or "memory"
+    storage: str  # "account-region", "server-region", "device", "memory" or "redis"
     recipients: tuple[str, ...]
     in_export: bool
     legal_process: bool
@@ -97,7 +97,8 @@ _ON_DEVICE = Retention(
 _UID = Category("user.unique_id", PD + "UID")
 _ACTIVITY = Category("user.behavior", PD + "ServiceConsumptionBehavior")
 _CREDENTIAL = Category("user.authorization.credentials", PD + "Authenticating")
-_METADATA = Category("system.operations", PD + "CommunicationsMetadata")
+# Who wrote to whom, when, and what they sent: about people, so a user.* category.
+_METADATA = Category("user.behavior", PD + "CommunicationsMetadata")
 _PRIVATE = Category("user.content.private", PD + "Communication")
 _SYSTEM = Category("system.operations", DPV + "NonPersonalData")
 
@@ -387,24 +388,19 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         "Envelope sender",
         "The sending account and device, kept to route the acknowledgement and to drop "
         "retried sends.",
-        (
-            "envelopes.sender_account",
-            "envelopes.sender_device",
-            "recent_sends.sender_account",
-            "recent_sends.sender_device",
-        ),
+        ("envelopes.sender_account", "envelopes.sender_device"),
         _METADATA,
         ("service",),
         ("baat", "baat-regions"),
         retention=_ENVELOPE,
         subjects=("user", "correspondent"),
-        account_columns=("envelopes.sender_account", "recent_sends.sender_account"),
+        account_columns=("envelopes.sender_account",),
     ),
     _server(
         "envelope.message_id",
         "Message id",
         "The sender's id for a message, used to drop duplicates.",
-        ("envelopes.message_id", "recent_sends.message_id"),
+        ("envelopes.message_id",),
         _METADATA,
         ("service",),
         ("baat", "baat-regions"),
@@ -428,12 +424,38 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         "envelope.stored_at",
         "Envelope storage time",
         "When an undelivered envelope was stored (milliseconds), to expire it after 30 days.",
-        ("envelopes.stored_at", "recent_sends.expires_at"),
+        ("envelopes.stored_at",),
         _METADATA,
         ("service",),
         ("baat",),
         retention=_ENVELOPE,
         source="the server",
+    ),
+    _server(
+        "envelope.recent_send",
+        "Recent sends",
+        "For 24 hours after each send: the sending account and device and the message id, "
+        "so that a retried send is delivered once. Held in the server's memory; written to "
+        "the database only while the server restarts, then read back and deleted. Left out "
+        "of the export: it lives a day and mostly in memory.",
+        (
+            "recent_sends.sender_account",
+            "recent_sends.sender_device",
+            "recent_sends.message_id",
+            "recent_sends.expires_at",
+        ),
+        _METADATA,
+        ("service",),
+        ("baat",),
+        retention=Retention(
+            "P1D",
+            "the send is accepted",
+            "forgotten after 24 hours, in memory and in the table; at once on erasure",
+        ),
+        storage="memory",
+        in_export=False,
+        account_columns=("recent_sends.sender_account",),
+        since=5,
     ),
     _server(
         "blob.id",
@@ -552,10 +574,16 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         Category("user.privacy_preferences", PD + "PrivacyPreference"),
         ("accountability",),
         ("baat",),
+        # What ledger.prune does: a record goes once its consent ended 7 years ago and
+        # every record before it in the chain is gone or going too.
         retention=Retention(
             "P7Y",
-            "the consent ends (withdrawal or account deletion)",
-            "pruned from the start of the hash chain; a signed anchor keeps it verifiable",
+            "the consent ends (your next choice for the purpose, a withdrawal, or account "
+            "deletion)",
+            "pruned from the start of the hash chain once it and every earlier record are "
+            "past 7 years, so a record may stay longer while an earlier one must stay; a "
+            "record of a consent still in force is never pruned; an anchor holding the hash "
+            "of the last pruned record keeps the chain verifiable",
         ),
         source="your choices",
     ),
@@ -595,7 +623,7 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
             "transfer_log.fields",
             "transfer_log.policy_version",
         ),
-        Category("system.operations", DPV + "PersonalData"),
+        Category("user", DPV + "PersonalData"),
         ("accountability",),
         ("baat",),
         # DPDP Rules 2025, Rule 8: keep processing logs for at least one year.
@@ -646,6 +674,22 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         source="the server",
         storage="server-region",
         in_export=False,
+    ),
+    _server(
+        "operator.legal_process_run",
+        "Legal-process log",
+        "The day of each answer to legal process, counted in the transparency report. "
+        "Neither the account asked about nor the answer is kept.",
+        ("legal_process_runs.seq", "legal_process_runs.day"),
+        _SYSTEM,
+        ("accountability",),
+        ("baat",),
+        retention=Retention("P1Y", "the answer", "deleted by the retention job"),
+        subjects=(),
+        source="the server",
+        storage="server-region",
+        in_export=False,
+        since=5,
     ),
 )
 
@@ -726,6 +770,10 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
     ),
 )
 
+# Stores in memory and in Redis, declared in their own module to keep this one short.
+from baat.privacy._inventory_memory import MEMORY_ENTRIES  # noqa: E402
+
+SERVER_ENTRIES = SERVER_ENTRIES + MEMORY_ENTRIES
 ENTRIES: tuple[Entry, ...] = SERVER_ENTRIES + CLIENT_ENTRIES
 
 SUBJECTS: dict[str, tuple[str, str]] = {

@@ -154,3 +154,19 @@ async def shared_with(conn: AsyncConnection, account_id: str, recipient: str) ->
         .limit(1)
     )
     return found is not None
+
+
+async def recipients_of(conn: AsyncConnection, account_id: str) -> dict[str, set[str]]:
+    """Every recipient that received the account's data (``transfer_log``), with the
+    purposes it received it for: whom an erasure must be passed on to (GDPR Art. 19)."""
+    t, s = transfer_log, consent_subjects
+    rows = await conn.execute(
+        select(t.c.recipient, t.c.purpose)
+        .distinct()
+        .join(s, s.c.subject_ref == t.c.subject_ref)
+        .where(s.c.account_id == account_id)
+    )
+    out: dict[str, set[str]] = defaultdict(set)
+    for recipient, purpose in rows:
+        out[str(recipient)].add(str(purpose))
+    return dict(out)

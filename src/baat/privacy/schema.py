@@ -125,3 +125,13 @@ region_transfers = Table(
     Column("count", BigInteger, nullable=False, info=_RT),
     PrimaryKeyConstraint("day", "kind", "from_region", "to_region"),
 )
+
+# One row per `baat transparency legal-process` run: the day, nothing else (no username, no
+# answer), so that the transparency report can count requests without keeping their content.
+legal_process_runs = Table(
+    "legal_process_runs",
+    metadata,
+    Column("seq", _SEQ, Identity(), primary_key=True, info=_inv("operator.legal_process_run")),
+    Column("day", Integer, nullable=False, info=_inv("operator.legal_process_run")),
+    sqlite_autoincrement=True,
+)

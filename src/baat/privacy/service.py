@@ -6,6 +6,7 @@ chooses the storage region on correction, and that is all (DPDP s. 6(1), GDPR Ar
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +17,8 @@ from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import jobs, keys, ledger, receipts, rights, transparency
+from baat.privacy import jobs, keys, ledger, receipts, retention, rights, transparency
+from baat.privacy.erasure import Erasure, Phase
 from baat.privacy.errors import (
     AccountNotFound,
     ConsentNotGiven,
@@ -33,13 +35,17 @@ from baat.privacy.gate import Gate
 from baat.privacy.inventory import duration_seconds
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import Purpose
+from baat.privacy.residency import Residency
 from baat.privacy.schema import consent_events, region_transfers, transfer_log
 from baat.server.regions.ids import region_of
 from baat.server.storage.base import Account, StorageUnavailable
+from baat.server.storage.compact import compact
 from baat.server.storage.schema import accounts
 from baat.server.storage.sql import SqlStore
 
 T = TypeVar("T")
+log = logging.getLogger("baat.privacy")
+SUPPORT = "baat-support"
 JOBS = ("improve", "understand", "customize", "market", "share_affiliate")
 
 
@@ -54,6 +60,7 @@ class PrivacyService:
         data_dir: Path,
         affiliate_url: str | None,
         clock: Callable[[], float],
+        support_url: str | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
@@ -61,11 +68,17 @@ class PrivacyService:
         self.region = region
         self.data_dir = data_dir
         self.affiliate_url = affiliate_url
+        # Where the support desk is told of erasures of accounts it looked up.
+        self.support_url = support_url
         self.clock = clock
         self.gate = Gate(store.engine, policy, clock)
-        # Awaited with the account id before erasure deletes its rows: for data kept outside
-        # the database (attachment files), which the inventory-driven erasure cannot reach.
-        self.erase_hooks: list[Callable[[str], Awaitable[None]]] = []
+        # Every store outside the inventory's SQL rows registers here (privacy/erasure.py);
+        # the database's own compaction is always registered.
+        self.erasure = Erasure()
+        # What this deployment does with each jurisdiction (privacy/residency.py); None for
+        # the operator's tools, which serve no registrations.
+        self.residency: Residency | None = None
+        self.erasure.register_compactor("database", lambda t: compact(store.engine, t))
 
     @classmethod
     async def open(
@@ -75,6 +88,7 @@ class PrivacyService:
         data_dir: Path,
         region: str,
         affiliate_url: str | None = None,
+        support_url: str | None = None,
         clock: Callable[[], float] = time.time,
         policy: Policy | None = None,
         sign: bool = True,
@@ -104,6 +118,7 @@ class PrivacyService:
             data_dir=Path(data_dir),
             affiliate_url=affiliate_url,
             clock=clock,
+            support_url=support_url,
         )
 
     @asynccontextmanager
@@ -289,19 +304,22 @@ class PrivacyService:
         }
 
     async def delete_account(self, account_id: str) -> dict[str, Any]:
-        """Erase the account (GDPR Art. 17, DPDP s. 12(3)): active consents are withdrawn in
-        the ledger, then every row referencing the account is deleted in one transaction.
+        """Erase the account (GDPR Art. 17, DPDP s. 12(3)) through ``self.erasure``: the
+        stores that hold data found through its rows first, then, in one transaction,
+        active consents are withdrawn in the ledger and every row referencing the account
+        is deleted; then memory, Redis and caches; then the database files are compacted.
+        Every recipient that received the account's data under a consent is told, and each
+        notice is recorded in the ledger (GDPR Art. 19, DPDP s. 8(7)).
 
         Raises:
             AccountNotFound, PrivacyStorageError.
         """
         account = await self._account(account_id)
-        for hook in self.erase_hooks:
-            await hook(account_id)
+        elsewhere, failed = await self.erasure.run(Phase.BEFORE, account_id)
         withdrawn: list[str] = []
         async with self._tx() as conn:
             await ledger.lock(conn)
-            shared = await rights.shared_with(conn, account_id, jobs.AFFILIATE)
+            received = await rights.recipients_of(conn, account_id)
             ref = await ledger.subject_ref(conn, account_id, create=False)
             newest = await ledger.latest(conn, ref) if ref else {}
             for p in self.policy.optional_purposes:
@@ -320,23 +338,60 @@ class PrivacyService:
                     )
                     withdrawn.append(p.id)
             deleted = await rights.erase(conn, self.policy, account_id)
-        notified = {}
-        if shared:
-            notified[jobs.AFFILIATE] = await jobs.notify_affiliate(
-                self.affiliate_url, "erasure", {"subjects": [account.username]}
-            )
+        after, failed_after = await self.erasure.run(Phase.AFTER, account_id)
+        elsewhere.update(after)
+        failed += failed_after
+        failed += await self.erasure.compact([*deleted, "consent_events"])
+        notified, records = await self._notify_erasure(account, ref, received)
         return {
             "deleted": deleted,
+            "erased_elsewhere": elsewhere,
             "consents_withdrawn": withdrawn,
             "recipients_notified": notified,
+            "notices_recorded": records,
+            "incomplete": failed,
         }
+
+    async def _notify_erasure(
+        self, account: Account, ref: str | None, received: dict[str, set[str]]
+    ) -> tuple[dict[str, str], list[str]]:
+        """Tell every recipient outside Baat's own processing that received the account's
+        data (``transfer_log``) of the erasure, and record each notice in the ledger as a
+        signed withdrawal event of the purpose it received the data for."""
+        urls = {jobs.AFFILIATE: self.affiliate_url, SUPPORT: self.support_url}
+        notified: dict[str, str] = {}
+        records: list[str] = []
+        for recipient, purposes in sorted(received.items()):
+            if recipient not in urls:
+                continue  # Baat itself: the erasure above is the whole answer
+            notified[recipient] = await jobs.notify_affiliate(
+                urls[recipient], "erasure", {"subjects": [account.username]}
+            )
+            if ref is None or self.key is None:
+                continue
+            async with self._tx() as conn:
+                for purpose_id in sorted(purposes):
+                    receipt = await ledger.append(
+                        conn,
+                        self.key,
+                        self.policy,
+                        self.policy.purpose(purpose_id),
+                        ref,
+                        ledger.WITHDRAWN,
+                        jurisdiction=account.jurisdiction,
+                        method=f"erasure-notice:{recipient}:{notified[recipient]}",
+                        actor="controller",
+                        now=int(self.clock()),
+                    )
+                    records.append(receipt.record_id)
+        return notified, records
 
     async def correct(self, account_id: str, **fields: Any) -> dict[str, Any]:
         """Correct profile fields: ``username``, ``jurisdiction``, ``region`` (GDPR Art. 16,
         DPDP s. 12). A new jurisdiction moves the account to its storage region unless a
         region is given, except for an account whose id names its home region (every
-        account registered since storage regions exist): its data stays there, and only the
-        jurisdiction, which chooses the notice's law, changes.
+        account registered since storage regions exist): its data stays there, so only a
+        jurisdiction that this deployment also stores in that region is accepted.
 
         Raises:
             AccountNotFound, InvalidCorrection, UnknownJurisdiction, UsernameInUse,
@@ -375,13 +430,21 @@ class PrivacyService:
         home = region_of(account_id)
         if home is not None and values.get("region", home) != home:
             # The id names the region whose database holds the account; moving it to
-            # another region's database is not something a correction can do.
-            if fields.get("region") is not None:
-                raise InvalidCorrection(
-                    f"this account is stored in region {home!r}; moving it to another "
-                    "region is not supported (export your data and register there)"
+            # another region's database is not something a correction can do. Nor may the
+            # account keep a jurisdiction whose notice names another region than the one
+            # holding it (privacy/residency.py): the notice would no longer be true.
+            wanted = values["region"]
+            raise InvalidCorrection(
+                f"this account is stored in region {home!r}"
+                + (
+                    f"; accounts of jurisdiction {values['jurisdiction']} are stored in "
+                    f"region {wanted!r}"
+                    if fields.get("region") is None
+                    else ""
                 )
-            values["region"] = home  # the notice's law changes; where data lives does not
+                + "; moving it to another region is not supported (export your data and "
+                "register there)"
+            )
         try:
             async with self._tx() as conn:
                 await conn.execute(
@@ -412,15 +475,20 @@ class PrivacyService:
 
     async def transparency_report(self) -> dict[str, Any]:
         async with self._tx() as conn:
-            return await transparency.report(conn, self.policy, self.clock())
+            return await transparency.report(
+                conn, self.policy, self.clock(), residency=self.residency
+            )
 
     async def legal_process(self, username: str) -> dict[str, Any]:
         """Exactly what the operator could hand over for ``username``: the fields the policy
-        marks producible, nothing else.
+        marks producible, nothing else. Every run is logged (the day only, not the name nor
+        the answer) and counted in the transparency report, found or not.
 
         Raises:
             AccountNotFound, PrivacyStorageError.
         """
+        async with self._tx() as conn:
+            await retention.log_legal_process_run(conn, self.clock())
         account = await _db(self.store.account_by_username(username.strip().casefold()))
         if account is None:
             raise AccountNotFound(f"no account named {username!r}")
@@ -440,7 +508,9 @@ class PrivacyService:
         return duration_seconds(entry.retention.duration)
 
     async def run_retention(self, now: float) -> dict[str, int]:
-        """Delete what the inventory's retention periods say is due at ``now``."""
+        """Delete what the inventory's retention periods say is due at ``now``: the SQL
+        tables here, every registered store through ``self.erasure``, then compaction."""
+        elsewhere, failed = await self.erasure.expire(now)
         cutoff_ms = int((now - self._retention("envelope.content")) * 1000)
         expired = await _db(self.store.expire_envelopes(cutoff_ms))
         async with self._tx() as conn:
@@ -450,15 +520,39 @@ class PrivacyService:
             counts = await conn.execute(
                 delete(region_transfers).where(region_transfers.c.day < old_day)
             )
+            await ledger.lock(conn)  # several nodes may run retention at once
             pruned = await ledger.prune(
                 conn, int(now) - self._retention("consent.record"), int(now)
             )
-        return {
+            runs = await retention.prune_legal_process_runs(
+                conn, int(now) - self._retention("operator.legal_process_run")
+            )
+            keys_gone = await retention.prune_retired_keys(
+                conn, int(now) - self._retention("server.signing_key")
+            )
+        out = {
             "envelopes": expired,
             "transfer_log": int(result.rowcount or 0),
             "region_transfers": int(counts.rowcount or 0),
             "consent_events": pruned,
+            "legal_process_runs": runs,
+            "server_keys": keys_gone,
+            **elsewhere,
         }
+        failed += await self.erasure.compact(
+            [
+                "envelopes",
+                "recent_sends",
+                "transfer_log",
+                "region_transfers",
+                "consent_events",
+                "legal_process_runs",
+                "server_keys",
+            ]
+        )
+        for failure in failed:
+            log.warning("retention incomplete: %s", failure)
+        return out
 
     # -- optional purposes -----------------------------------------------------------------
 

@@ -15,15 +15,20 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import ledger
+from baat.privacy import ledger, retention
 from baat.privacy.policy import SECURITY_MEASURES, Policy
+from baat.privacy.residency import Residency
 from baat.privacy.schema import region_transfers, transfer_log
 from baat.server.storage.schema import accounts
 
 _YEAR = 365 * 86_400
 
 
-async def report(conn: AsyncConnection, policy: Policy, now: float) -> dict[str, Any]:
+async def report(
+    conn: AsyncConnection, policy: Policy, now: float, *, residency: Residency | None = None
+) -> dict[str, Any]:
+    """The report for ``policy`` at ``now``; ``residency`` adds what this deployment does
+    with each jurisdiction's registrations (stored here, sent to a linked region, refused)."""
     per_region: dict[str, int] = dict(
         (
             await conn.execute(select(accounts.c.region, func.count()).group_by(accounts.c.region))
@@ -53,6 +58,12 @@ async def report(conn: AsyncConnection, policy: Policy, now: float) -> dict[str,
         )
     ).all()
 
+    legal_runs = await retention.legal_process_runs_since(conn, since)
+    placements = (
+        {j.code: residency.placement(j.code).describe() for j in policy.jurisdictions}
+        if residency is not None
+        else {}
+    )
     server = [e for e in policy.entries if e.side == "server"]
     categories: dict[str, dict[str, Any]] = {}
     for e in policy.entries:
@@ -114,7 +125,12 @@ async def report(conn: AsyncConnection, policy: Policy, now: float) -> dict[str,
         "country_differences": {
             "answer": "none except where data is stored and which law the notice cites",
             "jurisdictions": [
-                {"code": j.code, "storage_region": j.region, "notice_cites": j.cites}
+                {
+                    "code": j.code,
+                    "storage_region": j.region,
+                    "notice_cites": j.cites,
+                    **({"registration": placements[j.code]} if j.code in placements else {}),
+                }
                 for j in policy.jurisdictions
             ],
         },
@@ -140,6 +156,8 @@ async def report(conn: AsyncConnection, policy: Policy, now: float) -> dict[str,
         "legal_process": {
             "fields": [e.id for e in server if e.legal_process],
             "answer": "the day an account was created and the day it last connected, nothing else",
+            # Every `transparency legal-process` run is logged by day, without content.
+            "requests_last_year": retention.reported_count(legal_runs),
         },
     }
 
@@ -178,6 +196,7 @@ def markdown(rep: dict[str, Any]) -> str:
     ]
     lines += [
         f"- {j['code']}: stored in {j['storage_region']}, notice cites {j['notice_cites']}"
+        + (f"; registrations here: {j['registration']}" if "registration" in j else "")
         for j in rep["country_differences"]["jurisdictions"]
     ]
     lines += ["", "## Security and encryption", ""] + [f"- {s}" for s in rep["security"]]
@@ -205,4 +224,9 @@ def markdown(rep: dict[str, Any]) -> str:
         for f in rep["third_party_access"]
     ]
     lines += ["", "## Legal process", "", rep["legal_process"]["answer"]]
+    if "requests_last_year" in rep["legal_process"]:
+        lines += [
+            "",
+            f"Requests answered in the last year: {rep['legal_process']['requests_last_year']}.",
+        ]
     return "\n".join(lines) + "\n"

@@ -23,10 +23,11 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
 from baat import __version__
+from baat.privacy import residency
+from baat.privacy.errors import PrivacyError
 from baat.privacy.http import http_exception_as_json
 from baat.privacy.http import routes as privacy_routes
 from baat.privacy.policy import Policy
-from baat.privacy.purposes import region_for
 from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
 from baat.proto import PROTOCOL_VERSION
@@ -40,6 +41,7 @@ from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.erasable import register_stores
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.routes import routes as region_routes
 from baat.server.session import Session
@@ -122,23 +124,9 @@ async def create_account(request: Request) -> Response:
     except ValueError:
         return error("invalid_request", "the body must be JSON", 400)
     regions = state.regions
-    if regions is not None and isinstance(body, dict):
-        wanted = region_for(str(body.get("jurisdiction", "ZZ")))
-        url = regions.url(wanted)
-        if wanted != regions.local and url is not None:
-            # Accounts are stored only in their home region: register there instead.
-            return JSONResponse(
-                {
-                    "error": {
-                        "code": "wrong_region",
-                        "message": f"accounts of this jurisdiction are stored in region "
-                        f"{wanted!r}; register at {url}",
-                        "region": wanted,
-                        "server": url,
-                    }
-                },
-                status_code=421,
-            )
+    refused = _residency_refusal(state, body)
+    if refused is not None:
+        return refused
     taken = regions.username_taken if regions is not None else None
     try:
         reg = await register(state.store, body, state.config.region, taken)
@@ -158,6 +146,45 @@ async def create_account(request: Request) -> Response:
         },
         status_code=201,
     )
+
+
+def _residency_refusal(state: ServerState, body: object) -> Response | None:
+    """Accounts are stored only where the served notice says (privacy/residency.py): a
+    jurisdiction of a linked region registers there, one of a region this deployment
+    neither serves nor declares is refused, naming that region."""
+    if state.privacy is None or state.privacy.residency is None or not isinstance(body, dict):
+        return None
+    try:
+        placed = state.privacy.residency.placement(str(body.get("jurisdiction", "ZZ")))
+    except KeyError:
+        return None  # registration refuses an unknown jurisdiction itself
+    if placed.kind == residency.LINKED:
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "wrong_region",
+                    "message": f"accounts of this jurisdiction are stored in region "
+                    f"{placed.region!r}; register at {placed.url}",
+                    "region": placed.region,
+                    "server": placed.url,
+                }
+            },
+            status_code=421,
+        )
+    if placed.kind == residency.REFUSED:
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "region_not_served",
+                    "message": f"accounts of jurisdiction {placed.jurisdiction} are stored in "
+                    f"region {placed.region!r}, which this server does not serve; register "
+                    f"with a deployment of region {placed.region!r}",
+                    "region": placed.region,
+                }
+            },
+            status_code=403,
+        )
+    return None
 
 
 async def lookup_account(request: Request) -> Response:
@@ -214,6 +241,7 @@ def create_app(config: ServerConfig) -> Starlette:
         await router.start()
         state = ServerState(config, store, router, regions=regions)
         state.privacy = await _open_privacy(store, config)
+        register_stores(state)
         app.state.server = state
         app.state.store = store
         app.state.privacy = state.privacy
@@ -283,19 +311,38 @@ async def _count_loop(state: ServerState) -> None:
 
 
 async def _open_privacy(store: SqlStore, config: ServerConfig) -> PrivacyService:
-    return await PrivacyService.open(
-        store, data_dir=config.data_dir, region=config.region, affiliate_url=config.affiliate_url
+    where = residency.Residency(
+        Policy.current(), config.region, dict(config.peers), config.unserved_jurisdictions
     )
+    service = await PrivacyService.open(
+        store,
+        data_dir=config.data_dir,
+        region=config.region,
+        affiliate_url=config.affiliate_url,
+        support_url=config.support_url,
+        policy=where.deployment_policy(),
+    )
+    service.residency = where
+    return service
 
 
 async def _expiry_loop(state: ServerState) -> None:
-    """Hourly: undelivered envelopes past 30 days, blobs fetched by all or past 30 days."""
+    """Hourly: every retention period of the inventory, through the erasure path's stores
+    (privacy/erasure.py): envelopes and blobs after 30 days, recent sends after 24 hours,
+    logs after a year."""
     while True:
         try:
-            removed = await state.router.expire()
-            blobs = await expire_blobs(state)
-            if removed or blobs:
-                log.info("expired %d undelivered envelopes and %d blobs", removed, blobs)
-        except StorageUnavailable as exc:
+            if state.privacy is not None:
+                done = await state.privacy.run_retention(time.time())
+                if any(done.values()):
+                    log.info("retention: %s", done)
+            else:
+                removed = await state.router.expire()
+                blobs = await expire_blobs(state)
+                if removed or blobs:
+                    log.info("expired %d undelivered envelopes and %d blobs", removed, blobs)
+        except (StorageUnavailable, PrivacyError) as exc:
             log.warning("expiry skipped: %s", exc)
+        except SQLAlchemyError as exc:
+            log.warning("expiry failed, retried in an hour: %s", exc)
         await asyncio.sleep(EXPIRY_INTERVAL_S)

@@ -31,6 +31,11 @@ class ServerConfig:
     registrations_per_minute: int = 60
     ack_grace: float = 0.005
     affiliate_url: str | None = None
+    # Told of erasures of accounts the support desk looked up (privacy/service.py).
+    support_url: str | None = None
+    # Registrations of a jurisdiction whose region this deployment neither runs nor links:
+    # "store-here" (declared in the served notice) or "refuse" (privacy/residency.py).
+    unserved_jurisdictions: str = "store-here"
     # Largest attachment blob accepted (ciphertext bytes).
     max_blob_bytes: int = 100 * 1024 * 1024
 

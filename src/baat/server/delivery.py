@@ -40,6 +40,7 @@ from baat.proto import (
 )
 from baat.server.bus import (
     PRESENCE_REFRESH_S,
+    AccountErased,
     Bus,
     BusUnavailable,
     CatchUp,
@@ -242,6 +243,53 @@ class Router:
     def forget_devices(self, account_id: str) -> None:
         """Drop the cached device list of an account (a device was added or removed)."""
         self._devices.pop(account_id, None)
+
+    # -- erasure (baat.privacy.erasure) ------------------------------------------------------
+
+    async def close_account(self, account_id: str) -> int:
+        """Before an account is erased: close its live sessions here, so nothing new comes
+        from them, and write out what was accepted, so the erasure finds it in the database.
+        Returns the number of sessions closed."""
+        keys = [k for k in (*self.online, *self.draining) if k[0] == account_id]
+        for key in keys:
+            outlet = self.online.get(key) or self.draining.get(key)
+            if outlet is not None:
+                outlet.close_removed()
+        await self.flush_now()
+        return len(keys)
+
+    def forget_account(self, account_id: str) -> int:
+        """After an account is erased: forget everything this node holds in memory about it
+        (recent sends, which ``stop`` would otherwise write to ``recent_sends``, the device
+        list, the rate bucket, pushed guids). Returns the number of items forgotten."""
+        gone = [k for k in self._recent if k[0] == account_id]
+        for key in gone:
+            del self._recent[key]
+        count = len(gone)
+        count += self._devices.pop(account_id, None) is not None
+        count += self._buckets.pop(account_id, None) is not None
+        count += _drop_account(self._sent, account_id)
+        count += _drop_account(self._held_forwards, account_id)
+        return count
+
+    async def erase_account(self, account_id: str) -> int:
+        """``forget_account`` here and on every other node (over the bus).
+
+        Raises:
+            BusUnavailable: the other nodes could not be told.
+        """
+        count = self.forget_account(account_id)
+        assert self.bus is not None
+        await self.bus.broadcast([AccountErased(account_id)])
+        return count
+
+    def expire_recent(self, now_ms: int) -> int:
+        """Forget remembered sends past their 24 hours (also done on every send)."""
+        count = 0
+        while self._recent and next(iter(self._recent.values())) < now_ms:
+            self._recent.popitem(last=False)
+            count += 1
+        return count
 
     async def devices_changed(self, account_id: str, removed_device: int = 0) -> None:
         """A device was added or removed: every node forgets the cached list, and the
@@ -713,6 +761,12 @@ class Router:
                     self._held_forwards.setdefault(key, []).append(msg)
             elif isinstance(msg, DevicesChanged):
                 self._apply_devices_changed(msg.account_id, msg.removed_device)
+            elif isinstance(msg, AccountErased):
+                for key in [k for k in (*self.online, *self.draining) if k[0] == msg.account_id]:
+                    outlet = self.online.get(key) or self.draining.get(key)
+                    if outlet is not None:
+                        outlet.close_removed()
+                self.forget_account(msg.account_id)
             elif isinstance(msg, CatchUp) and msg.by_node != self.node_id:
                 self._spawn(self.catch_up())
             elif isinstance(msg, Kick) and msg.by_node != self.node_id:
@@ -789,6 +843,13 @@ class Router:
 
 
 SENT_MEMORY = 2048
+
+
+def _drop_account(table: dict[DeviceKey, Any], account_id: str) -> int:
+    keys = [k for k in table if k[0] == account_id]
+    for key in keys:
+        del table[key]
+    return len(keys)
 
 
 def _remember_sent(sent: OrderedDict[bytes, None], guid: bytes) -> None:

@@ -56,3 +56,12 @@ class Bus(Protocol):
     async def broadcast(self, messages: list[NodeMessage]) -> None:
         """Send messages to every other node; best effort."""
         ...
+
+    async def forget(self, account_id: str) -> int:
+        """Delete every presence record of the account's devices, whichever node wrote
+        it (erasure); returns how many there were.
+
+        Raises:
+            BusUnavailable: the bus cannot be reached.
+        """
+        ...

@@ -58,6 +58,12 @@ class LocalBus:
     async def refresh(self, devices: list[DeviceKey]) -> None:
         return None
 
+    async def forget(self, account_id: str) -> int:
+        keys = [d for d in self.hub.presence if d[0] == account_id]
+        for d in keys:
+            del self.hub.presence[d]
+        return len(keys)
+
     async def broadcast(self, messages: list[NodeMessage]) -> None:
         for node in list(self.hub.nodes):
             if node != self.node_id:

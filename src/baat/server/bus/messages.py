@@ -51,7 +51,14 @@ class DevicesChanged(_NodeMessage, frozen=True, tag=4):
     removed_device: int  # 0 when a device was added
 
 
-NodeMessage = Forward | Kick | CatchUp | DevicesChanged
+class AccountErased(_NodeMessage, frozen=True, tag=5):
+    """An account was erased: close its sessions and forget what memory holds about it
+    (baat.privacy.erasure)."""
+
+    account_id: str
+
+
+NodeMessage = Forward | Kick | CatchUp | DevicesChanged | AccountErased
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder(list[NodeMessage])

@@ -48,6 +48,10 @@ def _text(value: bytes | str) -> str:
 DEFAULT_PREFIX = "baat"
 
 
+def _glob_escape(value: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in value)
+
+
 class RedisBus:
     def __init__(
         self,
@@ -170,6 +174,16 @@ class RedisBus:
                 for d in devices:
                     pipe.set(self._key(d), self.node_id, ex=self.presence_ttl)
                 await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BusUnavailable(str(exc)) from exc
+
+    async def forget(self, account_id: str) -> int:
+        # Account ids are urlsafe base64 with a region prefix; escape anyway, a glob
+        # character would widen the match.
+        pattern = f"{self.prefix}:presence:{_glob_escape(account_id)}:*"
+        try:
+            keys = [k async for k in self._redis.scan_iter(match=pattern, count=500)]
+            return int(await self._redis.delete(*keys)) if keys else 0
         except (RedisError, OSError) as exc:
             raise BusUnavailable(str(exc)) from exc
 

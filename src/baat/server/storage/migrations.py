@@ -71,6 +71,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         5, "storage regions: daily counts of transfers between regions", ["region_transfers"]
     ),
+    Migration(6, "a dated log of legal-process runs, without content", ["legal_process_runs"]),
 ]
 
 

@@ -131,10 +131,10 @@ envelopes = Table(
 recent_sends = Table(
     "recent_sends",
     metadata,
-    Column("sender_account", String(32), nullable=False, info=_inv("envelope.sender")),
-    Column("sender_device", Integer, nullable=False, info=_inv("envelope.sender")),
-    Column("message_id", String(64), nullable=False, info=_inv("envelope.message_id")),
-    Column("expires_at", BigInteger, nullable=False, info=_inv("envelope.stored_at")),
+    Column("sender_account", String(32), nullable=False, info=_inv("envelope.recent_send")),
+    Column("sender_device", Integer, nullable=False, info=_inv("envelope.recent_send")),
+    Column("message_id", String(64), nullable=False, info=_inv("envelope.recent_send")),
+    Column("expires_at", BigInteger, nullable=False, info=_inv("envelope.recent_send")),
     PrimaryKeyConstraint("sender_account", "sender_device", "message_id"),
 )
 

@@ -120,6 +120,8 @@ class SqlStore:
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA synchronous=FULL")
                 cur.execute("PRAGMA foreign_keys=ON")
+                # Deleted rows are overwritten, not just unlinked (storage/compact.py).
+                cur.execute("PRAGMA secure_delete=ON")
                 cur.close()
 
         store = cls(engine)
