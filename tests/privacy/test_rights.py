@@ -256,6 +256,8 @@ async def test_retention_runs_on_the_injected_clock(
         "transfer_log": 0,
         "region_transfers": 0,
         "consent_events": 0,
+        "recent_sends": 0,
+        "link_codes": 0,
         "legal_process_runs": 0,
         "server_keys": 0,
     }

@@ -120,7 +120,24 @@ def root() -> None:
     type=int,
     help="Largest attachment upload accepted.",
 )
-@click.option("--affiliate-url", default=None, help="Where the consented affiliate export posts.")
+@click.option(
+    "--affiliate-url",
+    default=None,
+    help="Where the consented affiliate export posts; told of erasures and withdrawals.",
+)
+@click.option(
+    "--support-url",
+    default=None,
+    help="Where the support desk is told of erasures of accounts it looked up.",
+)
+@click.option(
+    "--unserved-jurisdictions",
+    type=click.Choice(["store-here", "refuse"]),
+    default="store-here",
+    show_default=True,
+    help="Registrations of a jurisdiction whose region neither this node nor a --peer "
+    "serves: store them here (the notice this server publishes says so) or refuse them.",
+)
 @click.option(
     "--peer",
     "peers",
@@ -149,6 +166,8 @@ def serve(
     registrations_per_minute: int,
     max_blob_bytes: int,
     affiliate_url: str | None,
+    support_url: str | None,
+    unserved_jurisdictions: str,
     peers: tuple[str, ...],
     region_secret_file: Path | None,
 ) -> None:
@@ -202,6 +221,8 @@ def serve(
             registrations_per_minute=registrations_per_minute,
             max_blob_bytes=max_blob_bytes,
             affiliate_url=affiliate_url,
+            support_url=support_url,
+            unserved_jurisdictions=unserved_jurisdictions,
             peers=linked,
             region_secret=secret,
         )

@@ -40,7 +40,7 @@ from baat.privacy.schema import consent_events, region_transfers, transfer_log
 from baat.server.regions.ids import region_of
 from baat.server.storage.base import Account, StorageUnavailable
 from baat.server.storage.compact import compact
-from baat.server.storage.schema import accounts
+from baat.server.storage.schema import accounts, link_codes, recent_sends
 from baat.server.storage.sql import SqlStore
 
 T = TypeVar("T")
@@ -341,8 +341,8 @@ class PrivacyService:
         after, failed_after = await self.erasure.run(Phase.AFTER, account_id)
         elsewhere.update(after)
         failed += failed_after
-        failed += await self.erasure.compact([*deleted, "consent_events"])
         notified, records = await self._notify_erasure(account, ref, received)
+        failed += await self.erasure.compact([*deleted, "consent_events"])
         return {
             "deleted": deleted,
             "erased_elsewhere": elsewhere,
@@ -524,6 +524,10 @@ class PrivacyService:
             pruned = await ledger.prune(
                 conn, int(now) - self._retention("consent.record"), int(now)
             )
+            sends = await conn.execute(
+                delete(recent_sends).where(recent_sends.c.expires_at < int(now * 1000))
+            )
+            codes = await conn.execute(delete(link_codes).where(link_codes.c.expires_at < now))
             runs = await retention.prune_legal_process_runs(
                 conn, int(now) - self._retention("operator.legal_process_run")
             )
@@ -535,6 +539,8 @@ class PrivacyService:
             "transfer_log": int(result.rowcount or 0),
             "region_transfers": int(counts.rowcount or 0),
             "consent_events": pruned,
+            "recent_sends": int(sends.rowcount or 0),
+            "link_codes": int(codes.rowcount or 0),
             "legal_process_runs": runs,
             "server_keys": keys_gone,
             **elsewhere,
@@ -548,6 +554,7 @@ class PrivacyService:
                 "consent_events",
                 "legal_process_runs",
                 "server_keys",
+                "link_codes",
             ]
         )
         for failure in failed:
