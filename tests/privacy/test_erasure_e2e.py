@@ -248,4 +248,3 @@ def test_erasure_reaches_every_store_on_postgresql_with_redis(
     finally:
         if server.proc is not None:
             server.stop()
-
