@@ -157,3 +157,34 @@ def test_durations_parse() -> None:
     for bad in ("30 days", "P", "PT", "P1.5D"):
         with pytest.raises(ValueError):
             duration_seconds(bad)
+
+
+def test_what_is_about_people_is_filed_as_personal() -> None:
+    # A field with data subjects is personal data: a user.* category and a DPV personal-data
+    # concept. Only fields about no one may be system.* / NonPersonalData.
+    for e in ENTRIES:
+        personal = bool(e.subjects)
+        assert e.category.fides.startswith("user") == personal, e.id
+        assert ("NonPersonalData" in e.category.dpv) == (not personal), e.id
+    for field_id in ("envelope.sender", "envelope.recipient", "envelope.recent_send"):
+        entry = POLICY.entry(field_id)
+        assert entry is not None and entry.category.fides.startswith("user."), field_id
+
+
+def test_stores_outside_the_database_are_declared() -> None:
+    # Redis presence keys and every in-memory store holding personal data (the router's
+    # recent sends, device-list cache and rate buckets, the last-seen cache, live sessions).
+    outside = {e.id: e.storage for e in SERVER_ENTRIES if e.storage in ("memory", "redis")}
+    assert outside == {
+        "connection.ip_address": "memory",
+        "connection.presence": "redis",
+        "connection.session": "memory",
+        "envelope.recent_send": "memory",
+        "memory.device_cache": "memory",
+        "memory.send_rate": "memory",
+        "memory.last_seen_cache": "memory",
+    }
+    recent = POLICY.entry("envelope.recent_send")
+    assert recent is not None and recent.retention.duration == "P1D"
+    assert set(recent.columns) == {f"recent_sends.{c}" for c in (
+        "sender_account", "sender_device", "message_id", "expires_at")}  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,23 @@ async def test_redis_presence_keys_of_an_account_are_deleted() -> None:
         await probe.aclose()
         await one.stop()
         await two.stop()
+
+
+async def test_every_store_outside_the_database_is_registered_for_erasure(
+    tmp_path: Path,
+) -> None:
+    from baat.privacy.inventory import SERVER_ENTRIES
+    from baat.server.app import create_app
+    from baat.server.config import ServerConfig
+
+    app = create_app(ServerConfig(data_dir=tmp_path))
+    async with app.router.lifespan_context(app):
+        erasure = app.state.privacy.erasure
+        covered = {e for s in erasure.stores for e in s.entries}
+        names = erasure.names()
+    outside = {e.id for e in SERVER_ENTRIES if e.storage in ("memory", "redis") and e.subjects}
+    assert outside <= covered, f"not erased: {sorted(outside - covered)}"
+    assert names == [
+        "attachments", "live sessions", "router memory", "presence", "last-seen cache",
+        "database",
+    ]  # fmt: skip

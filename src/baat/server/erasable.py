@@ -67,7 +67,12 @@ def register_stores(state: ServerState) -> None:
     blob_entries = ("blob.id", "blob.uploader", "blob.size", "blob.content")
     for store in (
         Store("attachments", Phase.BEFORE, erase_attachments, expire_attachments, blob_entries),
-        Store("live sessions", Phase.BEFORE, close_sessions, entries=("connection.session",)),
+        Store(
+            "live sessions",
+            Phase.BEFORE,
+            close_sessions,
+            entries=("connection.session", "connection.ip_address"),
+        ),
         Store(
             "router memory",
             Phase.AFTER,
