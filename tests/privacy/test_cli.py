@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -141,7 +142,13 @@ def test_operator_commands(tmp_path: Path) -> None:
         "account_not_found"
         in invoke(transparency, "legal-process", "zed", "--db", db, code=1).output
     )
-    assert "## Where data is hosted" in invoke(transparency, "report", "--db", db).output
+    text = invoke(transparency, "report", "--db", db).output
+    assert "## Where data is hosted" in text
+    # Both runs are logged by day, without the names asked about, and counted.
+    assert "Requests answered in the last year: fewer than 10." in text
+    con = sqlite3.connect(tmp_path / "baat.sqlite3")
+    assert [len(r) for r in con.execute("SELECT * FROM legal_process_runs")] == [2, 2]
+    con.close()
     assert (
         json.loads(invoke(transparency, "report", "--db", db, "--format", "json").output)[
             "accounts"

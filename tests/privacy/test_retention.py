@@ -16,6 +16,7 @@ from baat.privacy import retention
 from baat.privacy.inventory import ENTRIES, SERVER_ENTRIES, duration_seconds
 from baat.privacy.schema import legal_process_runs, region_transfers, server_keys
 from baat.privacy.service import PrivacyService
+from baat.privacy.transparency import markdown
 from baat.proto import OutgoingEnvelope, SendResult
 from baat.server.delivery import RECENT_SEND_TTL_MS, Router
 from baat.server.storage.base import QueuedEnvelope
@@ -214,6 +215,8 @@ async def test_legal_process_runs_are_logged_without_content_and_counted(
     assert {r.day for r in rows} == {int(clock() // DAY)}
     report = await service.transparency_report()
     assert report["legal_process"]["requests_last_year"] == 10
+    assert "Requests answered in the last year: 10." in markdown(report)
     clock.advance(366)
     report = await service.transparency_report()
     assert report["legal_process"]["requests_last_year"] == "fewer than 10"
+    assert "Requests answered in the last year: fewer than 10." in markdown(report)
