@@ -369,13 +369,14 @@ class PrivacyService:
             )
             if ref is None or self.key is None:
                 continue
+            declared = [p for p in self.policy.optional_purposes if p.id in purposes]
             async with self._tx() as conn:
-                for purpose_id in sorted(purposes):
+                for purpose in declared:
                     receipt = await ledger.append(
                         conn,
                         self.key,
                         self.policy,
-                        self.policy.purpose(purpose_id),
+                        purpose,
                         ref,
                         ledger.WITHDRAWN,
                         jurisdiction=account.jurisdiction,
@@ -545,17 +546,20 @@ class PrivacyService:
             "server_keys": keys_gone,
             **elsewhere,
         }
+        # PostgreSQL vacuums only the tables that lost rows; SQLite always checkpoints.
+        tables = {
+            "envelopes": ("envelopes",),
+            "recent_sends": ("recent_sends",),
+            "link_codes": ("link_codes",),
+            "transfer_log": ("transfer_log",),
+            "region_transfers": ("region_transfers",),
+            "consent_events": ("consent_events",),
+            "legal_process_runs": ("legal_process_runs",),
+            "server_keys": ("server_keys",),
+            "attachments": ("blobs", "blob_chunks"),
+        }
         failed += await self.erasure.compact(
-            [
-                "envelopes",
-                "recent_sends",
-                "transfer_log",
-                "region_transfers",
-                "consent_events",
-                "legal_process_runs",
-                "server_keys",
-                "link_codes",
-            ]
+            [t for key, names in tables.items() if out.get(key) for t in names]
         )
         for failure in failed:
             log.warning("retention incomplete: %s", failure)
