@@ -107,3 +107,31 @@ async def test_every_store_outside_the_database_is_registered_for_erasure(
         "attachments", "live sessions", "router memory", "presence", "last-seen cache",
         "database",
     ]  # fmt: skip
+
+
+async def test_a_node_the_erasure_did_not_reach_saves_nothing_of_the_account() -> None:
+    from sqlalchemy import delete
+
+    from baat.server.storage.schema import accounts, devices
+
+    store = await memory_store()
+    for name in ("alice", "bob"):
+        await store.create_account(
+            Account(name, name, "local", "IN", 1, 1),
+            Device(name, 1, b"i" * 32, b"d" * 32, b"s" * 64, 1, b"h" * 32),
+        )
+    router = Router(store, ack_grace=0.01)
+    await router.start()
+    results: list[SendResult] = []
+    for sender, to in (("alice", "bob"), ("bob", "alice")):
+        await router.accept_send(
+            (sender, 1), f"from-{sender}", [OutgoingEnvelope(to, 1, b"x")], results.append
+        )
+        await router.flush_now()  # one user of the in-memory database at a time
+    # Alice is erased elsewhere and this node never heard of it (the bus was down).
+    async with store.engine.begin() as conn:
+        await conn.execute(delete(devices).where(devices.c.account_id == "alice"))
+        await conn.execute(delete(accounts).where(accounts.c.account_id == "alice"))
+    await router.stop()
+    assert [r[:3] for r in await store.load_recent_sends(0)] == [("bob", 1, "from-bob")]
+    await store.close()

@@ -234,11 +234,14 @@ class Router:
         # Senders of other regions are remembered in memory only: their account ids are not
         # stored in this region beyond the envelopes in transit (docs/DEPLOY.md, "Regions").
         regions = self.regions
-        await self.store.save_recent_sends(
+        keep = [
             (a, d, m, x)
             for (a, d, m), x in self._recent.items()
             if x >= now_ms and (regions is None or regions.home(a) is None)
-        )
+        ]
+        # An account erased while the bus could not tell this node stays out of the table.
+        alive = await self.store.existing_accounts(a for a, _, _, _ in keep)
+        await self.store.save_recent_sends(r for r in keep if r[0] in alive)
 
     def forget_devices(self, account_id: str) -> None:
         """Drop the cached device list of an account (a device was added or removed)."""

@@ -539,6 +539,20 @@ class SqlStore:
         async with self._tx() as conn:
             await conn.execute(self._insert(recent_sends).on_conflict_do_nothing(), rows)
 
+    async def existing_accounts(self, account_ids: Iterable[str]) -> set[str]:
+        """Which of ``account_ids`` still exist (an erased account's sends are never saved)."""
+        ids = sorted(set(account_ids))
+        found: set[str] = set()
+        if not ids:
+            return found
+        async with self._tx() as conn:
+            for i in range(0, len(ids), 500):
+                query = select(accounts.c.account_id).where(
+                    accounts.c.account_id.in_(ids[i : i + 500])
+                )
+                found.update(str(r[0]) for r in (await conn.execute(query)).all())
+        return found
+
     async def load_recent_sends(self, now_ms: int) -> list[tuple[str, int, str, int]]:
         """Read and forget the remembered sends that have not yet expired."""
         r = recent_sends
