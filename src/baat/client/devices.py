@@ -34,11 +34,12 @@ from baat.crypto import (
     IdentityKeyPair,
     LinkCode,
     PrekeyBundle,
-    SessionState,
+    SessionRecord,
+    add_session,
     check_supersedes,
-    encrypt,
     initiate_session,
     link_sas,
+    record_encrypt,
     sign_device_list,
     verify_device_list,
 )
@@ -377,14 +378,19 @@ class DeviceDirectory:
                     dev.one_time_kem,
                 )
                 state = initiate_session(c.identity, bundle, now // 1000)
-                c.store.put_session(tx, account_id, dev.device_id, state.to_bytes())
+                blob = c.store.session(tx, account_id, dev.device_id)
+                old = None if blob is None else SessionRecord.from_bytes(blob)
+                record = add_session(old, state)
+                c.store.put_session(tx, account_id, dev.device_id, record.to_bytes())
             for device_id in c.store.session_devices(tx, account_id):
                 if device_id not in devices:
                     continue
                 blob = c.store.session(tx, account_id, device_id)
                 assert blob is not None
-                state, ciphertext = encrypt(SessionState.from_bytes(blob), payload, now // 1000)
-                c.store.put_session(tx, account_id, device_id, state.to_bytes())
+                record, ciphertext = record_encrypt(
+                    SessionRecord.from_bytes(blob), payload, now // 1000
+                )
+                c.store.put_session(tx, account_id, device_id, record.to_bytes())
                 out.append(OutgoingEnvelope(account_id, device_id, ciphertext))
         return out
 

@@ -42,7 +42,6 @@ from baat.client.peers import check_sender, name_of_new_sender, split_send
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.crypto import (
-    MESSAGE_TYPE_PREKEY,
     PREKEY_KIND_CURVE_ONE_TIME,
     PREKEY_KIND_CURVE_SIGNED,
     PREKEY_KIND_KEM_LAST_RESORT,
@@ -52,13 +51,11 @@ from baat.crypto import (
     DuplicateMessage,
     IdentityKeyPair,
     PrivatePrekey,
-    SessionMismatch,
+    SessionRecord,
     SessionState,
     compare_safety_numbers,
-    decrypt,
     generate_prekeys,
-    message_type,
-    respond_to_initial,
+    record_decrypt,
     safety_number,
 )
 from baat.proto import (
@@ -713,10 +710,8 @@ class Client:
                 if d.sender_account == self.info.account_id:
                     if expected != identity:
                         raise DecryptionError("a copy from a device not in our own device list")
-                    self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
                     return self.features.from_own_device(tx, d, content, now)
                 contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
-                self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
                 stored = self.features.receive(tx, d, content, contact, status, now)
         except DuplicateMessage:
             pass  # already stored: acknowledging again is all that is left
@@ -731,25 +726,20 @@ class Client:
         return stored
 
     def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:
-        """``now`` in Unix seconds, as the ratchet's skipped-key expiry counts."""
+        """``now`` in Unix seconds, as the ratchet's skipped-key expiry counts. Stores the
+        sender device's session record (several sessions, docs/CRYPTO.md §9) in ``tx``."""
         blob = self.store.session(tx, d.sender_account, d.sender_device)
-        prekey = message_type(d.content) == MESSAGE_TYPE_PREKEY
-        if blob is not None:
-            try:
-                return decrypt(SessionState.from_bytes(blob), d.content, now)
-            except SessionMismatch:
-                if not prekey:
-                    raise
-        if not prekey:
-            raise DecryptionError("no session with this device and not a first message")
+        record = None if blob is None else SessionRecord.from_bytes(blob)
 
         def lookup(kind: int, key_id: int) -> PrivatePrekey | None:
             raw = self.store.get_prekey(tx, kind, key_id)
             return None if raw is None else PrivatePrekey.from_bytes(raw)
 
-        state, plaintext, used = respond_to_initial(self.identity, lookup, d.content, now)
-        self.store.drop_prekeys(tx, used.one_time())
-        return state, plaintext
+        result = record_decrypt(record, d.content, now, self.identity, lookup)
+        if result.used is not None:
+            self.store.drop_prekeys(tx, result.used.one_time())
+        self.store.put_session(tx, d.sender_account, d.sender_device, result.record.to_bytes())
+        return result.session, result.plaintext
 
 
 def _b64(data: bytes) -> str:
