@@ -51,6 +51,7 @@ from baat.crypto import (
     DuplicateMessage,
     IdentityKeyPair,
     PrivatePrekey,
+    RecordDecryption,
     SessionRecord,
     SessionState,
     compare_safety_numbers,
@@ -703,15 +704,18 @@ class Client:
         stored: StoredMessage | None = None
         try:
             with self.store.transaction() as tx:
-                state, plaintext = self._decrypt(tx, d, now // 1000)
-                content = _content_decoder.decode(plaintext)
-                identity = state.remote_identity_key
+                result = self._decrypt_record(tx, d, now // 1000)
+                content = _content_decoder.decode(result.plaintext)
+                identity = result.session.remote_identity_key
+                record = result.record.to_bytes()
                 expected = self.devices.expected_key(tx, d.sender_account, d.sender_device)
                 if d.sender_account == self.info.account_id:
                     if expected != identity:
                         raise DecryptionError("a copy from a device not in our own device list")
+                    self.store.put_session(tx, d.sender_account, d.sender_device, record)
                     return self.features.from_own_device(tx, d, content, now)
                 contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
+                self.store.put_session(tx, d.sender_account, d.sender_device, record)
                 stored = self.features.receive(tx, d, content, contact, status, now)
         except DuplicateMessage:
             pass  # already stored: acknowledging again is all that is left
@@ -726,8 +730,13 @@ class Client:
         return stored
 
     def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:
-        """``now`` in Unix seconds, as the ratchet's skipped-key expiry counts. Stores the
-        sender device's session record (several sessions, docs/CRYPTO.md §9) in ``tx``."""
+        """``now`` in Unix seconds, as the ratchet's skipped-key expiry counts."""
+        result = self._decrypt_record(tx, d, now)
+        return result.session, result.plaintext
+
+    def _decrypt_record(self, tx: Connection, d: Deliver, now: int) -> RecordDecryption:
+        """Decrypt with the sender device's sessions (several, docs/CRYPTO.md §9); one-time
+        prekeys a new session used are deleted in ``tx``. The caller stores the record."""
         blob = self.store.session(tx, d.sender_account, d.sender_device)
         record = None if blob is None else SessionRecord.from_bytes(blob)
 
@@ -738,8 +747,7 @@ class Client:
         result = record_decrypt(record, d.content, now, self.identity, lookup)
         if result.used is not None:
             self.store.drop_prekeys(tx, result.used.one_time())
-        self.store.put_session(tx, d.sender_account, d.sender_device, result.record.to_bytes())
-        return result.session, result.plaintext
+        return result
 
 
 def _b64(data: bytes) -> str:
