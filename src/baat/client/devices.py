@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -279,10 +279,15 @@ class DeviceDirectory:
     # -- pairwise fan-out ------------------------------------------------------------------
 
     async def encrypt(
-        self, accounts: Iterable[str], payload: bytes, chat: str
+        self,
+        accounts: Iterable[str],
+        payload: bytes,
+        chat: str,
+        fresh: Collection[tuple[str, int]] = (),
     ) -> list[OutgoingEnvelope]:
         """``payload`` to every verified device of ``accounts``; our own other devices get it
         wrapped (``type="sync"``) with the ``chat`` it belongs to, so that they file it there.
+        The devices in ``fresh`` get a new session from a fresh bundle (retries.py).
 
         Raises:
             IdentityChanged, UnknownContact: as ``Client.send_text``.
@@ -295,13 +300,15 @@ class DeviceDirectory:
         for account_id in targets:
             devices = await self.devices_of(account_id)
             if devices:
-                out += await self.encrypt_account(account_id, devices, payload)
+                again = {d for a, d in fresh if a == account_id}
+                out += await self.encrypt_account(account_id, devices, payload, again)
         if targets and not out:
             raise UnknownContact("the contact has no device that can receive messages yet")
         mine = dict(await self.devices_of(me))
         mine.pop(self._me.device_id, None)
         if mine:
-            out += await self.encrypt_account(me, mine, self.sync_copy(chat, payload))
+            again = {d for a, d in fresh if a == me}
+            out += await self.encrypt_account(me, mine, self.sync_copy(chat, payload), again)
         return out
 
     def sync_copy(self, chat: str, payload: bytes) -> bytes:
@@ -332,10 +339,15 @@ class DeviceDirectory:
         return msgspec.msgpack.encode(wrapped)
 
     async def encrypt_account(
-        self, account_id: str, devices: dict[int, bytes], payload: bytes
+        self,
+        account_id: str,
+        devices: dict[int, bytes],
+        payload: bytes,
+        fresh: Collection[int] = (),
     ) -> list[OutgoingEnvelope]:
-        """Open sessions to listed devices that have none (checking each bundle's identity
-        key against the list), then encrypt ``payload`` once per device."""
+        """Open sessions to listed devices that have none, and new ones to ``fresh`` devices
+        (checking each bundle's identity key against the list), then encrypt ``payload``
+        once per device on its active session."""
         from baat.client.sdk import IdentityChanged
 
         c = self.client
@@ -346,7 +358,7 @@ class DeviceDirectory:
             have = set(c.store.session_devices(tx, account_id))
         if contact is not None and contact.identity_changed:
             raise IdentityChanged(f"{contact.username}'s identity changed")
-        missing = [d for d in devices if d not in have]
+        missing = [d for d in devices if d not in have or d in fresh]
         bundles = []
         for device_id in missing:
             result = await t.fetch_bundle(account_id, device_id)

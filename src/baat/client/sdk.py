@@ -39,6 +39,8 @@ from baat.client.features import Features
 from baat.client.group_messaging import GroupMessaging, is_group_chat, is_group_message
 from baat.client.media import Attachments, Progress
 from baat.client.peers import check_sender, name_of_new_sender, split_send
+from baat.client.prekeys import PrekeyKeeper
+from baat.client.retries import RETRY_TYPE, Retries
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.crypto import (
@@ -65,6 +67,7 @@ from baat.proto import (
     Error,
     OutgoingEnvelope,
     PrekeyRecord,
+    PrekeysLow,
     QueueDrained,
     Send,
     SendResult,
@@ -139,6 +142,7 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
     names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
     key: bytes | None = None  # in a copy for our own devices: the peer's account key
+    device: int = 0  # in a retry request: the device that sent the message (retries.py)
 
 
 _content_decoder = msgspec.msgpack.Decoder(Content)
@@ -198,6 +202,10 @@ class Client:
         self.expiry_listeners: list[Callable[[str, list[str]], None]] = []
         # Runs from the first connect() (or expiry.start()) until close(), connected or not.
         self.expiry = ExpiryTimer(self)
+        # Signed-prekey rotation and one-time refills while connected (prekeys.py).
+        self.prekeys = PrekeyKeeper(self)
+        # Retry requests for what could not be decrypted, both ways (retries.py).
+        self.retries = Retries(self)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -310,8 +318,10 @@ class Client:
         self.expiry.start()
         try:
             await self._top_up()
+            await self.prekeys.rotate_if_due()
         except TransportError as exc:
             raise NotConnected(str(exc), exc.code) from exc
+        self.prekeys.start()
         # The primary keeps its signed device list in step with the server (a device that
         # removed itself, or the first list after registering), docs/GROUPS.md §2.
         try:
@@ -321,6 +331,8 @@ class Client:
 
     async def disconnect(self) -> None:
         await self.attachments.stop()
+        await self.prekeys.stop()
+        await self.retries.stop()
         if self.transport is not None:
             await self.transport.close()
             self.transport = None
@@ -362,6 +374,8 @@ class Client:
                     fut.set_result(frame)
             elif isinstance(frame, QueueDrained):
                 self._drained.set()
+            elif isinstance(frame, PrekeysLow):
+                self.prekeys.refill_soon()
             elif isinstance(frame, Error):
                 fut = self._results.pop(frame.message_id, None) if frame.message_id else None
                 if fut is not None and not fut.done():
@@ -554,6 +568,9 @@ class Client:
                     self._incident(Incident("send_refused", recipient, str(exc)))
                     break
                 status = self._settle(message_id, result)
+                if status != "failed" and not is_group_chat(recipient):
+                    with self.store.transaction() as tx:
+                        self.retries.remember(tx, message_id, recipient, payload)
                 for listener in self.status_listeners:
                     listener(message_id, status)
                 results.append(result)
@@ -611,11 +628,10 @@ class Client:
             raise NotConnected(f"the server did not confirm {message_id}") from exc
 
     def _settle(self, message_id: str, result: SendResult) -> str:
-        me = self.info.account_id
         ok = [r for r in result.results if r.status in ("delivered", "stored", "duplicate")]
-        theirs = [r for r in ok if r.recipient_account != me]
-        delivered = bool(theirs) and all(r.status == "delivered" for r in theirs)
-        status = "delivered" if delivered else "sent" if ok else "failed"
+        # The server's "delivered" means a device took the envelope, not that it could
+        # decrypt it: "delivered" comes only with the recipient's receipt (retries.py).
+        status = "sent" if ok else "failed"
         with self.store.transaction() as tx:
             for r in result.results:
                 if r.status == "unknown_device":
@@ -672,6 +688,7 @@ class Client:
                     self.features.queue_receipts()
                     await self.flush_outbox()
             await self.attachments.wait()
+            await self.retries.wait()
             self.features.expire()
         finally:
             self.message_listeners.remove(collect)
@@ -702,9 +719,11 @@ class Client:
         if is_group_message(d.content):
             return self.groups.receive(d, now)
         stored: StoredMessage | None = None
+        decrypted = False
         try:
             with self.store.transaction() as tx:
                 result = self._decrypt_record(tx, d, now // 1000)
+                decrypted = True
                 content = _content_decoder.decode(result.plaintext)
                 identity = result.session.remote_identity_key
                 record = result.record.to_bytes()
@@ -713,9 +732,15 @@ class Client:
                     if expected != identity:
                         raise DecryptionError("a copy from a device not in our own device list")
                     self.store.put_session(tx, d.sender_account, d.sender_device, record)
+                    if content.type == RETRY_TYPE:
+                        self.retries.on_request(tx, d.sender_account, d.sender_device, content)
+                        return None
                     return self.features.from_own_device(tx, d, content, now)
                 contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
                 self.store.put_session(tx, d.sender_account, d.sender_device, record)
+                if content.type == RETRY_TYPE:
+                    self.retries.on_request(tx, d.sender_account, d.sender_device, content)
+                    return None
                 stored = self.features.receive(tx, d, content, contact, status, now)
         except DuplicateMessage:
             pass  # already stored: acknowledging again is all that is left
@@ -727,6 +752,8 @@ class Client:
                     f"message {d.message_id} from {d.sender_account} was rejected: {exc}",
                 )
             )
+            if not decrypted:  # asked again in a fresh session; a bad content is not
+                self.retries.request_soon(d.sender_account, d.sender_device, d.message_id)
         return stored
 
     def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:

@@ -34,7 +34,7 @@ from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
-from baat.server.bundles import public_details
+from baat.server.bundles import DrainLimiter, public_details
 from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
@@ -63,6 +63,7 @@ class ServerState:
     router: Router
     privacy: PrivacyService | None = None
     regions: Regions | None = None
+    prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
     _seen: dict[str, int] = field(default_factory=dict)
     _registrations: deque[float] = field(default_factory=deque)
 

@@ -33,6 +33,7 @@ from baat.server.storage.base import (
     Prekey,
     QueuedEnvelope,
     StorageUnavailable,
+    TooManyPrekeys,
     UsernameTaken,
 )
 from baat.server.storage.schema import (
@@ -324,12 +325,19 @@ class SqlStore:
         device_id: int,
         signed: Sequence[Prekey],
         one_time: Sequence[Prekey],
+        cap: int = 0,
     ) -> None:
         """Replace the signed prekeys of the given kinds and add one-time prekeys.
 
         Re-uploading a one-time key with an id already present keeps the first copy.
+
+        Raises:
+            TooManyPrekeys: with ``cap``, the account would store more one-time prekeys of
+                a kind than ``cap`` (nothing is stored).
         """
         async with self._tx() as conn:
+            if cap and one_time:
+                await self._check_cap(conn, account_id, one_time, cap)
             for key in signed:
                 stmt = self._insert(signed_prekeys).values(
                     account_id=account_id, device_id=device_id, **_fields(key)
@@ -353,6 +361,22 @@ class SqlStore:
                     ],
                 )
 
+    async def _check_cap(
+        self, conn: AsyncConnection, account_id: str, one_time: Sequence[Prekey], cap: int
+    ) -> None:
+        t = one_time_prekeys
+        rows = await conn.execute(
+            select(t.c.kind, func.count()).where(t.c.account_id == account_id).group_by(t.c.kind)
+        )
+        stored = {int(k): int(n) for k, n in rows}
+        for kind in {k.kind for k in one_time}:
+            adding = sum(1 for k in one_time if k.kind == kind)
+            if stored.get(kind, 0) + adding > cap:
+                raise TooManyPrekeys(
+                    f"the account would store {stored.get(kind, 0) + adding} one-time prekeys "
+                    f"of kind {kind}; at most {cap}"
+                )
+
     async def prekey_counts(self, account_id: str, device_id: int) -> dict[int, int]:
         """How many unclaimed one-time prekeys of each kind remain."""
         async with self._tx() as conn:
@@ -368,8 +392,11 @@ class SqlStore:
             counts.update({int(k): int(n) for k, n in rows})
             return counts
 
-    async def claim_bundle(self, account_id: str, device_id: int) -> DeviceBundle:
-        """Read a device's signed prekeys and claim one one-time key of each kind.
+    async def claim_bundle(
+        self, account_id: str, device_id: int, one_time: bool = True
+    ) -> DeviceBundle:
+        """Read a device's signed prekeys and claim one one-time key of each kind (none when
+        ``one_time`` is False: the requester reached its drain limit).
 
         Each one-time key is deleted in the statement that returns it, so concurrent
         claims never receive the same key.
@@ -400,8 +427,12 @@ class SqlStore:
                 )
             )
             signed = {int(r.kind): Prekey(**r._mapping) for r in signed_rows}
-            curve = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_CURVE_ONE_TIME)
-            kem = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_KEM_ONE_TIME)
+            curve = kem = None
+            if one_time:
+                curve = await self._claim_one(
+                    conn, account_id, device_id, PREKEY_KIND_CURVE_ONE_TIME
+                )
+                kem = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_KEM_ONE_TIME)
         return DeviceBundle(
             device=device,
             signed_prekey=signed.get(PREKEY_KIND_CURVE_SIGNED),
