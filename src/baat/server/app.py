@@ -40,6 +40,8 @@ from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.linking import LinkRelay
+from baat.server.linking import routes as link_routes
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.routes import routes as region_routes
 from baat.server.session import Session
@@ -64,6 +66,7 @@ class ServerState:
     privacy: PrivacyService | None = None
     regions: Regions | None = None
     prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
+    link_relay: LinkRelay = field(default_factory=LinkRelay)
     _seen: dict[str, int] = field(default_factory=dict)
     _registrations: deque[float] = field(default_factory=deque)
 
@@ -239,6 +242,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *privacy_routes(),
         *blob_routes(),
         *device_routes(),
+        *link_routes(),
         *region_routes(),
     ]
     return Starlette(

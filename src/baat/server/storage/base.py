@@ -25,6 +25,10 @@ class NotFound(StorageError):
     """The account or device does not exist."""
 
 
+class TooManyDevices(StorageError):
+    """The account already has as many devices as it may."""
+
+
 class TooManyPrekeys(StorageError):
     """An upload would keep more one-time prekeys of a kind than the account may store."""
 

@@ -33,6 +33,7 @@ from baat.server.storage.base import (
     Prekey,
     QueuedEnvelope,
     StorageUnavailable,
+    TooManyDevices,
     TooManyPrekeys,
     UsernameTaken,
 )
@@ -234,11 +235,16 @@ class SqlStore:
             ).first()
         return str(row[0]) if row else None
 
-    async def add_device(self, device: Device) -> int:
+    async def add_device(self, device: Device, max_devices: int = 0) -> int:
         """Add a device with the next free id of its account; returns the id.
+
+        With ``max_devices``, the count is checked in the same transaction: two adds that
+        race compute the same next id, one of them fails on the primary key and retries,
+        and then sees the other's device, so the limit holds on both engines.
 
         Raises:
             NotFound: the account does not exist.
+            TooManyDevices: the account has ``max_devices`` devices already.
         """
         for _ in range(5):
             try:
@@ -248,6 +254,12 @@ class SqlStore:
                     )
                     if not exists:
                         raise NotFound(device.account_id)
+                    if max_devices:
+                        count = await conn.scalar(
+                            select(func.count()).where(devices.c.account_id == device.account_id)
+                        )
+                        if int(count or 0) >= max_devices:
+                            raise TooManyDevices(device.account_id)
                     top = await conn.scalar(
                         select(func.max(devices.c.device_id)).where(
                             devices.c.account_id == device.account_id
