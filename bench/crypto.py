@@ -7,7 +7,7 @@ same primitives (X25519, HKDF-SHA256, HMAC-SHA256 chains, AES-256-CBC + HMAC-SHA
 * batched: 50 messages one way, then 50 back; one DH step per 50 messages.
 * X25519 bound: the rate if a message cost nothing but the three X25519 operations of its DH
   ratchet step, against the package's best alternating rate.
-* inactive sessions: decrypt time through a session record (docs/CRYPTO.md §9) holding 0, 1
+* inactive sessions: decrypt time through a session record (docs/CRYPTO.md §13) holding 0, 1
   and 40 inactive sessions, against a bare ``decrypt`` on the one session in the same run:
   a message on the active session, one on the oldest inactive session, and one no session
   can decrypt (every session is tried, the worst case).

@@ -1,5 +1,5 @@
 """Retry requests and prekey rotation through a real ``baat serve`` with two SDK clients
-(docs/CRYPTO.md §10 and §11)."""
+(docs/CRYPTO.md §14 and §15)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Crossed first messages through a real ``baat serve`` with two SDK clients, on SQLite and
-PostgreSQL (docs/CRYPTO.md §9): every message decrypts on the other side exactly once and
+PostgreSQL (docs/CRYPTO.md §13): every message decrypts on the other side exactly once and
 both sides end up sending on the same session."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Session records (several sessions per peer device, docs/CRYPTO.md §9), without a server.
+"""Session records (several sessions per peer device, docs/CRYPTO.md §13), without a server.
 
 The property test plays two devices that start sessions whenever they like (crossing each
 other's), and a network that drops, duplicates and reorders; every message delivered at

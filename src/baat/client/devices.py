@@ -10,7 +10,7 @@
 * **Linking**: the primary creates a one-time code on the server and shows it as a
   :class:`~baat.crypto.LinkCode`; the new device registers with it and a commitment to its
   256-bit nonce, the primary reveals its own nonce, the new device reveals its nonce, and
-  both show ``link_sas_committed`` (commit-then-reveal, docs/CRYPTO.md §12); the primary
+  both show ``link_sas_committed`` (commit-then-reveal, docs/CRYPTO.md §16); the primary
   signs and publishes the new list once the user confirms.
 
 The link code's 20-byte secret is the server's 18-byte one-time code followed by 2 random
@@ -584,7 +584,7 @@ async def register_linked(
     client = await Client.finish_registration(store, identity, {"token": reg["token"]})
     with store.transaction() as tx:
         client.devices.trust_account_key(tx, reg["account_id"], primary_key)
-    # Reveal our nonce only once the primary revealed its own (docs/CRYPTO.md §12).
+    # Reveal our nonce only once the primary revealed its own (docs/CRYPTO.md §16).
     theirs = await _poll_nonce(client.devices._http, "/v1/devices/link", timeout)
     r = await client.devices._http("PUT", "/v1/devices/link", json={"nonce": _b64(nonce)})
     if r.status_code != 204:

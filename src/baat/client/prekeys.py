@@ -1,6 +1,6 @@
 """The device's prekeys over time: rotation with a grace period, and refills while connected.
 
-Rotation (docs/CRYPTO.md §10, PQXDH section 4.11 "Signed prekey rotation"):
+Rotation (docs/CRYPTO.md §14, PQXDH section 4.11 "Signed prekey rotation"):
 
 1. The signed curve prekey and the last-resort ML-KEM prekey each get a new key id every
    :data:`ROTATE_AFTER_MS`, checked at connect and every :data:`CHECK_EVERY_S` while

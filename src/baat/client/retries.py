@@ -1,5 +1,5 @@
 """Nothing fails silently: retry requests for messages that cannot be decrypted
-(docs/CRYPTO.md §11; WhatsApp's "retry receipts" play the same part).
+(docs/CRYPTO.md §15; WhatsApp's "retry receipts" play the same part).
 
 1. **Receiver.** A pairwise message that no session decrypts (no session, MAC failure after
    every session was tried, a prekey that is gone) is acknowledged, reported as an

@@ -762,7 +762,7 @@ class Client:
         return result.session, result.plaintext
 
     def _decrypt_record(self, tx: Connection, d: Deliver, now: int) -> RecordDecryption:
-        """Decrypt with the sender device's sessions (several, docs/CRYPTO.md §9); one-time
+        """Decrypt with the sender device's sessions (several, docs/CRYPTO.md §13); one-time
         prekeys a new session used are deleted in ``tx``. The caller stores the record."""
         blob = self.store.session(tx, d.sender_account, d.sender_device)
         record = None if blob is None else SessionRecord.from_bytes(blob)

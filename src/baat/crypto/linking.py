@@ -1,4 +1,4 @@
-"""Commit-then-reveal for the device-linking SAS (docs/CRYPTO.md §12).
+"""Commit-then-reveal for the device-linking SAS (docs/CRYPTO.md §16).
 
 The short authentication string both screens show depends on 256 random bits from each
 device, and each device's bits are fixed before it sees the other's:

@@ -1,4 +1,4 @@
-"""Several sessions per peer device: Sesame-style session records (docs/CRYPTO.md §9).
+"""Several sessions per peer device: Sesame-style session records (docs/CRYPTO.md §13).
 
 Signal's Sesame specification ("Session management", section 3) keeps, for each peer
 device, one *active* session used to send and a list of *inactive* ones still accepted for

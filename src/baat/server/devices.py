@@ -93,7 +93,7 @@ async def link_device(request: Request) -> Response:
         identity_dh_key = b64_field(body.get("identity_dh_key"), "identity_dh_key", 32)
         identity_dh_sig = b64_field(body.get("identity_dh_sig"), "identity_dh_sig", 64)
         proof = b64_field(body.get("proof"), "proof", 64)
-        # The SAS commitment (linking.py, docs/CRYPTO.md §12).
+        # The SAS commitment (linking.py, docs/CRYPTO.md §16).
         commitment = b64_field(body.get("commitment"), "commitment", 32)
     except RegistrationError as exc:
         return _error(exc.code, exc.message, exc.status)

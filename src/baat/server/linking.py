@@ -1,4 +1,4 @@
-"""The relay for the device-linking commit-then-reveal (docs/CRYPTO.md §12, PROTOCOL.md
+"""The relay for the device-linking commit-then-reveal (docs/CRYPTO.md §16, PROTOCOL.md
 "Linking a device").
 
 1. ``POST /v1/devices`` (devices.py) carries the new device's ``commitment``; it is kept

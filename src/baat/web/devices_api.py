@@ -105,7 +105,7 @@ async def _watch(runtime: Runtime, client: Client, link: PendingLink) -> None:
         new = next((d for d in found if int(d["device_id"]) not in link.known), None)
         if new is not None and runtime.pending_link is link:
             device_id = int(new["device_id"])
-            try:  # commit-then-reveal with the new device (docs/CRYPTO.md §12)
+            try:  # commit-then-reveal with the new device (docs/CRYPTO.md §16)
                 sas = await client.devices.confirm_link(
                     link.code, device_id, base64.b64decode(new["identity_key"])
                 )
