@@ -30,7 +30,7 @@ import time
 from typing import TYPE_CHECKING, Final
 
 import msgspec
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from baat.client import schema as s
 
@@ -71,10 +71,10 @@ class Retries:
                 attempts=0,
             )
         )
-        extra = (tx.execute(select(t.c.message_id)).all())[KEEP_COUNT:]
-        if extra:
-            oldest = tx.execute(select(t.c.message_id).order_by(t.c.sent_at).limit(len(extra)))
-            tx.execute(delete(t).where(t.c.message_id.in_([r[0] for r in oldest])))
+        extra = int(tx.scalar(select(func.count()).select_from(t)) or 0) - KEEP_COUNT
+        if extra > 0:
+            oldest = select(t.c.message_id).order_by(t.c.sent_at).limit(extra)
+            tx.execute(delete(t).where(t.c.message_id.in_(oldest)))
 
     # -- receiver: ask again ---------------------------------------------------------------
 
