@@ -4,7 +4,8 @@
 1. **Receiver.** A pairwise message that no session decrypts (no session, MAC failure after
    every session was tried, a prekey that is gone) is acknowledged, reported as an
    ``undecryptable`` incident, and answered with a *retry request*: a ``Content`` of type
-   ``retry`` naming the message id and the device that failed, and nothing else. It is
+   ``retry`` naming the message id (``ref``) and the device that sent it (``kind``, in
+   decimal: a new field would change how every ``Content`` encodes), and nothing else. It is
    encrypted to the sender's device in a fresh session, started from a fresh bundle, and
    goes to every device of the sender's account (the server takes a send only if it
    addresses all of them, docs/PROTOCOL.md); the others ignore a request that does not
@@ -99,7 +100,7 @@ class Retries:
             sender_name=c.info.username,
             sent_at=c.clock(),
             ref=message_id,
-            device=device_id,
+            kind=str(device_id),
         )
         payload = msgspec.msgpack.encode(content)
         async with c._store_lock:
@@ -119,7 +120,7 @@ class Retries:
         """A retry request arrived, decrypted, from trusted device ``device_id`` of
         ``account_id`` (the device that could not read the message)."""
         c = self.client
-        if content.device != c.info.device_id:
+        if content.kind != str(c.info.device_id):
             return  # addressed to another of our devices
         t = s.resend
         row = tx.execute(select(t).where(t.c.message_id == content.ref)).first()

@@ -137,12 +137,13 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     ref: str = ""  # the message replied to, reacted to, edited or deleted
     refs: tuple[str, ...] = ()  # the messages a receipt is for
     emoji: str = ""
-    kind: str = ""  # receipt "delivered" | "read"; typing "started" | "stopped"
+    # receipt "delivered" | "read"; typing "started" | "stopped"; retry: the device that
+    # sent the message, in decimal (retries.py)
+    kind: str = ""
     expire: int = 0  # disappearing timer of the chat, seconds (0: off)
     data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
     names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
     key: bytes | None = None  # in a copy for our own devices: the peer's account key
-    device: int = 0  # in a retry request: the device that sent the message (retries.py)
 
 
 _content_decoder = msgspec.msgpack.Decoder(Content)
