@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from baat.client import schema as s
 from baat.client.prekeys import DAY_MS, GRACE_MS, ROTATE_AFTER_MS
@@ -83,6 +83,12 @@ async def test_lost_session_is_recovered_by_a_retry_and_read_once(
     await asyncio.sleep(1.0)  # nothing else arrives: exactly one copy
     assert _texts(b, a.info.account_id) == ["hello", "after the loss"]
     assert _status(a, mid) != "failed"
+    # Alice got exactly one retry request for it and sent it once more.
+    with a.store.transaction() as tx:
+        attempts = tx.execute(
+            select(s.resend.c.attempts).where(s.resend.c.message_id == mid)
+        ).scalar_one()
+    assert attempts == 1
     # The conversation goes on both ways on the new sessions.
     await b.send_text(a.info.username, "got it")
     await _until(lambda: "got it" in _texts(a, b.info.account_id), "the answer")
