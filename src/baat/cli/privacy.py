@@ -99,7 +99,8 @@ def policy_show(fmt: str, jurisdiction: str | None, spec: str, as_json: bool) ->
 @json_option
 @click.pass_context
 def policy_diff_cmd(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
-    """List every change from OLD to NEW (files, or "current"); exit 1 if NEW expands."""
+    """List every change from OLD to NEW (files, or "current"); exit 1 unless every change
+    is proven to narrow what Baat does with personal data."""
     result = policy_diff(_load(old), _load(new))
     _emit(result.to_json(), as_json, lambda _: result.to_text())
     if result.expands:
@@ -114,13 +115,19 @@ def policy_diff_cmd(ctx: click.Context, old: str, new: str, as_json: bool) -> No
     default=Path("policies"),
     show_default=True,
 )
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Publish although some changes are not proven to narrow (they are listed first).",
+)
 @json_option
-def policy_publish(directory: Path, as_json: bool) -> None:
+def policy_publish(directory: Path, accept: bool, as_json: bool) -> None:
     """Write the code's notice as the next policies/vN.json."""
     current = Policy.current()
     doc = current.document()
     versions = published_versions(directory)
     result: dict[str, Any] = {"version": current.version, "sha256": doc["sha256"]}
+    report = ""
     if versions:
         latest = max(versions)
         old = _load(str(versions[latest]))
@@ -133,14 +140,26 @@ def policy_publish(directory: Path, as_json: bool) -> None:
                 "in src/baat/privacy/policy.py (published versions are immutable)"
             )
         changes = policy_diff(old, doc)
+        report = changes.to_text()
         problems = reconsent_problems(changes, doc)
         if problems:
-            raise CliFailure("; ".join(problems))
+            raise CliFailure(report + "; ".join(problems))
+        if changes.expands and not accept:
+            # Every expansion is shown and needs a deliberate decision: a new column under an
+            # existing entry cannot slip into a published version as "layout".
+            raise CliFailure(
+                report + f"{len(changes.blocking)} change(s) are not proven to narrow; review "
+                "them and publish with --accept"
+            )
         result["diff"] = changes.to_json()
     path = directory / f"v{current.version}.json"
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_document(doc), encoding="utf-8")
-    _emit({**result, "published": True, "path": str(path)}, as_json, lambda _: f"wrote {path}")
+    _emit(
+        {**result, "published": True, "path": str(path)},
+        as_json,
+        lambda _: f"{report}wrote {path}",
+    )
 
 
 # -- user commands over HTTP ---------------------------------------------------------------

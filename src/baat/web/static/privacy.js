@@ -45,7 +45,7 @@ function changesBanner(data) {
     d ? h("h3", { id: "changes-title" }, `The privacy policy changed (version ${d.old_version} → ${d.new_version})`)
       : h("h3", { id: "changes-title" }, "Your consent is asked again"),
     d ? h("p", {}, `${counts("expansion")} change(s) let Baat do more with data, ${counts("reduction")} do less, `,
-      `${counts("neutral")} only reword. Messaging works the same whatever you decide.`) : null,
+      `${counts("changed")} reword or change something else. Messaging works the same whatever you decide.`) : null,
     d && d.changes.length ? h("ul", { class: "changes" }, ...d.changes.map((c) => h("li", {},
       h("span", { class: `kind ${c.kind}` }, c.kind), " ", describeChange(c, data.policy)))) : null,
     data.review.length ? h("p", { class: "review" }, h("strong", {}, "Please review: "),
