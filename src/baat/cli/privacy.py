@@ -172,18 +172,20 @@ def _passphrase() -> str:
     return str(click.prompt("Passphrase for the local store", hide_input=True))
 
 
-def _request(profile: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    profile: Path, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[str, Any]:
+    """One authenticated request; returns the server's address and the JSON answer."""
     from baat.client.profile import load_credentials
 
     try:
         server, creds = load_credentials(profile, _passphrase())
     except Exception as exc:  # the store's own errors; shown as they are
         raise CliFailure(f"cannot load profile {profile}: {exc}") from exc
+    headers = {"Authorization": creds.header(), "Baat-Collection-Method": "cli"}
     try:
         with httpx.Client(base_url=server, timeout=30.0) as client:
-            response = client.request(
-                method, path, json=body, headers={"Authorization": creds.header()}
-            )
+            response = client.request(method, path, json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise CliFailure(f"cannot reach {server}: {exc}") from exc
     try:
@@ -193,7 +195,34 @@ def _request(profile: Path, method: str, path: str, body: dict[str, Any] | None 
     if response.is_error:
         err = data.get("error", {}) if isinstance(data, dict) else {}
         raise CliFailure(f"{err.get('code', response.status_code)}: {err.get('message', '')}")
-    return data
+    return server, data
+
+
+def _request(profile: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    return _call(profile, method, path, body)[1]
+
+
+def _watched(profile: Path, method: str, path: str) -> Any:
+    """A consent request whose ledger head and receipt the profile remembers; warnings about
+    an older head or a missing record go to stderr (``baat.client.ledger_watch``)."""
+    from baat.client.ledger_watch import LedgerWatch
+
+    server, data = _call(profile, method, path)
+    try:
+        response = httpx.get(server.rstrip("/") + "/.well-known/baat/keys", timeout=30.0)
+        response.raise_for_status()
+        jwks = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CliFailure(f"cannot fetch keys from {server}: {exc}") from exc
+    watch = LedgerWatch.for_profile(profile, server)
+    if "receipt" in data:
+        warnings = watch.observe_receipt(data, jwks)
+    else:
+        warnings = watch.check_listing(data.get("consents", []), data.get("ledger_head"), jwks)
+    watch.save()
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    return {**data, "warnings": warnings}
 
 
 def _receipt_text(data: dict[str, Any]) -> str:
@@ -214,7 +243,7 @@ def consent() -> None:
 @profile_options
 def consent_list(profile: Path, as_json: bool) -> None:
     """Show every optional purpose and whether you allow it."""
-    data = _request(profile, "GET", "/v1/consents")
+    data = _watched(profile, "GET", "/v1/consents")
 
     def human(d: dict[str, Any]) -> str:
         rows = [f"policy v{d['policy']['version']}"]
@@ -232,7 +261,7 @@ def consent_list(profile: Path, as_json: bool) -> None:
 @profile_options
 def consent_grant(purpose: str, profile: Path, as_json: bool) -> None:
     """Allow an optional PURPOSE; prints the signed receipt."""
-    _emit(_request(profile, "POST", f"/v1/consents/{purpose}"), as_json, _receipt_text)
+    _emit(_watched(profile, "POST", f"/v1/consents/{purpose}"), as_json, _receipt_text)
 
 
 @consent.command("withdraw")
@@ -240,7 +269,7 @@ def consent_grant(purpose: str, profile: Path, as_json: bool) -> None:
 @profile_options
 def consent_withdraw(purpose: str, profile: Path, as_json: bool) -> None:
     """Withdraw consent to PURPOSE; applies to the next run of every job."""
-    _emit(_request(profile, "DELETE", f"/v1/consents/{purpose}"), as_json, _receipt_text)
+    _emit(_watched(profile, "DELETE", f"/v1/consents/{purpose}"), as_json, _receipt_text)
 
 
 def _read_receipt(spec: str) -> str:

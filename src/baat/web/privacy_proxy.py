@@ -58,7 +58,8 @@ class PrivacyProxy:
         return await self._call("DELETE", "/v1/me")
 
     async def _call(self, method: str, path: str, *, auth: bool = True) -> dict[str, Any]:
-        headers = {"accept": "application/json"}
+        # Consent records name how consent was collected (``baat.privacy.receipt_fields``).
+        headers = {"accept": "application/json", "baat-collection-method": "web"}
         if auth:
             if self.credentials is None:
                 raise ServerError(409, "locked", "unlock the profile first")
