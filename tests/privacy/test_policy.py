@@ -104,4 +104,4 @@ def test_html_escapes_and_json_formats_parse() -> None:
     assert jsonld(DOC) == graph
     with pytest.raises(ValueError):
         render(DOC, "pdf")
-    assert set(FORMATS) == {"md", "html", "json", "jsonld"}
+    assert set(FORMATS) == {"md", "html", "json", "jsonld", "ropa", "ropa-csv"}

@@ -14,17 +14,19 @@ import html
 import json
 from typing import Any
 
+from baat.privacy import ropa
 from baat.privacy.jsonld import jsonld
 from baat.privacy.policy import dump_document
 
-FORMATS = ("md", "html", "json", "jsonld")
+FORMATS = ("md", "html", "json", "jsonld", "ropa", "ropa-csv")
 __all__ = ["FORMATS", "jsonld", "render"]
 
 Block = tuple[str, Any]  # ("p", str) | ("ul", list[str]) | ("h3", str)
 
 
 def render(doc: dict[str, Any], fmt: str, jurisdiction: str | None = None) -> str:
-    """The notice in ``fmt`` (md, html, json, jsonld), worded for ``jurisdiction``.
+    """The notice in ``fmt`` (md, html, json, jsonld), worded for ``jurisdiction``, or the
+    record of processing (ropa as Markdown, ropa-csv), which is the same for every jurisdiction.
 
     Raises:
         ValueError: unknown format or jurisdiction.
@@ -37,6 +39,10 @@ def render(doc: dict[str, Any], fmt: str, jurisdiction: str | None = None) -> st
         return dump_document(doc)
     if fmt == "jsonld":
         return json.dumps(jsonld(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if fmt == "ropa":
+        return ropa.markdown(doc)
+    if fmt == "ropa-csv":
+        return ropa.csv_text(doc)
     sections = _sections(doc, jurisdiction)
     if fmt == "md":
         return _markdown(doc, sections)
