@@ -467,6 +467,26 @@ def admin_verify_ledger(db: str, as_json: bool) -> None:
         raise CliFailure(f"ledger verification failed: {len(report.problems)} problem(s)")
 
 
+@admin.command("seal-ledger")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The server's data directory (holds the key that unlocks the signing key).",
+)
+@db_options
+def admin_seal_ledger(data_dir: Path, db: str, as_json: bool) -> None:
+    """Sign the head of a consent ledger written before heads existed (run verify-ledger
+    first: this vouches for the chain as it is now)."""
+    head = _with_service(db, lambda s: s.seal_ledger(), data_dir=data_dir, sign=True)
+
+    def human(d: dict[str, Any] | None) -> str:
+        return "a signed head already exists" if d is None else f"sealed at event {d['seq']}"
+
+    _emit(head, as_json, human)
+
+
 @admin.command("retention")
 @click.option("--now", type=float, default=None, help="Unix time to run as (default: now).")
 @db_options

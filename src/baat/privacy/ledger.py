@@ -212,6 +212,11 @@ async def append(
     return replace(receipt, head=head.to_json())
 
 
+def empty_head(key: SigningKey, now: int) -> ledger_head.Head:
+    """The head of a ledger without records (nothing appended yet)."""
+    return ledger_head.sign(key, 0, GENESIS, now)
+
+
 async def seal_head(conn: AsyncConnection, key: SigningKey, now: int) -> ledger_head.Head | None:
     """Sign the current end of the chain when no head is stored yet (a ledger written
     before heads existed); returns the new head, or ``None`` when one exists."""

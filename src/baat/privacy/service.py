@@ -6,7 +6,6 @@ chooses the storage region on correction, and that is all (DPDP s. 6(1), GDPR Ar
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -53,7 +52,6 @@ from baat.server.storage.schema import accounts
 from baat.server.storage.sql import SqlStore
 
 T = TypeVar("T")
-log = logging.getLogger("baat.privacy")
 JOBS = ("improve", "understand", "customize", "market", "share_affiliate")
 
 
@@ -112,7 +110,6 @@ class PrivacyService:
         if sign:
             kek = keys.load_kek(Path(data_dir))
             key = await _db(keys.load_or_create(store.engine, kek, int(clock())))
-            await _db(_seal(store, key, int(clock())))
         return cls(
             store,
             policy,
@@ -215,8 +212,11 @@ class PrivacyService:
         async with self._tx() as conn:
             token = await ledger_head.load(conn)
             if token is None:
-                head = await ledger.seal_head(conn, self._signing_key(), int(self.clock()))
-                assert head is not None
+                # Only an empty ledger may be vouched for on the fly; records without a
+                # stored head need the operator (``seal_ledger``).
+                if await conn.scalar(select(consent_events.c.seq).limit(1)) is not None:
+                    raise LedgerUnverifiable("the ledger has records but no signed head")
+                head = ledger.empty_head(self._signing_key(), int(self.clock()))
                 return head.to_json()
             try:
                 return ledger_head.verify(token, await keys.jwks_on(conn)).to_json()
@@ -311,6 +311,18 @@ class PrivacyService:
         if stored != receipt.record_hash:
             raise ReceiptNotInLedger("the ledger holds no record matching this receipt")
         return receipt
+
+    async def seal_ledger(self) -> dict[str, Any] | None:
+        """Sign the current end of a ledger that has no stored head (one written before
+        heads existed); ``None`` when a head exists. An operator step, never automatic: a
+        server that re-signed whatever chain it found would vouch for a truncated one.
+
+        Raises:
+            PrivacyError: opened without the signing key; PrivacyStorageError.
+        """
+        async with self._tx() as conn:
+            head = await ledger.seal_head(conn, self._signing_key(), int(self.clock()))
+        return None if head is None else head.to_json()
 
     async def verify_ledger(self) -> ledger.LedgerReport:
         key_set = await self.jwks()
@@ -566,16 +578,6 @@ class PrivacyService:
         if name not in runners:
             raise ValueError(f"unknown job {name!r}; jobs: {', '.join(JOBS)}")
         return await runners[name]()
-
-
-async def _seal(store: SqlStore, key: keys.SigningKey, now: int) -> None:
-    async with store.engine.begin() as conn:
-        head = await ledger.seal_head(conn, key, now)
-    if head is not None and head.seq:
-        # A ledger written before heads existed, or one whose head row was deleted: the
-        # end of the chain is vouched for from now on only. Clients that saw a newer head
-        # will notice (``baat.client.ledger_watch``).
-        log.warning("consent ledger had no signed head; sealed it at event %d", head.seq)
 
 
 async def _db(awaitable: Awaitable[T]) -> T:
