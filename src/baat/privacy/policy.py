@@ -195,7 +195,8 @@ def _build(p: Policy) -> dict[str, Any]:
                 "/.well-known/baat/keys."
             ),
             "reconsent": (
-                "When a new policy version expands an optional purpose, earlier consents to "
+                "When a new policy version widens an optional purpose or changes what it means "
+                "(its wording, who receives the data, the data it reads), earlier consents to "
                 "it stop counting until you grant it again."
             ),
         },
@@ -224,8 +225,8 @@ def _build(p: Policy) -> dict[str, Any]:
             ),
         },
         "changes": (
-            "A new version is published at /v1/policy and in policies/. Expanded optional "
-            "purposes need your consent again; messaging never does."
+            "A new version is published at /v1/policy and in policies/. Optional purposes "
+            "that widen or change meaning need your consent again; messaging never does."
         ),
     }
 
