@@ -17,7 +17,7 @@ from baat.privacy.schema import consent_events, ledger_head
 from baat.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
-from .conftest import OpenService, make_user
+from .conftest import Clock, OpenService, make_user
 
 
 async def _two_users(store: SqlStore, service: PrivacyService) -> tuple[str, str]:
@@ -168,3 +168,19 @@ async def test_a_reworded_optional_purpose_needs_consent_again(
     assert (await later.run_market())["audience"] == []
     await later.grant(bilal, "market")
     assert (await later.run_market())["audience"] == ["bilal"]
+
+
+async def test_pruning_moves_the_view_to_the_anchor(
+    store: SqlStore, service: PrivacyService, clock: Clock
+) -> None:
+    _, bilal = await _two_users(store, service)
+    assert (await service.run_market())["audience"] == ["bilal"]
+    await service.withdraw(bilal, "market")
+    clock.advance(7 * 365 + 1)
+    assert (await service.run_retention(clock()))["consent_events"] == 4
+    assert (await service.run_market())["audience"] == []  # rebuilt from the anchor
+    await service.grant(bilal, "market")
+    assert (await service.run_market())["audience"] == ["bilal"]
+    fresh = await PrivacyService.open(store, data_dir=service.data_dir, region="in", clock=clock)
+    assert (await fresh.run_market())["audience"] == ["bilal"]
+    assert (await fresh.verify_ledger()).ok
