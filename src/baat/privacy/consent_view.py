@@ -111,10 +111,9 @@ class ConsentView:
         if anchor != self.anchor:
             self._reset(anchor)
         e = consent_events
-        columns = (await conn.execute(
-            select(e.c.seq, e.c.record_hash, e.c.prev_hash, e.c.record_id, e.c.subject_ref,
-                   e.c.purpose, e.c.state, e.c.policy_version).order_by(e.c.seq)
-        )).all()  # fmt: skip
+        indexed = (e.c.record_hash, e.c.record_id, e.c.subject_ref, e.c.purpose, e.c.state)
+        query = select(e.c.seq, *indexed, e.c.policy_version).order_by(e.c.seq)
+        columns = (await conn.execute(query)).all()
         problems: list[str] = []
         present: set[int] = set()
         for c in columns:
