@@ -42,6 +42,10 @@ class PrivacyProxy:
     async def policy(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/policy", auth=False)
 
+    async def keys(self) -> dict[str, Any]:
+        """The server's published signing keys (receipts and ledger heads)."""
+        return await self._call("GET", "/.well-known/baat/keys", auth=False)
+
     async def consents(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/consents")
 

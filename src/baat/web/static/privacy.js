@@ -25,6 +25,7 @@ export async function showPrivacy() {
         h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
         h("h2", { id: "privacy-title", tabindex: "-1" }, "Privacy")),
       h("div", { class: "scroll" },
+        (data.ledger_warnings || []).length ? ledgerBanner(data.ledger_warnings) : null,
         data.changes || data.reconsent.length ? changesBanner(data) : null,
         consentsSection(data, recipients),
         heldSection(),
@@ -32,6 +33,15 @@ export async function showPrivacy() {
         policySection(data, recipients),
         deleteSection())));
   $("#privacy-title").focus();
+}
+
+// -- the server's consent ledger no longer shows what this device saw ---------------------
+
+function ledgerBanner(warnings) {
+  return h("section", { class: "banner warn", role: "alert", id: "ledger-warnings" },
+    h("h3", {}, "The server's consent records changed"),
+    h("ul", {}, ...warnings.map((w) => h("li", {}, w))),
+    h("p", {}, "Keep your receipts: they prove what you agreed to and when."));
 }
 
 // -- what changed in the policy ----------------------------------------------------------
