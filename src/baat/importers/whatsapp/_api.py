@@ -9,7 +9,7 @@ from typing import IO
 from ._build import ProgressCallback
 from ._container import DEFAULT_MAX_TRANSCRIPT_BYTES, Container, Source, chat_name_from_file
 from ._dialect import detect_dialect
-from ._errors import DateOrder
+from ._errors import Calendar, DateOrder
 from ._parser import parse_transcript
 from ._records import Attachment, ChatImport, Dialect
 from ._text import decode, split_lines
@@ -55,18 +55,21 @@ class WhatsAppExport:
         date_order: DateOrder | None = None,
         tz: str | _dt.tzinfo | None = None,
         progress: ProgressCallback | None = None,
+        calendar: Calendar = "gregorian",
     ) -> ChatImport:
         """Parse the transcript into records.
 
         ``date_order`` is ``"dmy"``, ``"mdy"`` or ``"ymd"``; leave it ``None`` to settle it
         from the file. ``tz`` is a zoneinfo name or ``tzinfo`` for the exporting phone's
         zone (default: this machine's zone). ``progress(lines_done, lines_total)`` is called
-        every few thousand messages and once at the end.
+        every few thousand messages and once at the end. ``calendar="buddhist"`` reads
+        four-digit years in the Thai Buddhist era (2566 is 2023).
 
         Raises:
             UnknownDialect: no line has a readable header, or none a valid date and time.
             AmbiguousDateOrder: ``date_order`` is ``None`` and the file cannot settle it.
             DateOrderMismatch: ``date_order`` makes fewer dates valid than another order.
+            ImplausibleYear: a year outside 1970-2100 (another calendar, e.g. Buddhist).
             ValueError: ``tz`` names no known time zone.
         """
         container = self._container
@@ -78,6 +81,7 @@ class WhatsAppExport:
             progress=progress,
             find_file=container.files.find if container.files.names else None,
             all_files=container.files.names,
+            calendar=calendar,
         )
 
     def open_attachment(self, attachment: Attachment | str) -> IO[bytes]:
@@ -158,6 +162,7 @@ def parse_export(
     chat_name: str | None = None,
     progress: ProgressCallback | None = None,
     max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
+    calendar: Calendar = "gregorian",
 ) -> ChatImport:
     """Open, parse and close in one call (see ``open_export`` and ``WhatsAppExport.parse``).
 
@@ -170,4 +175,4 @@ def parse_export(
     with open_export(
         source, chat_name=chat_name, max_transcript_bytes=max_transcript_bytes
     ) as export:
-        return export.parse(date_order=date_order, tz=tz, progress=progress)
+        return export.parse(date_order=date_order, tz=tz, progress=progress, calendar=calendar)

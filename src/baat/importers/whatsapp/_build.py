@@ -151,10 +151,16 @@ class Builder:
                     continue
                 author = authors[raw_author] = clean_name(raw_author)
             text = body[cut + 2 :]
-            if ios and might_be_system(text):
-                marked = lines[i][:1] == "\u200e"
+            if might_be_system(text):
+                # iOS marks system lines with an LRM before the header or, on current
+                # iPhones, right after "Author: ".
+                marked = ios and (lines[i][:1] == "\u200e" or text[:1] == "\u200e")
                 event = classify_system(
-                    text, author=author, chat_names=self._chat_names, marked=marked
+                    text,
+                    author=author,
+                    chat_names=self._chat_names,
+                    marked=marked,
+                    android=not ios,
                 )
                 if event is not None:
                     append(self._event(i, end, ts, stamp, header, text, author, event))

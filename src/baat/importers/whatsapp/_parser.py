@@ -14,6 +14,7 @@ Three passes over the file, each simple:
 from __future__ import annotations
 
 import datetime as _dt
+import re
 from itertools import compress, repeat
 
 import msgspec
@@ -21,20 +22,32 @@ import msgspec
 from ._build import Builder, FileLookup, Head, ProgressCallback
 from ._clock import LocalClock, resolve_zone
 from ._dialect import (
+    NameHint,
     compile_header,
     date_fields,
     detect_dialect,
-    infer_date_order,
     read_clock,
     read_date,
+    settle_date_order,
 )
-from ._errors import DateOrder, UnknownDialect
+from ._errors import (
+    BUDDHIST_OFFSET,
+    PLAUSIBLE_YEARS,
+    Calendar,
+    DateOrder,
+    ImplausibleYear,
+    UnknownDialect,
+)
 from ._records import ChatImport, Dialect, Platform, UnparsedLine, UnparsedReason
 from ._text import LEADING_MARKS, split_lines
 
 _BAD_TIME = UnparsedReason.INVALID_DATE_TIME
 _UNSEEN: tuple[int, int, int] = (0, 0, 0)  # sentinel: no date has year 0
 _UNSEEN_HM: tuple[int, int] = (-1, -1)
+# iPhone "00000003-PHOTO-2022-12-31-11-40-26.jpg", Android "IMG-20221231-WA0001.jpg".
+_NAME_DATE = re.compile(
+    r"(?:PHOTO|VIDEO|AUDIO|GIF|STICKER|IMG|VID|PTT|AUD|STK|DOC)-(20\d\d)-?([01]\d)-?([0-3]\d)\b"
+)
 _SECONDS = {f"{n:02d}": n for n in range(60)} | {"": 0}
 
 
@@ -47,6 +60,7 @@ def parse_transcript(
     progress: ProgressCallback | None,
     find_file: FileLookup | None,
     all_files: tuple[str, ...] = (),
+    calendar: Calendar = "gregorian",
 ) -> ChatImport:
     """Parse decoded transcript text (see ``parse_export`` for the parameters).
 
@@ -54,13 +68,16 @@ def parse_transcript(
         UnknownDialect: no line has a readable header, or none a valid date and time.
         AmbiguousDateOrder: see ``infer_date_order``.
         DateOrderMismatch: see ``infer_date_order``.
+        ImplausibleYear: a header's year is outside 1970-2100 in ``calendar``.
         ValueError: ``tz`` names no known time zone.
     """
     zone, tz_name = resolve_zone(tz)
     lines, soft = split_lines(text)
     dialect = detect_dialect(lines)
-    heads, unparsed, order = _find_heads(lines, soft, dialect, date_order)
-    dialect = msgspec.structs.replace(dialect, date_order=order)
+    heads, unparsed, order, evidence = _find_heads(lines, soft, dialect, date_order, calendar)
+    dialect = msgspec.structs.replace(
+        dialect, date_order=order, date_order_evidence=evidence, calendar=calendar
+    )
     builder = Builder(
         lines,
         ios=dialect.platform is not Platform.ANDROID,
@@ -81,7 +98,8 @@ def _find_heads(
     soft: frozenset[int],
     dialect: Dialect,
     date_order: DateOrder | None,
-) -> tuple[list[Head], list[UnparsedLine], DateOrder]:
+    calendar: Calendar = "gregorian",
+) -> tuple[list[Head], list[UnparsedLine], DateOrder, str]:
     match = compile_header(dialect).match
     # map() and compress() keep the per-line work in C; only header lines reach Python code.
     stripped = list(map(str.lstrip, lines, repeat(LEADING_MARKS)))
@@ -104,7 +122,17 @@ def _find_heads(
         if g[1] != previous:
             previous = g[1]
             runs.append((i, date_fields(g[1]), g[0]))
-    order = infer_date_order(runs, date_order)
+
+    def name_hints() -> list[NameHint]:
+        found: list[NameHint] = []
+        for i, g, rest in raw:
+            if "-" in rest and (m := _NAME_DATE.search(rest)) is not None:
+                named = (int(m[1]), int(m[2]), int(m[3]))
+                found.append((i, date_fields(g[1]), named, m[0]))
+        return found
+
+    order, evidence = settle_date_order(runs, date_order, name_hints)
+    offset = BUDDHIST_OFFSET if calendar == "buddhist" else 0
 
     # Dates and clock times repeat (every day of a chat, every minute of a day), so each
     # distinct string is read once; seconds are looked up in a table.
@@ -115,7 +143,10 @@ def _find_heads(
     for i, (header, date, clock, seconds, marker), rest in raw:
         ymd = dates.get(date, _UNSEEN)
         if ymd is _UNSEEN:
-            ymd = dates[date] = read_date(order, *map(int, date_fields(date)))
+            a, b, c = date_fields(date)
+            ymd = dates[date] = read_date(order, int(a), int(b), int(c), offset)
+            if ymd is not None and ymd[0] not in PLAUSIBLE_YEARS:
+                raise ImplausibleYear(i + 1, header, ymd[0], calendar)
         hm = clocks.get((clock, marker), _UNSEEN_HM)
         if hm is _UNSEEN_HM:
             hm = clocks[(clock, marker)] = read_clock(clock, marker)
@@ -135,4 +166,4 @@ def _find_heads(
         for i in range(heads[0][0])
         if i not in invalid and lines[i].strip(LEADING_MARKS + " \t")
     ]
-    return heads, before + unparsed, order
+    return heads, before + unparsed, order, evidence
