@@ -242,6 +242,50 @@ def import_chat(
     )
 
 
+def remap_chat(
+    store: Store, chat_id: str, *, me: str | None = None, mapping: Mapping[str, str] | None = None
+) -> tuple[str, int]:
+    """Give ``--me``/``--map`` to a chat imported earlier, without its export: the stored
+    messages are reattributed at once. Returns the conversation and how many changed.
+
+    Raises:
+        ImportProblem: no such imported chat, an author it does not have, or a username
+            that is not a contact.
+    """
+    mapped = resolve_mapping(store, mapping or {})
+    with store.transaction() as tx:
+        old = _load_chat(store, tx, chat_id)
+        if old is None:
+            raise ImportProblem(f"no imported chat {chat_id!r}")
+        details = dict(old.details)
+        authors: list[str] = list(details.get("authors", []))
+        shown = ", ".join(repr(a) for a in authors[:12]) or "none"
+        for author in [*([me] if me is not None else []), *mapped]:
+            if author not in authors:
+                raise ImportProblem(f"{author!r} wrote nothing in this chat (authors: {shown})")
+        new_me = me if me is not None else details.get("me")
+        if new_me is not None and new_me in mapped:
+            raise ImportProblem(f"{new_me!r} cannot be both --me and mapped to a contact")
+        people = _People(
+            me=new_me,
+            mapped={
+                **{a: (v["account"], v["username"]) for a, v in details.get("map", {}).items()},
+                **mapped,
+            },
+            authors=authors,
+            own_name=store.info.username if store.info else None,
+            chat_name=old.name,
+        )
+        target = people.target(chat_id)
+        changed = _reattribute(store, tx, chat_id, target, people)
+        details.update(
+            me=people.me,
+            map={a: {"account": v[0], "username": v[1]} for a, v in people.mapped.items()},
+        )
+        _save_chat(store, tx, chat_id, old.name, target, old, details, old.imported_at)
+    return target, changed
+
+
 def summary_dict(summary: ImportSummary, unparsed_limit: int = UNPARSED_KEPT) -> dict[str, Any]:
     """The parser's summary as JSON-ready values; unparsed lines beyond the limit are
     counted, not copied, so a badly broken file cannot bloat the store."""
