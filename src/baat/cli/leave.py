@@ -133,6 +133,7 @@ def _parse(
     tz: str | None,
     report: Bars,
     calendar: str = "gregorian",
+    summary_only: bool = False,
 ) -> tuple[WhatsAppExport, ChatImport]:
     try:
         export = open_export(path, chat_name=chat_name)
@@ -150,6 +151,7 @@ def _parse(
             tz=tz,
             progress=lambda done, total: report("parse", done, total),
             calendar=cast(Calendar, calendar),
+            summary_only=summary_only,
         )
     except AmbiguousDateOrder as exc:
         export.close()
@@ -306,7 +308,8 @@ def whatsapp(
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with bars(large) as report:
-        export, chat = _parse(path, chat_name, date_order, tz, report, calendar)
+        # A dry run shows counts only: the records are counted and dropped as they are made.
+        export, chat = _parse(path, chat_name, date_order, tz, report, calendar, dry_run)
     with export:
         result = None
         try:

@@ -23,11 +23,13 @@ class WhatsAppExport:
     def __init__(self, container: Container, chat_name: str | None) -> None:
         self._container = container
         try:
-            self._text = decode(container.transcript)
+            # Only the lines are kept: the text itself would be a second copy (a wide one:
+            # one emoji makes every character of a str take four bytes).
+            self._lines = split_lines(decode(container.transcript))
         except BaseException:
             container.close()
             raise
-        container.transcript = b""  # the decoded text is all we need from here on
+        container.transcript = b""  # the decoded lines are all we need from here on
         self.chat_name = chat_name
         """The chat's name: as passed in, else from the file names, else ``None``."""
 
@@ -47,7 +49,7 @@ class WhatsAppExport:
         Raises:
             UnknownDialect: no line starts with a supported header.
         """
-        return detect_dialect(split_lines(self._text)[0])
+        return detect_dialect(self._lines[0])
 
     def parse(
         self,
@@ -56,6 +58,7 @@ class WhatsAppExport:
         tz: str | _dt.tzinfo | None = None,
         progress: ProgressCallback | None = None,
         calendar: Calendar = "gregorian",
+        summary_only: bool = False,
     ) -> ChatImport:
         """Parse the transcript into records.
 
@@ -63,7 +66,9 @@ class WhatsAppExport:
         from the file. ``tz`` is a zoneinfo name or ``tzinfo`` for the exporting phone's
         zone (default: this machine's zone). ``progress(lines_done, lines_total)`` is called
         every few thousand messages and once at the end. ``calendar="buddhist"`` reads
-        four-digit years in the Thai Buddhist era (2566 is 2023).
+        four-digit years in the Thai Buddhist era (2566 is 2023). ``summary_only=True``
+        counts every record for ``summary`` but keeps none (``entries`` is empty): a
+        preview of a large export in a fraction of the memory.
 
         Raises:
             UnknownDialect: no line has a readable header, or none a valid date and time.
@@ -74,7 +79,7 @@ class WhatsAppExport:
         """
         container = self._container
         return parse_transcript(
-            self._text,
+            self._lines,
             chat_name=self.chat_name,
             date_order=date_order,
             tz=tz,
@@ -82,6 +87,7 @@ class WhatsAppExport:
             find_file=container.files.find if container.files.names else None,
             all_files=container.files.names,
             calendar=calendar,
+            keep_entries=not summary_only,
         )
 
     def open_attachment(self, attachment: Attachment | str) -> IO[bytes]:

@@ -48,6 +48,11 @@ _VIEW_ONCE = view_once_bodies()
 _NOTICE_MAX = 48
 _MISSED = missed_call_starts()
 _POLL_HEADS = poll_heads()
+# The last three characters (case-folded) of every such notice: a message that does not
+# end like one skips the look-up, which otherwise costs a translate and a casefold.
+_NOTICE_ENDS = frozenset(
+    k[-3:] for k in (*_DELETED, *_OMITTED, *_VIEW_ONCE, *(c.casefold() for c in _MISSED))
+)
 _VIDEO_WORDS = ("video", "vídeo", "vidéo", "видео", "görüntülü", "वीडियो", "فيديو", "تصویری")
 _EDITED = (" <This message was edited>", "<This message was edited>")
 
@@ -176,7 +181,12 @@ def classify(body: str) -> Body | None:
     if not head:
         if not rest:
             return Body(MessageKind.EMPTY, "", edited, None, None)
-    elif not rest and len(head) <= _NOTICE_MAX and (notice := _notice(head, edited)):
+    elif (
+        not rest
+        and len(head) <= _NOTICE_MAX
+        and head[-3:].casefold() in _NOTICE_ENDS
+        and (notice := _notice(head, edited))
+    ):
         return notice
     elif head.endswith(_MARKER_ENDS) or head.startswith(_MARKER_STARTS) or head in _POLL_HEADS:
         special = _classify_marker(without_marks(head).rstrip(), rest, edited)
