@@ -41,6 +41,7 @@ from baat.importers.whatsapp import (
     ChatImport,
     CorruptZip,
     ImportSummary,
+    MessageKind,
     ParsedMessage,
     SystemEvent,
     WhatsAppExport,
@@ -316,19 +317,31 @@ def _body(e: ParsedMessage | SystemEvent, people: _People, peer: str) -> dict[st
     if isinstance(e, SystemEvent):
         body["kind"] = "system"
         body["system"] = {k: getattr(e, k) for k in ("actor", "target", "value", "old_value")}
-        body["system"]["kind"] = e.kind.value
+        body["system"]["kind"] = e.kind
         return body
-    body["kind"] = e.kind.value
+    # The kinds are StrEnums: str already, and encoded as their value; reading ``.value``
+    # goes through the enum's descriptor, a cost paid 200 000 times in a large import.
+    kind = body["kind"] = e.kind
     if e.edited:
         body["edited"] = True
     if (a := e.attachment) is not None:
-        body["attachment"] = {"name": a.name, "status": a.status.value, "size": a.size}
-        body["attachment"].update(media_type=a.media_type.value, media=None, chunks=0)
-    for name in ("poll", "location", "call"):
-        value = getattr(e, name)
-        if value is not None:
-            body[name] = msgspec.to_builtins(value)
+        body["attachment"] = {
+            "name": a.name,
+            "status": a.status,
+            "size": a.size,
+            "media_type": a.media_type,
+            "media": None,
+            "chunks": 0,
+        }
+    if kind in _EXTRA_KINDS:
+        for name in ("poll", "location", "call"):
+            value = getattr(e, name)
+            if value is not None:
+                body[name] = msgspec.to_builtins(value)
     return body
+
+
+_EXTRA_KINDS = frozenset({MessageKind.POLL, MessageKind.LOCATION, MessageKind.CALL})
 
 
 def _insert(
