@@ -287,3 +287,15 @@ def test_every_notice_and_placeholder_is_typed(lang: str) -> None:
 )
 def test_ordinary_sentences_by_a_person_stay_messages(text: str) -> None:
     assert classify_system(text, author="Bob", chat_names=(), marked=False) is None
+
+
+def test_docs_list_every_wording() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).parents[2] / "docs" / "IMPORT.md").read_text(encoding="utf-8")
+    for lang, words in TABLE.items():
+        assert f"(`{lang}`)" in docs
+        listed = [*words.encryption, *words.deleted, *words.omitted, *words.view_once]
+        listed += [w for field, _, _ in SYSTEM_FIELDS for w in getattr(words, field)]
+        for wording in [*listed, *words.missed_call, words.poll, words.option]:
+            assert f"`{wording}`" in docs, (lang, wording)
