@@ -48,11 +48,11 @@ class CliError(click.ClickException):
         self.as_json = False
 
     def show(self, file: Any = None) -> None:
-        if not self.as_json:
-            super().show(file)
-            return
-        error = {"code": self.code, "message": self.format_message(), **self.details}
-        click.echo(json.dumps({"error": error}, ensure_ascii=False, default=str))
+        if self.as_json:
+            error = {"code": self.code, "message": self.format_message(), **self.details}
+            click.echo(json.dumps({"error": error}, ensure_ascii=False, default=str))
+        # On stderr as well, for a person watching a script run.
+        super().show(file)
 
 
 def _json_errors(f: Callable[..., Any]) -> Callable[..., Any]:
