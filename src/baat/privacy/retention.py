@@ -56,6 +56,7 @@ MECHANISMS: dict[str, str] = {
     "consent.subject_ref": "account erasure",
     "consent.record": "ledger.prune from the start of the chain (PrivacyService.run_retention)",
     "consent.ledger_anchor": "kept while the database exists",
+    "consent.ledger_head": "kept while the database exists (replaced on every append)",
     "transfer.record": "PrivacyService.run_retention",
     "transfer.region_count": "PrivacyService.run_retention",
     "server.signing_key": "prune_retired_keys (PrivacyService.run_retention)",
