@@ -211,8 +211,10 @@ class Client:
         server_url: str,
         username: str,
         jurisdiction: str = "ZZ",
+        invite: str | None = None,
     ) -> Client:
-        """Create a profile, register the account and device, upload prekeys.
+        """Create a profile, register the account and device, upload prekeys. ``invite``
+        is the one-time code a server that registers by invitation asks for.
 
         Raises:
             RegistrationFailed: the server refused (e.g. code ``username_taken``).
@@ -233,6 +235,8 @@ class Client:
             ),
             "jurisdiction": jurisdiction,
         }
+        if invite is not None:
+            body["invite"] = invite
         try:
             async with httpx.AsyncClient(base_url=server_url, timeout=15) as http:
                 r = await http.post("/v1/accounts", json=body)

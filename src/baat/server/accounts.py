@@ -81,8 +81,11 @@ async def register(
     body: object,
     region: str,
     taken_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
+    admit: Callable[[dict[str, object]], Awaitable[None]] | None = None,
 ) -> Registered:
-    """Create an account and its first device from a JSON body.
+    """Create an account and its first device from a JSON body. ``admit`` runs once the
+    request is known to be valid, just before the account is created: the place for rate
+    limits and invites (``baat.server.admission``), so that invalid requests charge nothing.
 
     Raises:
         RegistrationError: invalid input, bad proof of possession.
@@ -118,6 +121,8 @@ async def register(
         taken_elsewhere is not None and await taken_elsewhere(username)
     ):
         raise UsernameTaken(username)
+    if admit is not None:
+        await admit(body)
     account_id = new_account_id(region)
     token, token_digest = new_token()
     day = today()

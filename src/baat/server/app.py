@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -31,6 +30,7 @@ from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
 from baat.proto import PROTOCOL_VERSION
 from baat.server.accounts import RegistrationError, normalize_username, register
+from baat.server.admission import Admission, AdmissionRefused
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
@@ -42,6 +42,7 @@ from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.routes import routes as region_routes
+from baat.server.regions.signing import RegionSigner, load_private_key
 from baat.server.session import Session
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
@@ -64,7 +65,10 @@ class ServerState:
     privacy: PrivacyService | None = None
     regions: Regions | None = None
     _seen: dict[str, int] = field(default_factory=dict)
-    _registrations: deque[float] = field(default_factory=deque)
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission.from_config(self.config)
 
     async def touch(self, account_id: str) -> None:
         """Record the day of last connection (a day, never a time; written once a day)."""
@@ -72,15 +76,6 @@ class ServerState:
         if self._seen.get(account_id) != day:
             self._seen[account_id] = day
             await self.store.touch_last_seen(account_id, day)
-
-    def registration_allowed(self) -> bool:
-        now = time.monotonic()
-        while self._registrations and now - self._registrations[0] >= 60:
-            self._registrations.popleft()
-        if len(self._registrations) >= self.config.registrations_per_minute:
-            return False
-        self._registrations.append(now)
-        return True
 
 
 async def authenticate(request: Request) -> DeviceCredentials:
@@ -115,8 +110,6 @@ async def healthz(request: Request) -> Response:
 
 async def create_account(request: Request) -> Response:
     state: ServerState = request.app.state.server
-    if not state.registration_allowed():
-        return error("rate_limited", "too many registrations; try again in a minute", 429)
     try:
         body = await request.json()
     except ValueError:
@@ -140,8 +133,17 @@ async def create_account(request: Request) -> Response:
                 status_code=421,
             )
     taken = regions.username_taken if regions is not None else None
+    host = request.client.host if request.client else None
+
+    async def admit(valid: dict[str, object]) -> None:
+        await state.admission.admit_registration(state.store.engine, host, valid)
+
     try:
-        reg = await register(state.store, body, state.config.region, taken)
+        reg = await register(state.store, body, state.config.region, taken, admit)
+    except AdmissionRefused as exc:
+        response = error(exc.code, exc.message, exc.status)
+        response.headers.update(exc.headers)
+        return response
     except RegistrationError as exc:
         return error(exc.code, exc.message, exc.status)
     except UsernameTaken:
@@ -263,7 +265,8 @@ def _make_regions(config: ServerConfig) -> Regions | None:
     if not config.peers:
         return None
     gate = RegionGate(Policy.current(), config.region, time.time)
-    return Regions(config.region, config.peers, config.region_secret, gate)
+    signer = RegionSigner(load_private_key(config.region_key)) if config.region_key else None
+    return Regions(config.region, config.peers, signer, config.peer_keys, gate)
 
 
 async def _flush_counts(state: ServerState) -> None:

@@ -191,3 +191,12 @@ device_lists = Table(
     Column("version", BigInteger, nullable=False, info=_inv("account.device_list")),
     Column("signed_list", LargeBinary, nullable=False, info=_inv("account.device_list")),
 )
+
+# One-time registration invites for ``baat serve --registration invite``: SHA-256 of the
+# code (``baat admin invite`` shows the code once), deleted when used or expired.
+registration_invites = Table(
+    "registration_invites",
+    metadata,
+    Column("code_hash", LargeBinary(32), primary_key=True, info=_inv("server.invite")),
+    Column("expires_at", BigInteger, nullable=False, info=_inv("server.invite")),
+)
