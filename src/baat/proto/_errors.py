@@ -38,6 +38,9 @@ class ErrorCode(StrEnum):
     # The home region of an addressed account is unreachable; retry later (appended in
     # protocol version 1 with storage regions).
     REGION_UNAVAILABLE = "region_unavailable"
+    # Quotas (docs/PROTOCOL.md, "Quotas"); both are retryable: the sender keeps the message.
+    RECIPIENT_QUEUE_FULL = "recipient_queue_full"
+    RECIPIENT_RATE_LIMITED = "recipient_rate_limited"
 
 
 # Errors after which the connection cannot continue.

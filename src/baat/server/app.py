@@ -40,6 +40,7 @@ from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.quotas import SendQuotas
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
@@ -210,6 +211,12 @@ def create_app(config: ServerConfig) -> Starlette:
             ack_grace=config.ack_grace,
             envelopes_per_second=config.envelopes_per_second,
             envelope_burst=config.envelope_burst,
+            quotas=SendQuotas(
+                store.engine,
+                config.max_queued_envelopes,
+                config.max_queued_bytes,
+                config.recipient_envelopes_per_second,
+            ),
         )
         if regions is not None:
             await regions.start()

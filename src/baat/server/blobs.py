@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.server.quotas import QuotaExceeded, check_blob_quota
 from baat.server.regions.ids import region_of_blob
 from baat.server.regions.links import RegionUnavailable
 from baat.server.storage.blob_store import (
@@ -122,6 +123,16 @@ async def create_blob(request: Request) -> Response:
     limit = max_blob_bytes(state)
     if length > limit:
         return _error("blob_too_large", f"blobs are limited to {limit} bytes", 413)
+    try:
+        await check_blob_quota(
+            state.store.engine,
+            creds.account_id,
+            length,
+            state.config.max_blobs_per_account,
+            state.config.max_blob_bytes_per_account,
+        )
+    except QuotaExceeded as exc:
+        return _error(str(exc.code), exc.message, 413)
     info = await blob_store(state).create(
         creds.account_id, creds.device_id, length, fetches, time.time()
     )

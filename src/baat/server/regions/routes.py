@@ -162,7 +162,11 @@ async def send(request: Request) -> Response:
         )
     except SendRefused as exc:
         status = 409 if exc.code == ErrorCode.STALE_DEVICES else 503
-        if exc.code == ErrorCode.RATE_LIMITED:
+        if exc.code in (
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.RECIPIENT_QUEUE_FULL,
+            ErrorCode.RECIPIENT_RATE_LIMITED,
+        ):
             status = 429
         raise _Refused(status, exc.code, exc.message, exc.retry_after_ms) from exc
     try:

@@ -71,7 +71,16 @@ MIGRATIONS: list[Migration] = [
     Migration(
         5, "storage regions: daily counts of transfers between regions", ["region_transfers"]
     ),
-    Migration(11, "one-time registration invites", ["registration_invites"]),
+    Migration(
+        11,
+        "one-time registration invites; blobs by uploader for the blob quota",
+        ["registration_invites"],
+        {
+            "*": lambda conn: conn.execute(
+                text("CREATE INDEX IF NOT EXISTS blobs_by_uploader ON blobs (uploader_account)")
+            ).close()
+        },
+    ),
 ]
 
 

@@ -159,6 +159,8 @@ blobs = Table(
     # Seconds since the epoch; the blob is deleted then even if nobody fetched it.
     Column("expires_at", BigInteger, nullable=False, info=_inv("blob.expires_at")),
     Index("blobs_by_expiry", "expires_at"),
+    # The per-account blob quota counts an account's blobs (baat.server.quotas).
+    Index("blobs_by_uploader", "uploader_account"),
 )
 
 # Ciphertext bytes when the database is PostgreSQL (several nodes share it); with SQLite
