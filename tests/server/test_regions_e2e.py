@@ -264,6 +264,13 @@ def test_regions_on_postgresql_with_two_nodes_in_one_region(tmp_path: Path) -> N
         baat(bruno, "send", "asha", "danke")
         assert [m["text"] for m in lines(baat(asha, "sync", "--json"))] == ["danke"]
         baat(bruno, "sync")
+        # A request India signed for the EU, recorded on its way to one EU node, cannot be
+        # replayed to the other: the nodes share the nonces they saw on their Redis.
+        path = "/v1/regions/accounts/nobody"
+        headers = {SIGNATURE_HEADER: signer(keys["in"]).header("eu", "GET", path)}
+        assert httpx.get(eu1.url + path, headers=headers).status_code == 404
+        r = httpx.get(eu2.url + path, headers=headers)
+        assert (r.status_code, _code(r)) == (401, "replayed_request")
         for s in servers:
             s.stop()
         in_db, eu_db = _pg_dump(f"{base}/{names['in']}"), _pg_dump(f"{base}/{names['eu']}")

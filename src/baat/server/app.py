@@ -42,6 +42,7 @@ from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
 from baat.server.quotas import SendQuotas
 from baat.server.regions.links import Regions, RegionUnavailable
+from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
 from baat.server.session import Session
@@ -273,7 +274,9 @@ def _make_regions(config: ServerConfig) -> Regions | None:
         return None
     gate = RegionGate(Policy.current(), config.region, time.time)
     signer = RegionSigner(load_private_key(config.region_key)) if config.region_key else None
-    return Regions(config.region, config.peers, signer, config.peer_keys, gate)
+    # Several nodes share a Redis bus: they share the nonces of region requests there too.
+    nonces = SharedNonces(config.bus, f"baat:{config.region}") if config.bus else None
+    return Regions(config.region, config.peers, signer, config.peer_keys, gate, nonces=nonces)
 
 
 async def _flush_counts(state: ServerState) -> None:

@@ -26,6 +26,7 @@ from baat.proto import DeviceBundleRecord, ErrorCode, OutgoingEnvelope, Recipien
 from baat.server.delivery import SendRefused
 from baat.server.regions import wire
 from baat.server.regions.ids import new_account_id, region_of
+from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.signing import SIGNATURE_HEADER, RegionSigner, RegionVerifier
 
 __all__ = ["RegionRefused", "RegionUnavailable", "Regions", "new_account_id", "region_of"]
@@ -59,6 +60,7 @@ class Regions:
         gate: RegionGate,
         *,
         timeout: float = 10.0,
+        nonces: SharedNonces | None = None,
     ) -> None:
         if peers and signer is None:
             raise ValueError("linking regions needs this region's key (--region-key-file)")
@@ -74,6 +76,8 @@ class Regions:
         self.peers = {r: url.rstrip("/") for r, url in peers.items()}
         self.signer = signer
         self.verifier = RegionVerifier(local, peer_keys)
+        # With several nodes (a Redis bus), the nonces seen are shared between them.
+        self.nonces = nonces
         self.gate = gate
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
@@ -101,6 +105,8 @@ class Regions:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self.nonces is not None:
+            await self.nonces.close()
 
     # -- calls -------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ async def _caller(request: Request, regions: Regions) -> str:
     the handler."""
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     try:
-        return regions.verifier.caller(
+        caller, nonce = regions.verifier.verify(
             request.headers.get(SIGNATURE_HEADER),
             request.method,
             target,
@@ -73,6 +73,9 @@ async def _caller(request: Request, regions: Regions) -> str:
     except BadRegionSignature as exc:
         status = 403 if exc.code == "unknown_region" else 401
         raise _Refused(status, exc.code, exc.message) from exc
+    if regions.nonces is not None and not await regions.nonces.first_time(caller, nonce):
+        raise _Refused(401, "replayed_request", "this request was already received")
+    return caller
 
 
 def _gate(regions: Regions, kind: str, to_region: str, count: int = 1) -> None:

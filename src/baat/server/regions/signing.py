@@ -175,7 +175,18 @@ class RegionVerifier:
     def caller(
         self, header: str | None, method: str, target: str, body: bytes, fetcher: str = ""
     ) -> str:
-        """The region that signed this request.
+        """The region that signed this request; see ``verify``.
+
+        Raises:
+            BadRegionSignature: as ``verify``.
+        """
+        return self.verify(header, method, target, body, fetcher)[0]
+
+    def verify(
+        self, header: str | None, method: str, target: str, body: bytes, fetcher: str = ""
+    ) -> tuple[str, str]:
+        """The region that signed this request, and the request's nonce (for a memory
+        shared between the nodes of this region, ``nonces.SharedNonces``).
 
         Raises:
             BadRegionSignature: missing, malformed, unknown key, bad signature, stale time
@@ -213,7 +224,7 @@ class RegionVerifier:
         if seen in self._seen:
             raise BadRegionSignature("replayed_request", "this request was already received")
         self._seen[seen] = now
-        return region
+        return region, nonce
 
     def _forget(self, now: float) -> None:
         # Insertion order is arrival order: drop what is past the window, and bound the rest.
