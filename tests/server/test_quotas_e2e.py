@@ -172,14 +172,19 @@ def test_client_keeps_a_refused_message_and_sends_it_once_the_queue_drains(
 
 
 def client_keeps_a_refused_message(tmp_path: Path, url: str) -> None:
-    asha, ravi = tmp_path / "asha", tmp_path / "ravi"
+    asha, ravi, sita = tmp_path / "asha", tmp_path / "ravi", tmp_path / "sita"
     baat(asha, "register", "asha", "--server", url)
     baat(ravi, "register", "ravi", "--server", url)
+    baat(sita, "register", "sita", "--server", url)
     for i in range(4):
         out = lines(baat(asha, "send", "ravi", f"hello {i}", "--json"))
         assert out[0]["status"] == "sent", out
     out = lines(baat(asha, "send", "ravi", "one too many", "--json"))
     assert out[0]["status"] != "sent"  # kept in the outbox, not lost
+    # Ravi's full queue holds back only messages to Ravi: Asha still writes to Sita.
+    out = lines(baat(asha, "send", "sita", "meanwhile", "--json"))
+    assert out[0]["status"] == "sent", out
+    assert [m["text"] for m in lines(baat(sita, "sync", "--json"))] == ["meanwhile"]
     got = [m["text"] for m in lines(baat(ravi, "sync", "--json"))]
     assert got == [f"hello {i}" for i in range(4)]
     # Ravi's queue has drained: Asha's next sync sends what her outbox kept.

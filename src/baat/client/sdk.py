@@ -111,6 +111,11 @@ class NotConnected(ClientError):
         self.code = code or "not_connected"
 
 
+# Refusals about one recipient only (docs/PROTOCOL.md, "Quotas"): the message stays in the
+# outbox and the other chats' messages are still sent.
+RECIPIENT_REFUSALS = frozenset({"recipient_queue_full", "recipient_rate_limited"})
+
+
 class SendRefused(ClientError):
     """The server refused a send (rate limit, size, storage down); it stays queued."""
 
@@ -545,9 +550,14 @@ class Client:
             NotConnected: not connected, or the connection dropped meanwhile.
         """
         results = []
+        # Chats whose recipient's queue is full (or rate exceeded): their later messages
+        # wait behind the refused one, so that per-recipient order holds; other chats go on.
+        held: set[str] = set()
         async with self._flush_lock:
             for message_id, recipient, payload in self.store.outbox():
                 self._need()
+                if recipient in held:
+                    continue
                 try:
                     result = await self._send_item(message_id, recipient, payload)
                 except IdentityChanged as exc:
@@ -558,6 +568,9 @@ class Client:
                     continue
                 except SendRefused as exc:
                     self._incident(Incident("send_refused", recipient, str(exc)))
+                    if exc.code in RECIPIENT_REFUSALS:
+                        held.add(recipient)
+                        continue
                     break
                 status = self._settle(message_id, result)
                 for listener in self.status_listeners:
