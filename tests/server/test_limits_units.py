@@ -1,13 +1,18 @@
-"""The sans-IO cores of the limits on a fake clock: the address limiter, the region request
-verifier and the served-prefix tracker. Their real-process tests are in
-``test_admission_e2e.py``, ``test_regions_e2e.py`` and ``test_blob_fetch_count_e2e.py``."""
+"""The cores of the limits on a fake clock: the address limiter, the region request
+verifier, the served-prefix tracker, and the send quotas on the real store over in-memory
+SQLite. Their real-process tests are in ``test_admission_e2e.py``, ``test_regions_e2e.py``,
+``test_blob_fetch_count_e2e.py`` and ``test_quotas_e2e.py``."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
+from baat.proto import OutgoingEnvelope
 from baat.server.admission import AddressLimiter, address_key
 from baat.server.blob_progress import ServedPrefixes
+from baat.server.quotas import QuotaExceeded, SendQuotas
 from baat.server.regions.signing import (
     BadRegionSignature,
     RegionSigner,
@@ -15,7 +20,8 @@ from baat.server.regions.signing import (
     load_private_key,
     new_private_key_text,
 )
-from baat.testing import FakeClock
+from baat.server.storage.base import QueuedEnvelope
+from baat.testing import FakeClock, memory_store
 
 
 def test_address_keys() -> None:
@@ -95,3 +101,49 @@ def test_served_prefixes_count_only_a_gap_free_whole() -> None:
     for i in range(3):
         served.advance(("b", "a", i), 0, 10)
     assert served.served(("b", "a", 0)) == 0 and served.served(("b", "a", 2)) == 10
+
+
+def queued(n: int, size: int = 10) -> list[QueuedEnvelope]:
+    return [
+        QueuedEnvelope(os.urandom(16), "bob", 1, "alice", 1, f"m{i}", b"x" * size, 0)
+        for i in range(n)
+    ]
+
+
+async def test_send_quotas_read_the_queue_and_charge_only_what_they_accept() -> None:
+    store = await memory_store()
+    try:
+        clock = FakeClock()
+        quotas = SendQuotas(
+            store.engine, max_queued_envelopes=5, max_queued_bytes=100, per_second=1, clock=clock
+        )
+        stored = queued(4)
+        await store.enqueue(stored)
+        to_bob = [OutgoingEnvelope("bob", 1, b"y" * 10)]
+        await quotas.check("alice", to_bob, online=set())  # 4 + 1 = 5: fits
+        with pytest.raises(QuotaExceeded) as info:
+            await quotas.check("carol", to_bob, online=set())  # 6: refused, not charged
+        assert info.value.code == "recipient_queue_full" and info.value.retry_after_ms > 0
+        # Connected here: its queue drains as it acknowledges, so it is not checked.
+        await quotas.check("carol", to_bob, online={("bob", 1)})
+        # Bytes count as well as envelopes.
+        with pytest.raises(QuotaExceeded):
+            await quotas.check("dan", [OutgoingEnvelope("eve", 1, b"z" * 101)], online=set())
+        # Bob acknowledges: within a second the cached size still refuses, after it the
+        # queue is read again before refusing.
+        await store.delete_envelopes("bob", 1, [e.guid for e in stored])
+        with pytest.raises(QuotaExceeded):
+            await quotas.check("carol", to_bob, online=set())
+        clock.advance(1.5)
+        await quotas.check("carol", to_bob, online=set())
+        # The rate from one account to one device: bursts of ten, then one a second.
+        for _ in range(8):
+            await quotas.check("frank", [OutgoingEnvelope("gus", 1, b".")], online={("gus", 1)})
+        with pytest.raises(QuotaExceeded) as info:
+            await quotas.check("frank", [OutgoingEnvelope("gus", 1, b".")] * 3, online=set())
+        assert info.value.code == "recipient_rate_limited"
+        assert info.value.retry_after_ms == 1001
+        clock.advance(1)
+        await quotas.check("frank", [OutgoingEnvelope("gus", 1, b".")] * 3, online={("gus", 1)})
+    finally:
+        await store.close()

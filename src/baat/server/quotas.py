@@ -7,10 +7,12 @@ when a blob upload is created:
    bucket per (sending account, recipient device), so that one sender cannot flood one
    person while the account-wide rate still allows it.
 2. Envelopes and bytes waiting for one device that is not connected to this node
-   (``recipient_queue_full``): the queue's size is read from the database (at most once a
-   ``USAGE_TTL_S`` per device, in one query for all devices of a send) plus what was
-   accepted since. A device connected here drains as fast as it acknowledges, so it is
-   not checked.
+   (``recipient_queue_full``): the queue's size as last read from the database (in one
+   query for all devices of a send) plus what this node accepted since. That sum can only
+   be too high (acknowledgements shrink the queue), except for what other nodes added, so
+   it is read again only every ``USAGE_TTL_S`` per device, and before a refusal if the last
+   read is older than ``RECHECK_S``. A device connected here drains as fast as it
+   acknowledges, so it is not checked.
 3. Blobs and blob bytes one account has stored at once (``blob_quota_exceeded``).
 
 Every refusal refuses the whole send, nothing of it is queued, and the code is retryable:
@@ -36,7 +38,8 @@ from baat.server.storage.schema import blobs, envelopes
 
 DeviceKey = tuple[str, int]
 
-USAGE_TTL_S = 1.0
+USAGE_TTL_S = 10.0
+RECHECK_S = 1.0
 # How long a sender refused for a full queue is asked to wait before trying again.
 QUEUE_FULL_RETRY_MS = 30_000
 # Memory bounds: caches and buckets are dropped oldest first past these sizes.
@@ -139,6 +142,20 @@ class SendQuotas:
     def burst(self) -> float:
         return self.per_second * 10
 
+    async def _read(self, devices: list[DeviceKey], now: float) -> dict[DeviceKey, list[float]]:
+        fresh: dict[DeviceKey, list[float]] = {}
+        if devices:
+            for device, (count, size) in (await queue_usage(self.engine, devices)).items():
+                fresh[device] = self._usage[device] = [count, size, now]
+                self._usage.move_to_end(device)
+        return fresh
+
+    def _fits(self, usage: list[float], adding: tuple[int, int]) -> bool:
+        return (
+            usage[0] + adding[0] <= self.max_queued_envelopes
+            and usage[1] + adding[1] <= self.max_queued_bytes
+        )
+
     async def check(
         self,
         sender_account: str,
@@ -176,29 +193,43 @@ class SendQuotas:
                 int(wait * 1000) + 1,
             )
         offline = [d for d in added if d not in online]
-        stale = [
-            d for d in offline if (u := self._usage.get(d)) is None or now - u[2] > USAGE_TTL_S
-        ]
-        if stale:
-            for device, (count, size) in (await queue_usage(self.engine, stale)).items():
-                self._usage[device] = [count, size, now]
-                self._usage.move_to_end(device)
+        # Local references: another send may evict entries from the cache while this one
+        # waits for the database.
+        usage = {d: self._usage.get(d) for d in offline}
+        usage.update(
+            await self._read(
+                [d for d, u in usage.items() if u is None or now - u[2] > USAGE_TTL_S], now
+            )
+        )
+        # Only a refusal needs the queue's size as it is now: acknowledgements since the
+        # last read may have made room.
+        usage.update(
+            await self._read(
+                [
+                    d
+                    for d, u in usage.items()
+                    if u is not None and not self._fits(u, added[d]) and now - u[2] > RECHECK_S
+                ],
+                now,
+            )
+        )
         for device in offline:
-            usage = self._usage[device]
-            n, size = added[device]
-            if usage[0] + n > self.max_queued_envelopes or usage[1] + size > self.max_queued_bytes:
+            current = usage[device]
+            assert current is not None
+            if not self._fits(current, added[device]):
                 raise QuotaExceeded(
                     ErrorCode.RECIPIENT_QUEUE_FULL,
                     f"the queue of device {device[1]} of {device[0]} is full "
-                    f"({int(usage[0])} envelopes, {int(usage[1])} bytes waiting); "
+                    f"({int(current[0])} envelopes, {int(current[1])} bytes waiting); "
                     "keep the message and retry later",
                     QUEUE_FULL_RETRY_MS,
                 )
         # Accepted: charge everything at once.
         for device in offline:
-            n, size = added[device]
-            self._usage[device][0] += n
-            self._usage[device][1] += size
+            current = usage[device]
+            assert current is not None
+            current[0] += added[device][0]
+            current[1] += added[device][1]
         for bucket_key, tokens in refills:
             self._buckets[bucket_key] = [tokens, now]
             self._buckets.move_to_end(bucket_key)
