@@ -88,11 +88,11 @@ def test_invalid_registrations_from_one_address_do_not_stop_valid_ones(
         # Validated before charged: nobody is limited, not even the abuser.
         assert other.post("/v1/accounts", json=registration_body("olga")).status_code == 201
         assert abuser.post("/v1/accounts", json=registration_body("amir")).status_code == 201
-        # A taken name is refused for what it is.
+        # A taken name is refused for what it is, and charged: names cannot be probed
+        # faster than accounts can be made.
         r = abuser.post("/v1/accounts", json=registration_body("olga"))
         assert (r.status_code, code_of(r)) == (409, "username_taken")
         # One address has its own share (2 a minute here); past it, only it is refused.
-        assert abuser.post("/v1/accounts", json=registration_body("anna")).status_code == 201
         r = abuser.post("/v1/accounts", json=registration_body("arun"))
         assert (r.status_code, code_of(r)) == (429, "rate_limited")
         assert int(r.headers["retry-after"]) >= 1
@@ -176,6 +176,9 @@ def test_invite_mode(tmp_path: Path, db_url: str) -> None:
             assert (r.status_code, code_of(r)) == (403, "invite_required")
             r = http.post("/v1/accounts", json={**registration_body("ivan"), "invite": codes[0]})
             assert r.status_code == 201, r.text
+            # A taken name does not use the code up: the person chooses another name.
+            r = http.post("/v1/accounts", json={**registration_body("ivan"), "invite": codes[1]})
+            assert (r.status_code, code_of(r)) == (409, "username_taken")
             # One code, one account.
             r = http.post("/v1/accounts", json={**registration_body("inez"), "invite": codes[0]})
             assert (r.status_code, code_of(r)) == (403, "invite_required")

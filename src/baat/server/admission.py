@@ -4,14 +4,16 @@ Registration and device linking are the two doors open to anyone without an acco
 they are where one person could lock everyone else out. The rules:
 
 1. A request is validated first (JSON shape, key sizes, proof of possession). Only a
-   request that would succeed is charged to the limiter, so malformed floods cost their
-   sender a 400 each and nobody else anything.
+   valid request is charged to the limiter, so malformed floods cost their sender a 400
+   each and nobody else anything. The charge comes before the name is looked up, so that
+   names cannot be probed faster than accounts can be made.
 2. Each client address (an IPv4 address, or the /64 an IPv6 address sits in: one host
    usually holds a whole /64) has its own window of ``per_address`` charges a minute.
 3. Above that, a server-wide ceiling bounds the total; ``per_address`` is kept below it,
    so a single address can never use the whole ceiling.
 4. In ``invite`` mode a valid one-time code (``baat admin invite``) is also needed; its
-   check comes after the limiter, so guessing codes is rate-limited too.
+   check comes after the limiter, so guessing codes is rate-limited too. A code used by a
+   registration whose name turns out to be taken is given back.
 
 Registration and linking each have their own ``AddressLimiter``: a burst of sign-ups does
 not stop people adding a device, and the reverse.
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from baat.server.accounts import RegistrationError
-from baat.server.invites import consume_invite
+from baat.server.invites import consume_invite, restore_invite
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -141,8 +143,10 @@ class Admission:
 
     async def admit_registration(
         self, engine: AsyncEngine, host: str | None, body: dict[str, object]
-    ) -> None:
-        """Charge a valid registration from ``host`` and, in invite mode, use its code.
+    ) -> tuple[str, int] | None:
+        """Charge a valid registration from ``host`` and, in invite mode, use its code;
+        returns the code used and its expiry (for ``give_back`` if the registration then
+        fails), or None in open mode.
 
         Raises:
             AdmissionRefused: ``rate_limited`` (429) or ``invite_required`` (403).
@@ -156,13 +160,28 @@ class Admission:
                 429,
                 wait,
             )
-        if self.mode == "invite" and not await consume_invite(engine, body.get("invite")):
+        if self.mode != "invite":
+            return None
+        code = body.get("invite")
+        expires_at = await consume_invite(engine, code)
+        if expires_at is None or not isinstance(code, str):
             raise AdmissionRefused(
                 "invite_required",
                 "this server registers new accounts by invitation only: the invite code "
                 "is missing, used or expired",
                 403,
             )
+        return code, expires_at
+
+    @staticmethod
+    async def give_back(engine: AsyncEngine, used: tuple[str, int] | None) -> None:
+        """Restore an invite whose registration failed after it was used.
+
+        Raises:
+            StorageUnavailable: the database cannot be reached.
+        """
+        if used is not None:
+            await restore_invite(engine, *used)
 
     def admit_link(self, host: str | None) -> None:
         """Charge a valid device link from ``host``.

@@ -137,8 +137,10 @@ async def create_account(request: Request) -> Response:
     taken = regions.username_taken if regions is not None else None
     host = request.client.host if request.client else None
 
+    used: list[tuple[str, int] | None] = []
+
     async def admit(valid: dict[str, object]) -> None:
-        await state.admission.admit_registration(state.store.engine, host, valid)
+        used.append(await state.admission.admit_registration(state.store.engine, host, valid))
 
     try:
         reg = await register(state.store, body, state.config.region, taken, admit)
@@ -149,8 +151,10 @@ async def create_account(request: Request) -> Response:
     except RegistrationError as exc:
         return error(exc.code, exc.message, exc.status)
     except UsernameTaken:
+        await state.admission.give_back(state.store.engine, used[0] if used else None)
         return error("username_taken", "that username is taken; choose another", 409)
     except RegionUnavailable as exc:
+        await state.admission.give_back(state.store.engine, used[0] if used else None)
         return error("region_unavailable", f"cannot check the name in every region: {exc}", 503)
     return JSONResponse(
         {

@@ -47,14 +47,14 @@ async def create_invites(
     return codes, expires_at
 
 
-async def consume_invite(engine: AsyncEngine, code: object, now: float | None = None) -> bool:
-    """Use up ``code``: True if it was valid (and is now deleted), False otherwise.
+async def consume_invite(engine: AsyncEngine, code: object, now: float | None = None) -> int | None:
+    """Use up ``code``: its expiry if it was valid (it is now deleted), else None.
 
     Raises:
         StorageUnavailable: the database cannot be reached.
     """
     if not isinstance(code, str) or not 0 < len(code) <= MAX_INVITE_CHARS:
-        return False
+        return None
     at = int(time.time() if now is None else now)
     try:
         async with engine.begin() as conn:
@@ -70,4 +70,20 @@ async def consume_invite(engine: AsyncEngine, code: object, now: float | None = 
             ).first()
     except (sa_exc.DBAPIError, OSError) as exc:
         raise StorageUnavailable(str(exc).splitlines()[0]) from exc
-    return row is not None
+    return int(row[0]) if row is not None else None
+
+
+async def restore_invite(engine: AsyncEngine, code: str, expires_at: int) -> None:
+    """Put back a code used by a registration that then failed (a taken name), so that
+    the person can choose another name with the same code.
+
+    Raises:
+        StorageUnavailable: the database cannot be reached.
+    """
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                insert(registration_invites).values(code_hash=_hash(code), expires_at=expires_at)
+            )
+    except (sa_exc.DBAPIError, OSError) as exc:
+        raise StorageUnavailable(str(exc).splitlines()[0]) from exc
