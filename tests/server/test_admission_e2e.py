@@ -169,23 +169,23 @@ def test_invite_mode(tmp_path: Path, db_url: str) -> None:
         codes = make_invites(db_url, 2)
         assert len(set(codes)) == 2
         with httpx.Client(base_url=server.url, timeout=30) as http:
-            r = http.post("/v1/accounts", json=registration_body("ivan"))
+            r = http.post("/v1/accounts", json=registration_body("invivan"))
             assert (r.status_code, code_of(r)) == (403, "invite_required")
-            body = {**registration_body("ivan"), "invite": "made-up-code-000000"}
+            body = {**registration_body("invivan"), "invite": "made-up-code-000000"}
             r = http.post("/v1/accounts", json=body)
             assert (r.status_code, code_of(r)) == (403, "invite_required")
-            r = http.post("/v1/accounts", json={**registration_body("ivan"), "invite": codes[0]})
+            r = http.post("/v1/accounts", json={**registration_body("invivan"), "invite": codes[0]})
             assert r.status_code == 201, r.text
             # A taken name does not use the code up: the person chooses another name.
-            r = http.post("/v1/accounts", json={**registration_body("ivan"), "invite": codes[1]})
+            r = http.post("/v1/accounts", json={**registration_body("invivan"), "invite": codes[1]})
             assert (r.status_code, code_of(r)) == (409, "username_taken")
             # One code, one account.
-            r = http.post("/v1/accounts", json={**registration_body("inez"), "invite": codes[0]})
+            r = http.post("/v1/accounts", json={**registration_body("invinez"), "invite": codes[0]})
             assert (r.status_code, code_of(r)) == (403, "invite_required")
         # The command-line client passes the code along.
-        refused = baat(tmp_path / "p1", "register", "--server", server.url, "inez", check=False)
+        refused = baat(tmp_path / "p1", "register", "--server", server.url, "invinez", check=False)
         assert refused.returncode != 0 and "invite" in refused.stderr
-        baat(tmp_path / "p2", "register", "--server", server.url, "inez", "--invite", codes[1])
+        baat(tmp_path / "p2", "register", "--server", server.url, "invinez", "--invite", codes[1])
     finally:
         server.stop()
     assert "Traceback" not in server.log()

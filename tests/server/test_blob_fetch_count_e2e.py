@@ -42,7 +42,7 @@ async def upload(http: httpx.AsyncClient, who: DeviceUnderTest, data: bytes, fet
 
 async def test_only_a_whole_blob_served_counts(blob_server: ServerProcess) -> None:
     alice, bob, carol, dan = [
-        await register(blob_server.url, n) for n in ("alice", "bob", "carol", "dan")
+        await register(blob_server.url, n) for n in ("balice", "bbob", "bcarol", "bdan")
     ]
     data = bytes(range(256)) * 2000  # 512 000 bytes: several chunks of the store
     async with httpx.AsyncClient(base_url=blob_server.url, timeout=30) as http:

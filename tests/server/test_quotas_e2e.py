@@ -68,8 +68,8 @@ async def test_queue_quota_refuses_retryably_and_the_message_goes_once_drained(
     quota_server: ServerProcess,
 ) -> None:
     url = quota_server.url
-    alice, carol = await register(url, "alice"), await register(url, "carol")
-    bob, dave = await register(url, "bob"), await register(url, "dave")
+    alice, carol = await register(url, "qalice"), await register(url, "qcarol")
+    bob, dave = await register(url, "qbob"), await register(url, "qdave")
     a, c = await alice.connect(url), await carol.connect(url)
     await drain(a)
     await drain(c)
@@ -108,8 +108,8 @@ async def test_queue_quota_refuses_retryably_and_the_message_goes_once_drained(
 
 async def test_queue_bytes_and_rate_to_one_device(quota_server: ServerProcess) -> None:
     url = quota_server.url
-    alice, erin = await register(url, "alice"), await register(url, "erin")
-    bob, frank = await register(url, "bob"), await register(url, "frank")
+    alice, erin = await register(url, "qalice"), await register(url, "qerin")
+    bob, frank = await register(url, "qbob"), await register(url, "qfrank")
     a, e = await alice.connect(url), await erin.connect(url)
     await drain(a)
     await drain(e)
@@ -128,20 +128,24 @@ async def test_queue_bytes_and_rate_to_one_device(quota_server: ServerProcess) -
     f = await frank.connect(url)
     await drain(f)
     statuses = []
+    start = time.monotonic()
     for i in range(25):
         statuses.append(await send(e, f"e{i}", frank.account_id, b"."))
+    elapsed = time.monotonic() - start
     refused = [r for r in statuses if isinstance(r, Error)]
     assert refused and all(r.code == "recipient_rate_limited" for r in refused)
     assert all(r.retry_after_ms > 0 for r in refused)
-    assert sum(isinstance(r, SendResult) for r in statuses) == 20
+    # The burst, plus what refilled at 2 a second while a loaded machine sent the rest.
+    accepted = sum(isinstance(r, SendResult) for r in statuses)
+    assert 20 <= accepted <= 20 + 2 * elapsed + 1
     # Only that pair is limited: Erin still writes to Alice, and Alice to Frank.
     assert isinstance(await send(e, "to-alice", alice.account_id, b"."), SendResult)
     assert isinstance(await send(a, "to-frank", frank.account_id, b"."), SendResult)
 
 
 async def test_blob_quota(quota_server: ServerProcess) -> None:
-    alice = await register(quota_server.url, "alice")
-    bob = await register(quota_server.url, "bob")
+    alice = await register(quota_server.url, "qalice")
+    bob = await register(quota_server.url, "qbob")
     auth = {"authorization": alice.creds.header()}
     async with httpx.AsyncClient(base_url=quota_server.url) as http:
 
@@ -160,10 +164,11 @@ async def test_blob_quota(quota_server: ServerProcess) -> None:
         assert r.status_code == 201
 
 
+@pytest.mark.timeout(400)  # a dozen command-line runs, each a new process
 def test_client_keeps_a_refused_message_and_sends_it_once_the_queue_drains(
     tmp_path: Path,
 ) -> None:
-    server = ServerProcess(tmp_path / "server", None, "--max-queued-envelopes", "4").start()
+    server = ServerProcess(tmp_path / "server", None, "--max-queued-envelopes", "2").start()
     try:
         client_keeps_a_refused_message(tmp_path, server.url)
     finally:
@@ -176,7 +181,7 @@ def client_keeps_a_refused_message(tmp_path: Path, url: str) -> None:
     baat(asha, "register", "asha", "--server", url)
     baat(ravi, "register", "ravi", "--server", url)
     baat(sita, "register", "sita", "--server", url)
-    for i in range(4):
+    for i in range(2):
         out = lines(baat(asha, "send", "ravi", f"hello {i}", "--json"))
         assert out[0]["status"] == "sent", out
     out = lines(baat(asha, "send", "ravi", "one too many", "--json"))
@@ -186,7 +191,7 @@ def client_keeps_a_refused_message(tmp_path: Path, url: str) -> None:
     assert out[0]["status"] == "sent", out
     assert [m["text"] for m in lines(baat(sita, "sync", "--json"))] == ["meanwhile"]
     got = [m["text"] for m in lines(baat(ravi, "sync", "--json"))]
-    assert got == [f"hello {i}" for i in range(4)]
+    assert got == [f"hello {i}" for i in range(2)]
     # Ravi's queue has drained: Asha's next sync sends what her outbox kept.
     deadline = time.monotonic() + 60
     while True:
