@@ -112,6 +112,11 @@ class NotConnected(ClientError):
         self.code = code or "not_connected"
 
 
+# Refusals about one recipient only (docs/PROTOCOL.md, "Quotas"): the message stays in the
+# outbox and the other chats' messages are still sent.
+RECIPIENT_REFUSALS = frozenset({"recipient_queue_full", "recipient_rate_limited"})
+
+
 class SendRefused(ClientError):
     """The server refused a send (rate limit, size, storage down); it stays queued."""
 
@@ -218,8 +223,10 @@ class Client:
         server_url: str,
         username: str,
         jurisdiction: str = "ZZ",
+        invite: str | None = None,
     ) -> Client:
-        """Create a profile, register the account and device, upload prekeys.
+        """Create a profile, register the account and device, upload prekeys. ``invite``
+        is the one-time code a server that registers by invitation asks for.
 
         Raises:
             RegistrationFailed: the server refused (e.g. code ``username_taken``).
@@ -240,6 +247,8 @@ class Client:
             ),
             "jurisdiction": jurisdiction,
         }
+        if invite is not None:
+            body["invite"] = invite
         try:
             async with httpx.AsyncClient(base_url=server_url, timeout=15) as http:
                 r = await http.post("/v1/accounts", json=body)
@@ -554,9 +563,14 @@ class Client:
             NotConnected: not connected, or the connection dropped meanwhile.
         """
         results = []
+        # Chats whose recipient's queue is full (or rate exceeded): their later messages
+        # wait behind the refused one, so that per-recipient order holds; other chats go on.
+        held: set[str] = set()
         async with self._flush_lock:
             for message_id, recipient, payload in self.store.outbox():
                 self._need()
+                if recipient in held:
+                    continue
                 try:
                     result = await self._send_item(message_id, recipient, payload)
                 except IdentityChanged as exc:
@@ -567,6 +581,9 @@ class Client:
                     continue
                 except SendRefused as exc:
                     self._incident(Incident("send_refused", recipient, str(exc)))
+                    if exc.code in RECIPIENT_REFUSALS:
+                        held.add(recipient)
+                        continue
                     break
                 status = self._settle(message_id, result)
                 if status != "failed" and not is_group_chat(recipient):
