@@ -8,6 +8,7 @@ different hosts would reach the server.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from baat.crypto import identity_dh_signature_message
+from baat.crypto.linking import link_commitment
 from baat.server.devices import link_message
 from support.cli import baat
 from support.devices import b64, raw, registration_body
@@ -115,6 +117,8 @@ def link_body(code: str) -> dict[str, str]:
         "identity_dh_key": b64(dh),
         "identity_dh_sig": b64(key.sign(identity_dh_signature_message(dh))),
         "proof": b64(key.sign(link_message(code, ik, dh))),
+        # The SAS commitment every link carries (docs/CRYPTO.md §16).
+        "commitment": b64(link_commitment(secrets.token_bytes(32), ik)),
     }
 
 
