@@ -38,7 +38,7 @@ LAZY_COMMANDS = {
     "consent": "baat.cli.privacy:consent",
     "me": "baat.cli.privacy:me",
     "transparency": "baat.cli.privacy:transparency",
-    "admin": "baat.cli.privacy:admin",
+    "admin": "baat.cli.admin_ops:admin",
 }
 
 
@@ -135,6 +135,14 @@ def root() -> None:
     default=None,
     help="File with the secret shared by all regions (or BAAT_REGION_SECRET).",
 )
+@click.option(
+    "--migrate",
+    type=click.Choice(["auto", "off"]),
+    default="auto",
+    show_default=True,
+    help="auto: apply pending schema migrations at start; off: refuse a database that "
+    "needs them (run `baat admin migrate`). A newer schema is always refused.",
+)
 def serve(
     data_dir: Path,
     db: str | None,
@@ -151,6 +159,7 @@ def serve(
     affiliate_url: str | None,
     peers: tuple[str, ...],
     region_secret_file: Path | None,
+    migrate: str,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
     from baat.proto import Limits
@@ -204,6 +213,7 @@ def serve(
             affiliate_url=affiliate_url,
             peers=linked,
             region_secret=secret,
+            migrate=migrate == "auto",
         )
     )
 

@@ -30,6 +30,7 @@ from baat.privacy.purposes import region_for
 from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
 from baat.proto import PROTOCOL_VERSION
+from baat.server import upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
 from baat.server.blobs import expire_blobs
@@ -199,7 +200,8 @@ def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await SqlStore.open(config.db_url)
+        store = await SqlStore.open(config.db_url, migrate=False)
+        await upgrade.prepare(store, auto=config.migrate)
         regions = _make_regions(config)
         router = Router(
             store,

@@ -33,6 +33,9 @@ class ServerConfig:
     affiliate_url: str | None = None
     # Largest attachment blob accepted (ciphertext bytes).
     max_blob_bytes: int = 100 * 1024 * 1024
+    # Apply pending schema migrations at start (False: refuse a database that is behind;
+    # ``baat admin migrate`` applies them). Never applied to a newer schema (docs/UPGRADE.md).
+    migrate: bool = True
 
     @property
     def db_url(self) -> str:
