@@ -154,3 +154,11 @@ def test_newer_schema_is_refused_by_everything(tmp_path: Path, fresh_db: str) ->
         assert out.returncode == 1, out
         assert "newer than this code" in out.stderr
     assert version(db) == LATEST + 1
+
+
+def test_unreachable_database_at_start_is_exit_1_not_2(tmp_path: Path) -> None:
+    """Status 2 tells a supervisor not to restart (a schema that does not fit); a database
+    that is not there yet is status 1, worth a restart later."""
+    out = serve_refused(tmp_path, f"postgresql://postgres@127.0.0.1:{free_port()}/baat")
+    assert out.returncode == 1
+    assert "cannot reach the database" in out.stderr and "Traceback" not in out.stderr

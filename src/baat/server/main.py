@@ -55,17 +55,21 @@ def serve(config: ServerConfig) -> None:
 
 
 def _check_schema(config: ServerConfig) -> None:
-    """Migrate (or check) before binding; a schema this code cannot run on ends the process
-    with status 2 and one clear line (docs/UPGRADE.md)."""
+    """Migrate (or check) before binding, and end the process with one clear line: status 2
+    for a schema this code cannot run on (a restart cannot help, docs/UPGRADE.md), 1 for a
+    database that cannot be reached (a restart later may)."""
     from baat.server import upgrade
     from baat.server.storage.base import StorageUnavailable
 
     config.data_dir.mkdir(parents=True, exist_ok=True)
     try:
         applied = upgrade.preflight(config.db_url, auto=config.migrate)
-    except (upgrade.SchemaError, StorageUnavailable) as exc:
+    except upgrade.SchemaError as exc:
         print(f"baat serve: {exc}", file=sys.stderr, flush=True)
         sys.exit(2)
+    except StorageUnavailable as exc:
+        print(f"baat serve: cannot reach the database: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
     if applied:
         print(f"baat serve: migrated the database schema to version {applied[-1]}", flush=True)
 

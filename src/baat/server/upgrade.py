@@ -92,7 +92,7 @@ async def _run(store: SqlStore, fn: Callable[[Connection], T]) -> T:
     try:
         async with store.engine.begin() as conn:
             return await conn.run_sync(fn)
-    except (sa_exc.OperationalError, sa_exc.InterfaceError, OSError) as exc:
+    except (sa_exc.DBAPIError, OSError) as exc:
         raise StorageUnavailable(str(exc).splitlines()[0]) from exc
 
 
