@@ -226,3 +226,15 @@ def test_check_docker_script_is_runnable() -> None:
     script = DEPLOY / "check-docker.sh"
     assert os.access(script, os.X_OK)
     assert subprocess.run(["bash", "-n", str(script)], timeout=30).returncode == 0
+
+
+def test_version_comes_from_the_package_metadata() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "baat", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert out.stdout.strip() == f"baat, version {VERSION}"
+    assert VERSION == "0.2.0"
