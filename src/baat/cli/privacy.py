@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
+from baat.cli.defaults import default_db, profile_server
 from baat.privacy import receipts
 from baat.privacy.diff import diff as policy_diff
 from baat.privacy.diff import reconsent_problems
@@ -57,7 +58,10 @@ def profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def db_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
-        "--db", required=True, envvar="BAAT_DB", help="sqlite:///PATH or postgresql://..."
+        "--db",
+        default=default_db,
+        show_default="the database 'baat serve' uses by default (./var/server)",
+        help="sqlite:///PATH or postgresql://... (or BAAT_DB)",
     )(f)
     return json_option(f)
 
@@ -249,7 +253,10 @@ def _read_receipt(spec: str) -> str:
 @click.option("--keys", "keys_file", type=click.Path(path_type=Path, dir_okay=False))
 @json_option
 def consent_verify(receipt: str, server: str | None, keys_file: Path | None, as_json: bool) -> None:
-    """Check a RECEIPT (a JWS, a file, or - for stdin) offline against published keys."""
+    """Check a RECEIPT (a JWS, a file, or - for stdin) offline against published keys
+    (by default those of the server your profile is registered with)."""
+    if keys_file is None and server is None:
+        server = profile_server()
     if keys_file is not None:
         try:
             jwks = json.loads(keys_file.read_text(encoding="utf-8"))
@@ -263,7 +270,7 @@ def consent_verify(receipt: str, server: str | None, keys_file: Path | None, as_
         except (httpx.HTTPError, ValueError) as exc:
             raise CliFailure(f"cannot fetch keys from {server}: {exc}") from exc
     else:
-        raise click.UsageError("give --server URL or --keys FILE")
+        raise click.UsageError("give --server URL or --keys FILE (no registered profile found)")
     try:
         checked = receipts.verify(_read_receipt(receipt), jwks)
     except PrivacyError as exc:
