@@ -15,6 +15,7 @@ import sys
 import tomllib
 from functools import cache
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import click
@@ -48,7 +49,7 @@ def listed_commands(text: str) -> set[str]:
     return {m.group(1) for m in re.finditer(r"^  ([a-z][a-z0-9-]*)", section, re.M)}
 
 
-def check_baat_command(argv: list[str], env: dict[str, str] | None = None) -> None:
+def check_baat_command(argv: list[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """``argv`` (without the program) is a command ``baat --help`` lists, every option is
     one it documents, and click parses the whole line (types, choices) without running
     it."""
@@ -78,7 +79,8 @@ def check_baat_command(argv: list[str], env: dict[str, str] | None = None) -> No
     # Parses (and type-checks) every option and argument; extra words are a usage error.
     assert ctx.parent is not None
     with mock.patch.dict(os.environ, env or {}):
-        command.make_context(path[-1], list(argv[len(path) :]), parent=ctx.parent)
+        parsed = command.make_context(path[-1], list(argv[len(path) :]), parent=ctx.parent)
+    return parsed.params
 
 
 def unit(name: str) -> configparser.ConfigParser:
@@ -121,20 +123,9 @@ def test_retention_timer_starts_the_retention_service() -> None:
     argv = exec_argv(service["ExecStart"])
     assert argv[:2] == ["admin", "retention"]
     # The unit passes no --db: the command reads BAAT_DB from the environment file.
-    assert _db_envvar("admin", "retention")
-    check_baat_command(argv, {"BAAT_DB": "sqlite:////var/lib/baat/baat.sqlite3"})
+    db = "sqlite:////var/lib/baat/baat.sqlite3"
+    assert check_baat_command(argv, {"BAAT_DB": db})["db"] == db
     assert service["EnvironmentFile"].lstrip("-") == "/etc/baat/baat.env"
-
-
-def _db_envvar(*path: str) -> bool:
-    command: click.Command = root
-    ctx = click.Context(root)
-    for word in path:
-        assert isinstance(command, click.Group)
-        found = command.get_command(ctx, word)
-        assert found is not None
-        command = found
-    return any(p.name == "db" and p.envvar == "BAAT_DB" for p in command.params)
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
@@ -206,7 +197,10 @@ def test_compose_runs_the_server_with_postgres_and_redis() -> None:
         # The image is tagged with the version it carries.
         assert service["image"] == f"baat:{VERSION}", name
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
-        check_baat_command([str(w) for w in service["command"]], service["environment"])
+        argv = [str(w) for w in service["command"]]
+        params = check_baat_command(argv, service["environment"])
+        if "db" in params and "--db" not in argv:
+            assert params["db"] == service["environment"]["BAAT_DB"], name
         for dep in service.get("depends_on", {}):
             assert dep in services, (name, dep)
     serve = [str(w) for w in ours["baat"]["command"]]
