@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     # The home region of an addressed account is unreachable; retry later (appended in
     # protocol version 1 with storage regions).
     REGION_UNAVAILABLE = "region_unavailable"
+    # An upload would keep more one-time prekeys than the per-account cap (issue 13).
+    TOO_MANY_PREKEYS = "too_many_prekeys"
 
 
 # Errors after which the connection cannot continue.
