@@ -24,6 +24,8 @@ from support.server import ROOT, ServerProcess, free_port
 pytestmark = pytest.mark.e2e
 
 OLD = 3
+# Migration numbers are not contiguous (some are reserved): the ones after OLD.
+PENDING = [m.version for m in migrations.MIGRATIONS if m.version > OLD]
 
 
 def baat(*args: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
@@ -110,12 +112,12 @@ def test_old_schema_is_migrated_only_by_admin_migrate(tmp_path: Path, fresh_db: 
     assert dry.returncode == 0, dry.stderr
     plan = json.loads(dry.stdout)
     assert plan["current"] == OLD and plan["latest"] == LATEST and plan["applied"] == []
-    assert [p["version"] for p in plan["pending"]] == list(range(OLD + 1, LATEST + 1))
+    assert [p["version"] for p in plan["pending"]] == PENDING
     assert version(db) == OLD
 
     done = baat("admin", "migrate", "--db", db, "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["applied"] == list(range(OLD + 1, LATEST + 1))
+    assert json.loads(done.stdout)["applied"] == PENDING
     assert version(db) == LATEST
     again = baat("admin", "migrate", "--db", db)
     assert again.returncode == 0 and "up to date" in again.stdout
