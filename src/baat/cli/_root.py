@@ -41,7 +41,7 @@ LAZY_COMMANDS = {
     "consent": "baat.cli.privacy:consent",
     "me": "baat.cli.privacy:me",
     "transparency": "baat.cli.privacy:transparency",
-    "admin": "baat.cli.operator:admin",
+    "admin": "baat.cli.admin_ops:admin",
 }
 
 
@@ -175,6 +175,14 @@ def root() -> None:
     metavar="REGION=PUBLIC_KEY",
     help="The public key of a linked region (repeatable; one for each --peer).",
 )
+@click.option(
+    "--migrate",
+    type=click.Choice(["auto", "off"]),
+    default="auto",
+    show_default=True,
+    help="auto: apply pending schema migrations at start; off: refuse a database that "
+    "needs them (run `baat admin migrate`). A newer schema is always refused.",
+)
 def serve(
     data_dir: Path,
     db: str | None,
@@ -196,6 +204,7 @@ def serve(
     peers: tuple[str, ...],
     region_key_file: Path | None,
     peer_keys: tuple[str, ...],
+    migrate: str,
     **quotas: Any,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
@@ -246,6 +255,7 @@ def serve(
             peers=linked,
             region_key=region_key,
             peer_keys=keys,
+            migrate=migrate == "auto",
             **quotas,
         )
     )

@@ -33,6 +33,7 @@ import msgspec
 from sqlalchemy import Connection, update
 
 from baat.client import schema as s
+from baat.client.closing import sdk_errors
 from baat.client.devices import DeviceDirectory, DeviceError
 from baat.client.expiry import ExpiryTimer
 from baat.client.features import Features
@@ -520,6 +521,8 @@ class Client:
         Raises:
             UnknownContact: no such user (needs the server once per new contact).
             IdentityChanged: the contact's identity changed and is not verified again.
+            NotConnected: the connection closed under the send (e.g. the server restarts);
+                the message stays in the outbox and goes on the next connection.
         """
         account_id, canonical = await self.resolve(username)
         content = Content(
@@ -572,7 +575,7 @@ class Client:
                 if recipient in held:
                     continue
                 try:
-                    result = await self._send_item(message_id, recipient, payload)
+                    result = await sdk_errors(self._send_item(message_id, recipient, payload))
                 except IdentityChanged as exc:
                     self._incident(Incident("identity_changed", recipient, str(exc)))
                     continue
@@ -638,12 +641,14 @@ class Client:
         t = self._need()
         fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._results[message_id] = fut
-        await t.send(Send(message_id, envelopes))
         try:
+            await t.send(Send(message_id, envelopes))
             return await asyncio.wait_for(fut, 30)
         except TimeoutError as exc:
-            self._results.pop(message_id, None)
             raise NotConnected(f"the server did not confirm {message_id}") from exc
+        finally:
+            # Nobody waits for it any more: a later close must not fail it unretrieved.
+            self._results.pop(message_id, None)
 
     def _settle(self, message_id: str, result: SendResult) -> str:
         ok = [r for r in result.results if r.status in ("delivered", "stored", "duplicate")]

@@ -21,14 +21,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.types import Receive, Scope, Send
 
-from baat import __version__
 from baat.privacy.http import http_exception_as_json
 from baat.privacy.http import routes as privacy_routes
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import region_for
 from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
-from baat.proto import PROTOCOL_VERSION
+from baat.server import upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.admission import Admission, AdmissionRefused
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
@@ -40,6 +39,7 @@ from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.health import routes as health_routes
 from baat.server.linking import LinkRelay
 from baat.server.linking import routes as link_routes
 from baat.server.quotas import SendQuotas
@@ -96,22 +96,6 @@ async def authenticate(request: Request) -> DeviceCredentials:
     if device is None or not check_token(creds.token, device.auth_token_hash):
         raise BadCredentials("unknown device or wrong token")
     return creds
-
-
-async def healthz(request: Request) -> Response:
-    state: ServerState = request.app.state.server
-    body = {
-        "status": "ok" if state.router.storage_error is None else "degraded",
-        "version": __version__,
-        "protocol": PROTOCOL_VERSION,
-        "node": state.config.node_id,
-        "region": state.config.region,
-    }
-    if state.router.storage_error:
-        body["storage_error"] = state.router.storage_error
-    bus = state.router.bus
-    body["bus"] = "ok" if bus is not None and bus.healthy else "down"
-    return JSONResponse(body)
 
 
 async def create_account(request: Request) -> Response:
@@ -211,7 +195,8 @@ def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await SqlStore.open(config.db_url)
+        store = await SqlStore.open(config.db_url, migrate=False)
+        await upgrade.prepare(store, auto=config.migrate)
         regions = _make_regions(config)
         router = Router(
             store,
@@ -249,7 +234,7 @@ def create_app(config: ServerConfig) -> Starlette:
             await store.close()
 
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
+        *health_routes(),
         Route("/v1/accounts", create_account, methods=["POST"]),
         Route("/v1/accounts/{username}", lookup_account),
         WebSocketRoute("/v1/ws", WebSocketEndpoint()),

@@ -51,6 +51,9 @@ class ServerConfig:
     recipient_envelopes_per_second: float = 50.0
     max_blobs_per_account: int = 1000
     max_blob_bytes_per_account: int = 2048 * 1024 * 1024
+    # Apply pending schema migrations at start (False: refuse a database that is behind;
+    # ``baat admin migrate`` applies them). Never applied to a newer schema (docs/UPGRADE.md).
+    migrate: bool = True
 
     @property
     def db_url(self) -> str:
