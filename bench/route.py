@@ -213,8 +213,10 @@ def _pg_admin(url: str, sql: str) -> None:
 def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
     cmd = [sys.executable, "-m", "baat", "serve", "--data", str(data), "--port", str(port)]
     cmd += ["--envelopes-per-second", UNLIMITED, "--frames-per-second", UNLIMITED]
+    # The load is many envelopes a second from one account to one device: lift that quota.
+    cmd += ["--recipient-envelopes-per-second", UNLIMITED]
     if ctx.registration == "http":
-        cmd += ["--registrations-per-minute", UNLIMITED]
+        cmd += ["--registrations-per-minute", UNLIMITED, "--registrations-per-address", UNLIMITED]
     if ctx.region:
         cmd += ["--region", ctx.region]
     return cmd

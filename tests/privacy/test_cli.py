@@ -161,7 +161,8 @@ def test_operator_commands(tmp_path: Path) -> None:
     later = str(time.time() + 40 * 86_400)
     assert json.loads(invoke(admin, "retention", "--db", db, "--now", later, "--json").output) == {
         "envelopes": 0, "transfer_log": 0, "region_transfers": 0, "consent_events": 0,
-        "recent_sends": 0, "link_codes": 0, "legal_process_runs": 0, "server_keys": 0,
+        "recent_sends": 0, "link_codes": 0, "registration_invites": 0,
+        "legal_process_runs": 0, "server_keys": 0,
     }  # fmt: skip
 
     async def tamper() -> None:

@@ -16,6 +16,7 @@ import pytest
 from baat.privacy.purposes import JURISDICTIONS, REGIONS
 from baat.server.regions.ids import region_of
 from support.devices import registration_body
+from support.regions import make_region_key, region_args
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -122,13 +123,12 @@ def test_single_region_refuses_what_it_does_not_serve(
 def test_two_regions_send_each_jurisdiction_home(
     tmp_path: Path, cleanup: list[ServerProcess]
 ) -> None:
-    secret = tmp_path / "secret"
-    secret.write_text("a shared secret for the residency test\n")
     india = ServerProcess(tmp_path / "in")
     europe = ServerProcess(tmp_path / "eu")
-    common = ["--region-secret-file", str(secret)]
-    india.extra = ["--region", "in", "--peer", f"eu={europe.url}", *common]
-    europe.extra = ["--region", "eu", "--peer", f"in={india.url}", *common]
+    keys = {r: tmp_path / f"{r}.key" for r in ("in", "eu")}
+    public = {r: make_region_key(k) for r, k in keys.items()}
+    india.extra = region_args("in", keys["in"], {"eu": (europe.url, public["eu"])})
+    europe.extra = region_args("eu", keys["eu"], {"in": (india.url, public["in"])})
     cleanup += [india.start(), europe.start()]
 
     outcomes = _outcomes(india, "two")

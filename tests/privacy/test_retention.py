@@ -153,6 +153,15 @@ async def _legal_runs(store: SqlStore, service: PrivacyService, clock: Clock, _:
     assert (await service.run_retention(day_end + period))["legal_process_runs"] == 1
 
 
+async def _invites(store: SqlStore, service: PrivacyService, clock: Clock, _: Path) -> None:
+    from baat.server.invites import create_invites
+
+    period = _seconds("server.invite")
+    await create_invites(store.engine, 1, period, now=clock())
+    assert (await service.run_retention(clock() + period - 1))["registration_invites"] == 0
+    assert (await service.run_retention(clock() + period + 1))["registration_invites"] == 1
+
+
 async def _presence(store: SqlStore, service: PrivacyService, clock: Clock, _: Path) -> None:
     # Redis expires the key itself; the bus sets the declared expiry on every write.
     from baat.server.bus import PRESENCE_TTL_S
@@ -171,6 +180,7 @@ CHECKS: dict[str, Check] = {
     "server.signing_key": _signing_keys,
     "operator.legal_process_run": _legal_runs,
     "connection.presence": _presence,
+    "server.invite": _invites,
 }
 # Entries sharing a period and a mechanism with one checked above.
 SAME_AS = {

@@ -258,6 +258,7 @@ async def test_retention_runs_on_the_injected_clock(
         "consent_events": 0,
         "recent_sends": 0,
         "link_codes": 0,
+        "registration_invites": 0,
         "legal_process_runs": 0,
         "server_keys": 0,
     }

@@ -35,7 +35,7 @@ MEMORY_ENTRIES: tuple[Entry, ...] = (
         source="the server",
         storage="redis",
         in_export=False,
-        since=5,
+        since=7,
     ),
     _server(
         "connection.session",
@@ -50,7 +50,7 @@ MEMORY_ENTRIES: tuple[Entry, ...] = (
         source="the server",
         storage="memory",
         in_export=False,
-        since=5,
+        since=7,
     ),
     _server(
         "memory.device_cache",
@@ -69,7 +69,7 @@ MEMORY_ENTRIES: tuple[Entry, ...] = (
         source="the server",
         storage="memory",
         in_export=False,
-        since=5,
+        since=7,
     ),
     _server(
         "memory.send_rate",
@@ -85,7 +85,7 @@ MEMORY_ENTRIES: tuple[Entry, ...] = (
         source="the server",
         storage="memory",
         in_export=False,
-        since=5,
+        since=7,
     ),
     _server(
         "memory.last_seen_cache",
@@ -101,6 +101,6 @@ MEMORY_ENTRIES: tuple[Entry, ...] = (
         source="the server",
         storage="memory",
         in_export=False,
-        since=5,
+        since=7,
     ),
 )

@@ -56,6 +56,7 @@ MECHANISMS: dict[str, str] = {
     "consent.subject_ref": "account erasure",
     "consent.record": "ledger.prune from the start of the chain (PrivacyService.run_retention)",
     "consent.ledger_anchor": "kept while the database exists",
+    "server.invite": "consume_invite deletes expired codes; PrivacyService.run_retention",
     "consent.ledger_head": "kept while the database exists (replaced on every append)",
     "transfer.record": "PrivacyService.run_retention",
     "transfer.region_count": "PrivacyService.run_retention",

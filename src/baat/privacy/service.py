@@ -53,7 +53,12 @@ from baat.privacy.schema import consent_events, region_transfers, transfer_log
 from baat.server.regions.ids import region_of
 from baat.server.storage.base import Account, StorageUnavailable
 from baat.server.storage.compact import compact
-from baat.server.storage.schema import accounts, link_codes, recent_sends
+from baat.server.storage.schema import (
+    accounts,
+    link_codes,
+    recent_sends,
+    registration_invites,
+)
 from baat.server.storage.sql import SqlStore
 
 T = TypeVar("T")
@@ -610,6 +615,9 @@ class PrivacyService:
                 delete(recent_sends).where(recent_sends.c.expires_at < int(now * 1000))
             )
             codes = await conn.execute(delete(link_codes).where(link_codes.c.expires_at < now))
+            invites = await conn.execute(
+                delete(registration_invites).where(registration_invites.c.expires_at < now)
+            )
             runs = await retention.prune_legal_process_runs(
                 conn, int(now) - self._retention("operator.legal_process_run")
             )
@@ -623,6 +631,7 @@ class PrivacyService:
             "consent_events": pruned,
             "recent_sends": int(sends.rowcount or 0),
             "link_codes": int(codes.rowcount or 0),
+            "registration_invites": int(invites.rowcount or 0),
             "legal_process_runs": runs,
             "server_keys": keys_gone,
             **elsewhere,
@@ -632,6 +641,7 @@ class PrivacyService:
             "envelopes": ("envelopes",),
             "recent_sends": ("recent_sends",),
             "link_codes": ("link_codes",),
+            "registration_invites": ("registration_invites",),
             "transfer_log": ("transfer_log",),
             "region_transfers": ("region_transfers",),
             "consent_events": ("consent_events",),

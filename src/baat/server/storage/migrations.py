@@ -73,6 +73,16 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(6, "a dated log of legal-process runs, without content", ["legal_process_runs"]),
     Migration(8, "consent ledger: the signed chain head", ["ledger_head"]),
+    Migration(
+        11,
+        "one-time registration invites; blobs by uploader for the blob quota",
+        ["registration_invites"],
+        {
+            "*": lambda conn: conn.execute(
+                text("CREATE INDEX IF NOT EXISTS blobs_by_uploader ON blobs (uploader_account)")
+            ).close()
+        },
+    ),
 ]
 
 
