@@ -7,6 +7,7 @@ from baat.proto._connection import (
     State,
     TokenBucket,
     error_frame,
+    request_hint,
 )
 from baat.proto._errors import (
     FATAL_CODES,
@@ -42,6 +43,7 @@ from baat.proto._frames import (
     decode_client,
     decode_server,
     encode,
+    peek,
 )
 
 __all__ = [
@@ -82,4 +84,6 @@ __all__ = [
     "decode_server",
     "encode",
     "error_frame",
+    "peek",
+    "request_hint",
 ]

@@ -38,6 +38,10 @@ class ErrorCode(StrEnum):
     # The home region of an addressed account is unreachable; retry later (appended in
     # protocol version 1 with storage regions).
     REGION_UNAVAILABLE = "region_unavailable"
+    # The connection did not authenticate within the server's limit (issue 14 timeouts).
+    AUTH_TIMEOUT = "auth_timeout"
+    # The server is at a connection cap, or this peer is too slow to read what it is sent.
+    SERVER_BUSY = "server_busy"
 
 
 # Errors after which the connection cannot continue.
@@ -51,6 +55,8 @@ FATAL_CODES = frozenset(
         ErrorCode.UNEXPECTED_FRAME,
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.DEVICE_REMOVED,
+        ErrorCode.AUTH_TIMEOUT,
+        ErrorCode.SERVER_BUSY,
     }
 )
 

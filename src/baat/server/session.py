@@ -51,6 +51,7 @@ from baat.proto import (
     auth_message,
     encode,
     error_frame,
+    request_hint,
 )
 from baat.server.bundles import NoSuchDevice, claim_bundles
 from baat.server.delivery import DeviceKey, SendRefused
@@ -204,7 +205,7 @@ class Session:
         try:
             frame = self.conn.receive(data, time.monotonic())
         except RemoteProtocolError as exc:
-            request_id, message_id = _request_hint(data)
+            request_id, message_id = request_hint(data)
             err = error_frame(exc, request_id)
             if message_id:
                 err = msgspec.structs.replace(err, message_id=message_id)
@@ -359,19 +360,3 @@ def _check_prekey(identity_key: bytes, rec: PrekeyRecord, kinds: tuple[int, ...]
         except InvalidPrekeySignature as exc:
             raise ValueError(f"prekey {rec.key_id} (kind {rec.kind}): {exc}") from exc
     return Prekey(rec.kind, rec.key_id, rec.public_key, rec.signature)
-
-
-def _request_hint(data: bytes) -> tuple[int, str]:
-    """Best effort: the request id or message id of a refused frame, so that the client can
-    match the error to what it sent."""
-    try:
-        raw = msgspec.msgpack.decode(data)
-    except (msgspec.DecodeError, ValueError):
-        return 0, ""
-    if not isinstance(raw, list) or len(raw) < 2:
-        return 0, ""
-    if raw[0] in (4, 5) and isinstance(raw[1], int):
-        return raw[1], ""
-    if raw[0] == 2 and isinstance(raw[1], str):
-        return 0, raw[1][:64]
-    return 0, ""
