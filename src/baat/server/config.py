@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baat.proto import Limits
+from baat.server.transport.guard import TransportSettings
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class ServerConfig:
     affiliate_url: str | None = None
     # Largest attachment blob accepted (ciphertext bytes).
     max_blob_bytes: int = 100 * 1024 * 1024
+    # Timeouts, connection caps and body limits (docs/DEPLOY.md, "Limits").
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     @property
     def db_url(self) -> str:
