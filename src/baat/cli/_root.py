@@ -5,10 +5,12 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from typing import Any
 
 import click
 
 from baat import __version__
+from baat.cli._limits import settings_kwargs, transport_options
 
 # Commands of the other layers, loaded only when named, so that ``baat serve`` does not
 # import the client, the web app or the importers (nor fail with them).
@@ -135,6 +137,7 @@ def root() -> None:
     default=None,
     help="File with the secret shared by all regions (or BAAT_REGION_SECRET).",
 )
+@transport_options
 def serve(
     data_dir: Path,
     db: str | None,
@@ -151,12 +154,14 @@ def serve(
     affiliate_url: str | None,
     peers: tuple[str, ...],
     region_secret_file: Path | None,
+    **transport_limits: Any,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
     from baat.proto import Limits
     from baat.server.config import ServerConfig
     from baat.server.main import serve as run
     from baat.server.storage.sql import engine_url
+    from baat.server.transport import TransportSettings
 
     if bus is not None and not bus.startswith(("redis://", "rediss://", "unix://")):
         raise click.BadParameter("use redis://HOST:PORT/DB", param_hint="--bus")
@@ -204,6 +209,7 @@ def serve(
             affiliate_url=affiliate_url,
             peers=linked,
             region_secret=secret,
+            transport=TransportSettings(**settings_kwargs(transport_limits)),
         )
     )
 
