@@ -40,8 +40,6 @@ class ErrorCode(StrEnum):
     REGION_UNAVAILABLE = "region_unavailable"
     # The connection did not authenticate within the server's limit (issue 14 timeouts).
     AUTH_TIMEOUT = "auth_timeout"
-    # The server is at a connection cap, or this peer is too slow to read what it is sent.
-    SERVER_BUSY = "server_busy"
 
 
 # Errors after which the connection cannot continue.
@@ -56,7 +54,6 @@ FATAL_CODES = frozenset(
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.DEVICE_REMOVED,
         ErrorCode.AUTH_TIMEOUT,
-        ErrorCode.SERVER_BUSY,
     }
 )
 
