@@ -311,9 +311,12 @@ class HandshakeError(Exception):
         self.message = message
 
     def response(self) -> bytes:
-        reason = {400: "Bad Request", 404: "Not Found", 426: "Upgrade Required"}.get(
-            self.status, "Error"
-        )
+        reason = {
+            400: "Bad Request",
+            404: "Not Found",
+            426: "Upgrade Required",
+            503: "Service Unavailable",
+        }.get(self.status, "Error")
         body = (
             '{"error": {"code": "bad_upgrade", "message": ' + _json_string(self.message) + "}}"
         ).encode()

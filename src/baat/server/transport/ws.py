@@ -259,7 +259,7 @@ class WebSocketProtocol(asyncio.Protocol):
             if shake.path != WS_PATH:
                 raise HandshakeError(404, f"no WebSocket at {shake.path}")
             if state is None:
-                raise HandshakeError(400, "server is starting")
+                raise HandshakeError(503, "server is starting")
         except HandshakeError as exc:
             log.info("refused WebSocket upgrade from %s: %s", self.address, exc.message)
             transport.write(exc.response())
