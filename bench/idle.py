@@ -96,7 +96,7 @@ async def measure(kind: str, steps: list[int]) -> dict[str, Any]:
 
                 t = time.monotonic()
                 try:
-                    held.extend(await bounded(target - start, 64, one))
+                    held.extend(await bounded(target - start, 16, one))
                 except Exception as exc:  # report how far it got instead of nothing
                     failure = f"{type(exc).__name__} after {len(held)} connections: {exc}"
                     break
