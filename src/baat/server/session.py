@@ -95,7 +95,7 @@ class Session:
     def __init__(self, link: Link, state: ServerState) -> None:
         self.link = link
         self.state = state
-        self.conn = ServerConnection(_nonce(), time.monotonic(), state.config.limits)
+        self.conn = ServerConnection(os.urandom(32), time.monotonic(), state.config.limits)
         self.key: DeviceKey = ("", 0)
         self._closed = False
         self._tasks: set[asyncio.Task[object]] | None = None
@@ -352,7 +352,3 @@ def _check_prekey(identity_key: bytes, rec: PrekeyRecord, kinds: tuple[int, ...]
         except InvalidPrekeySignature as exc:
             raise ValueError(f"prekey {rec.key_id} (kind {rec.kind}): {exc}") from exc
     return Prekey(rec.kind, rec.key_id, rec.public_key, rec.signature)
-
-
-def _nonce() -> bytes:
-    return os.urandom(32)
