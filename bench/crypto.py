@@ -7,6 +7,10 @@ same primitives (X25519, HKDF-SHA256, HMAC-SHA256 chains, AES-256-CBC + HMAC-SHA
 * batched: 50 messages one way, then 50 back; one DH step per 50 messages.
 * X25519 bound: the rate if a message cost nothing but the three X25519 operations of its DH
   ratchet step, against the package's best alternating rate.
+* inactive sessions: decrypt time through a session record (docs/CRYPTO.md §13) holding 0, 1
+  and 40 inactive sessions, against a bare ``decrypt`` on the one session in the same run:
+  a message on the active session, one on the oldest inactive session, and one no session
+  can decrypt (every session is tried, the worst case).
 
 Baat is measured through the session API (ciphertext framing and parsing included); the
 package through its own API (no framing). A "message" is one encryption plus one decryption.
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -28,14 +33,18 @@ from baat.crypto import (
     PREKEY_KIND_CURVE_SIGNED,
     PREKEY_KIND_KEM_LAST_RESORT,
     PREKEY_KIND_KEM_ONE_TIME,
+    CryptoError,
     IdentityKeyPair,
     PrekeyBundle,
+    SessionRecord,
     SessionState,
+    add_session,
     decrypt,
     encrypt,
     generate_prekey,
     initiate_session,
     prekey_lookup,
+    record_decrypt,
     respond_to_initial,
 )
 from baat.crypto.ratchet import MESSAGE_KEY_INFO, ROOT_KDF_INFO
@@ -288,6 +297,86 @@ async def package_batched(size: int, seconds: float) -> float:
     return await _timed_async(step, seconds)
 
 
+# -- several sessions per peer device ------------------------------------------------------
+
+
+def _established(alice_dev: _Device, bob_dev: _Device) -> tuple[SessionState, SessionState]:
+    """One session past its first exchange, so that Alice's messages are NORMAL ones."""
+    pub = bob_dev.bundle()
+    bundle = PrekeyBundle.from_parts(
+        pub.identity_key,
+        pub.identity_dh_key,
+        pub.identity_dh_sig,
+        bob_dev.pairs[PREKEY_KIND_CURVE_SIGNED].public,
+        bob_dev.pairs[PREKEY_KIND_KEM_LAST_RESORT].public,
+    )
+    alice = initiate_session(alice_dev.identity, bundle, NOW)
+    alice, first = encrypt(alice, b"hi", NOW)
+    bob, _, _ = respond_to_initial(bob_dev.identity, bob_dev.lookup, first, NOW)
+    bob, reply = encrypt(bob, b"hi", NOW)
+    alice, _ = decrypt(alice, reply, NOW)
+    return alice, bob
+
+
+def inactive_sessions(seconds: float) -> list[tuple[str, int, float]]:
+    """(case, inactive sessions, microseconds per decrypt), plus the bare baseline."""
+    alice_dev, bob_dev = _Device(), _Device()
+    pairs = [_established(alice_dev, bob_dev) for _ in range(41)]
+    stranger, _ = _established(alice_dev, _Device())
+    payload = os.urandom(100)
+
+    def record(inactive: int) -> SessionRecord:
+        # Newest session active; the older ones inactive, most recent first.
+        rec = None
+        for _, bob in pairs[40 - inactive :]:
+            rec = add_session(rec, bob)
+        assert rec is not None
+        return rec
+
+    def message(session: SessionState) -> bytes:
+        return encrypt(session, payload, NOW)[1]  # the same key each time: no state grows
+
+    active_msg = message(pairs[40][0])
+    bare = _per_call(lambda: decrypt(pairs[40][1], active_msg, NOW), seconds)
+    rows = [("bare decrypt", 0, bare)]
+    for inactive in (0, 1, 40):
+        rec = record(inactive)
+        cases = [("active", active_msg)]
+        if inactive:
+            cases.append(("oldest inactive", message(pairs[40 - inactive][0])))
+        cases.append(("no session fits", message(stranger)))
+        for case, data in cases:
+            rows.append((case, inactive, _record_cost(rec, data, bob_dev, seconds)))
+    return rows
+
+
+def _per_call(fn: Callable[[], object], seconds: float) -> float:
+    """Microseconds per call: the best of three runs, as the machine may be shared."""
+
+    def step() -> int:
+        for _ in range(20):
+            fn()
+        return 20
+
+    return min(1e6 / _timed(step, seconds / 6) for _ in range(3))
+
+
+def _record_cost(rec: SessionRecord, data: bytes, me: _Device, seconds: float) -> float:
+    def once() -> None:
+        with contextlib.suppress(CryptoError):  # "no session fits" raises, as it should
+            record_decrypt(rec, data, NOW, me.identity, me.lookup)
+
+    return _per_call(once, seconds)
+
+
+def _print_sessions(rows: list[tuple[str, int, float]]) -> None:
+    base = rows[0][2]
+    print("Decrypt through a session record (100 B payload), microseconds per message")
+    print(f"{'case':<16} {'inactive':>8} {'us':>10} {'vs bare':>8}")
+    for case, inactive, us in rows:
+        print(f"{case:<16} {inactive:>8} {us:>10.1f} {us / base:>7.2f}x")
+
+
 # -- report ------------------------------------------------------------------------------
 
 
@@ -311,6 +400,7 @@ def main() -> None:
     rows.append(("X25519 bound", "any", floor, package_alt))
     initiator_ms, responder_ms = baat_handshake(seconds)
     _print(rows, initiator_ms, responder_ms)
+    _print_sessions(inactive_sessions(seconds))
 
 
 def _print(rows: list[tuple[str, str, float, float]], init_ms: float, resp_ms: float) -> None:

@@ -12,15 +12,26 @@ and file and inserting them in one transaction, as ``baat import whatsapp`` does
 The import budget is 5 s for 100 000 messages including the store insert; parsing should
 take well under 2 s of it.
 
+Last, a 20 MB Android export (about 208 000 messages) through the real command, each run
+in its own process so that its peak memory is its own: ``baat import whatsapp --dry-run``
+(target: under 5 s and under 200 MB) and the full import into a fresh profile. Wall time,
+CPU time and peak RSS are printed, with the ratio to a floor measured in the same run:
+reading, decoding and splitting the same file into lines.
+
     .venv/bin/python bench/import.py [--messages N] [--repeat R] [--skip-parse]
+                                     [--large-mb MB] [--skip-large]
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import random
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +44,8 @@ from baat.importers.whatsapp.testing import ChatLine, ExportStyle, render_chat, 
 
 BUDGET_SECONDS = 2.0
 IMPORT_BUDGET_SECONDS = 5.0
+LARGE_SECONDS = 5.0
+LARGE_MEMORY_MB = 200.0
 END_TO_END = ("android en-GB 24h dd/mm/yyyy", "ios de-DE [dd.mm.yy, HH:MM:SS] zip")
 PASSPHRASE = "bench passphrase"
 
@@ -197,16 +210,106 @@ def bench_import(tmp: str, n: int, repeat: int) -> float:
     return worst
 
 
+def write_large(tmp: str, megabytes: float) -> Path:
+    """An Android ``.txt`` of at least ``megabytes`` MB (the mix of ``generate``)."""
+    style = DIALECTS["android en-GB 24h dd/mm/yyyy"]
+    n = int(megabytes * 10_500)  # about 96 bytes a message
+    while True:
+        lines, _ = generate(n, ios=False)
+        data = render_chat(lines, style).encode("utf-8")
+        if len(data) >= megabytes * 1e6:
+            break
+        n = int(n * megabytes * 1e6 / len(data)) + 1000
+    path = Path(tmp, "WhatsApp Chat with Large.txt")
+    path.write_bytes(data)
+    return path
+
+
+# Runs the CLI and reports the process's own peak RSS (VmHWM) at exit. Not ru_maxrss: on
+# Linux that also counts the parent's pages the child had before exec.
+_WRAPPER = """
+import atexit, runpy, sys
+def report():
+    with open("/proc/self/status") as f:
+        hwm = next(line for line in f if line.startswith("VmHWM"))
+    sys.stderr.write("BENCH " + hwm)
+atexit.register(report)
+sys.argv = ["baat", *sys.argv[1:]]
+runpy.run_module("baat", run_name="__main__")
+"""
+
+
+def _child(args: list[str], profile: Path) -> tuple[float, float, float, str]:
+    """Run ``baat ARGS`` in a fresh process: wall s, CPU s, peak RSS MB, and its stdout."""
+    env = {**os.environ, "BAAT_PASSPHRASE": PASSPHRASE, "BAAT_PROFILE": str(profile)}
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRAPPER, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    out, err = proc.communicate()
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"baat {' '.join(args)} failed: {out}{err}")
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = usage.ru_utime + usage.ru_stime - _child.cpu_before  # type: ignore[attr-defined]
+    _child.cpu_before += cpu  # type: ignore[attr-defined]
+    hwm_kb = int(next(x for x in err.splitlines() if x.startswith("BENCH ")).split()[2])
+    return wall, cpu, hwm_kb * 1024 / 1e6, out
+
+
+_child.cpu_before = 0.0  # type: ignore[attr-defined]
+
+
+def bench_large(tmp: str, megabytes: float) -> bool:
+    from baat.importers.whatsapp._text import decode, split_lines
+
+    path = write_large(tmp, megabytes)
+    size = path.stat().st_size / 1e6
+    c0, w0 = time.process_time(), time.perf_counter()
+    lines = split_lines(decode(path.read_bytes()))[0]
+    floor_cpu, floor_wall = time.process_time() - c0, time.perf_counter() - w0
+    print(
+        f"large export {size:.1f} MB, {len(lines):,} lines; floor (read, decode, split) "
+        f"wall {floor_wall:.3f} s, cpu {floor_cpu:.3f} s"
+    )
+    del lines
+    common = ["import", "whatsapp", str(path), "--date-order", "dmy", "--tz", "Europe/Berlin"]
+    profile = Path(tmp, "profile-large")
+    Store.create(profile, PASSPHRASE).close()
+    ok = True
+    for label, extra in (("dry run", ["--dry-run", "--json"]), ("import", ["--json"])):
+        wall, cpu, rss, out = _child([*common, *extra, "--profile", str(profile)], profile)
+        messages = json.loads(out)["messages"]
+        within = wall < LARGE_SECONDS and (label != "dry run" or rss < LARGE_MEMORY_MB)
+        ok = ok and (within or label != "dry run")
+        print(
+            f"large {label:8} wall {wall:.2f} s ({wall / floor_wall:.0f}x floor), "
+            f"cpu {cpu:.2f} s ({cpu / floor_cpu:.0f}x floor), peak RSS {rss:.0f} MB, "
+            f"{messages / wall:,.0f} messages/s wall: "
+            + ("within" if within else "OVER")
+            + f" the {LARGE_SECONDS:.0f} s"
+            + (f" / {LARGE_MEMORY_MB:.0f} MB target" if label == "dry run" else " target")
+        )
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-parse", action="store_true", help="only the end-to-end import")
+    parser.add_argument("--large-mb", type=float, default=20.0, help="size of the large export")
+    parser.add_argument("--skip-large", action="store_true", help="no large export")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         parse_ok = args.skip_parse or bench_parse(tmp, args.messages, args.repeat) < BUDGET_SECONDS
         import_ok = bench_import(tmp, args.messages, args.repeat) < IMPORT_BUDGET_SECONDS
-    return 0 if parse_ok and import_ok else 1
+        large_ok = args.skip_large or bench_large(tmp, args.large_mb)
+    return 0 if parse_ok and import_ok and large_ok else 1
 
 
 if __name__ == "__main__":

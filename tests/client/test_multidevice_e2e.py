@@ -4,6 +4,7 @@ device gets nothing more, stale device lists are refreshed, signed lists are che
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from pathlib import Path
 
@@ -12,7 +13,14 @@ import pytest
 from baat.client.devices import DeviceError
 from baat.client.sdk import Client, NotConnected
 from baat.crypto import DeviceList, IdentityKeyPair, sign_device_list
-from client.test_multidevice_support import PASS, account, link, texts, until
+from client.test_multidevice_support import (
+    PASS,
+    account,
+    joined_device,
+    link,
+    texts,
+    until,
+)
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +116,13 @@ async def test_link_code_errors(tmp_path: Path, server: ServerProcess) -> None:
         typo = text[:10] + ("A" if text[10] != "A" else "B") + text[11:]
         with pytest.raises(InvalidLinkCode):
             await register_linked(tmp_path / "x", PASS, typo)
-        device, _ = await register_linked(tmp_path / "y", PASS, text)
+        before = {d["device_id"] for d in await alice.devices.server_devices()}
+        joining = asyncio.create_task(register_linked(tmp_path / "y", PASS, text))
+        new = await joined_device(alice, before)
+        await alice.devices.confirm_link(
+            code, int(new["device_id"]), base64.b64decode(str(new["identity_key"]))
+        )
+        device, _ = await joining
         await device.close()
         with pytest.raises(RegistrationFailed) as used:
             await register_linked(tmp_path / "z", PASS, text)

@@ -24,14 +24,30 @@ async def account(root: Path, url: str, name: str) -> Client:
 
 async def link(root: Path, primary: Client, label: str) -> Client:
     """A second device for ``primary``'s account; both screens show the same code."""
+    before = {d["device_id"] for d in await primary.devices.server_devices()}
     code, _ = await primary.devices.create_link_code()
-    device, sas = await register_linked(root / label, PASS, code.to_text())
-    joined = [d for d in await primary.devices.server_devices() if not d["primary"]]
-    new = max(joined, key=lambda d: int(d["device_id"]))
-    assert primary.devices.sas(code, base64.b64decode(new["identity_key"])) == sas
+    joining = asyncio.create_task(register_linked(root / label, PASS, code.to_text()))
+    new = await joined_device(primary, before)
+    on_primary = await primary.devices.confirm_link(
+        code, int(new["device_id"]), base64.b64decode(str(new["identity_key"]))
+    )
+    device, sas = await joining
+    assert on_primary == sas
     await primary.devices.publish(include=[int(new["device_id"])])
     await device.connect()
     return device
+
+
+async def joined_device(primary: Client, before: set[int]) -> dict[str, object]:
+    """The device that joined ``primary``'s account since ``before`` was listed."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while True:
+        now = await primary.devices.server_devices()
+        new = [d for d in now if d["device_id"] not in before]
+        if new:
+            return dict(new[0])
+        assert asyncio.get_running_loop().time() < deadline, "no device joined"
+        await asyncio.sleep(0.1)
 
 
 def texts(client: Client, chat: str | None = None) -> list[str]:

@@ -4,6 +4,7 @@ policy with its diff, and deleting the account."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import os
@@ -64,6 +65,14 @@ def test_consents_export_policy_change_and_deletion(
     expect(receipt.locator("summary")).to_contain_text("Signed receipt: consent given")
     jws = receipt.locator("textarea").input_value()
     assert jws.count(".") == 2
+    record = json.loads(base64.urlsafe_b64decode(jws.split(".")[1] + "=="))["record"]
+    assert record["method"] == "web"  # the collection method actually used
+    assert record["notice"]["url"] == f"{server_url}/v1/policy"
+    assert record["identity_key"]["device_id"] == creds.device_id
+    # The profile remembers the ledger head and this receipt, shared with the CLI.
+    watched = json.loads((app.profile / "ledger-watch.json").read_text())
+    assert watched["receipts"]["improve"]["record_id"] == record["record_id"]
+    expect(page.locator("#ledger-warnings")).to_have_count(0)
     page.get_by_role("switch", name="Tell you about Baat features and offers").check()
     expect(page.locator("#purpose-market .receipt summary")).to_contain_text("consent given")
     on = cli_consents(app)

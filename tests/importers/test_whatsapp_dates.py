@@ -92,10 +92,22 @@ def test_impossible_first_header_is_reported_once() -> None:
 
 
 def test_impossible_12h_time_is_reported() -> None:
-    data = chat("29/01/18, 11:47 PM", "29/01/18, 00:04 AM")
+    data = chat("29/01/18, 11:47 PM", "29/01/18, 13:04 AM")
     parsed = parse_export(data, tz="UTC")
     assert [u.line_no for u in parsed.summary.unparsed] == [2]
-    assert parsed.messages[0].text.endswith("00:04 AM - Bob: hi")
+    assert parsed.messages[0].text.endswith("13:04 AM - Bob: hi")
+
+
+def test_zero_hour_with_am_is_just_after_midnight() -> None:
+    # Real phones (and two unrelated parsers' fixtures) write "00:04 AM": a header, not text.
+    data = chat("29/01/18, 11:47 PM", "30/01/18, 00:04 AM", "30/01/18, 00:23 AM")
+    parsed = parse_export(data, tz="UTC")
+    assert parsed.summary.unparsed == ()
+    assert [(m.timestamp.hour, m.timestamp.minute) for m in parsed.messages] == [
+        (23, 47),
+        (0, 4),
+        (0, 23),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -104,7 +104,7 @@ def test_policy_publish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     )
     final = bumped_version.evolve(purposes=bumped)
     monkeypatch.setattr(Policy, "current", classmethod(lambda cls: final))
-    invoke(policy, "publish", "--dir", str(directory))
+    invoke(policy, "publish", "--dir", str(directory), "--accept")
     assert (directory / f"v{n + 1}.json").exists()
 
 

@@ -52,7 +52,7 @@ async def test_grant_and_withdraw_return_verifiable_receipts(
             "version": service.policy.version,
             "sha256": service.policy.sha256,
             "language": "en",
-            "url": "/v1/policy",
+            "url": "https://baat.example/v1/policy",
         }
         assert record["jurisdiction"] == "EU"
         assert record["subject"] and user.id not in json.dumps(record)

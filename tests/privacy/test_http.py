@@ -24,7 +24,7 @@ async def test_public_routes(http: httpx.AsyncClient, service: PrivacyService) -
     assert policy.headers["etag"] == f'"{body["sha256"]}"'
     ld = await http.get("/v1/policy", params={"format": "jsonld"})
     assert ld.headers["content-type"].startswith("application/ld+json")
-    assert ld.json()["@type"] == "dpv:PrivacyNotice"
+    assert ld.json()["@graph"][0]["@type"] == "dpv:PrivacyNotice"
 
     keys = await http.get("/.well-known/baat/keys")
     assert keys.status_code == 200 and keys.json() == await service.jwks()

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from baat.client.transport import TransportError
-from baat.crypto import identity_dh_signature_message
+from baat.crypto import identity_dh_signature_message, link_commitment, link_nonce
 from baat.proto import Deliver, Error, OutgoingEnvelope, QueueDrained, Send, SendResult
 from baat.server.devices import link_message
 from support.devices import DeviceUnderTest, b64, raw, register
@@ -35,6 +35,7 @@ async def link(url: str, primary: DeviceUnderTest) -> DeviceUnderTest:
             "identity_dh_key": b64(dh),
             "identity_dh_sig": b64(key.sign(identity_dh_signature_message(dh))),
             "proof": b64(key.sign(link_message(code, ik, dh))),
+            "commitment": b64(link_commitment(link_nonce(), ik)),
         }
         r = await http.post("/v1/devices", json=body)
         assert r.status_code == 201, r.text

@@ -19,6 +19,7 @@ LAZY_COMMANDS = {
     "send": "baat.cli.client:send",
     "sync": "baat.cli.client:sync",
     "history": "baat.cli.client:history",
+    "chats": "baat.cli.chats:chats",
     "contacts": "baat.cli.client:contacts",
     "safety-number": "baat.cli.client:safety_number",
     "verify": "baat.cli.client:verify",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 from collections.abc import Awaitable, Callable
@@ -34,10 +35,40 @@ FILES_DIR = "files"
 
 
 class CliError(click.ClickException):
-    """A clear message and exit status 1 (2 for usage errors, click's own)."""
+    """A clear message and exit status 1 (2 for usage errors, click's own).
+
+    Under ``--json`` it is printed on stdout as ``{"error": {"code", "message", ...}}``:
+    ``code`` is stable for scripts, ``details`` adds what a script needs to recover.
+    """
+
+    def __init__(self, message: str, code: str = "error", details: dict[str, Any] | None = None):
+        super().__init__(message)
+        self.code = code
+        self.details = details or {}
+        self.as_json = False
+
+    def show(self, file: Any = None) -> None:
+        if self.as_json:
+            error = {"code": self.code, "message": self.format_message(), **self.details}
+            click.echo(json.dumps({"error": error}, ensure_ascii=False, default=str))
+        # On stderr as well, for a person watching a script run.
+        super().show(file)
+
+
+def _json_errors(f: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except CliError as exc:
+            exc.as_json = bool(kwargs.get("as_json"))
+            raise
+
+    return wrapper
 
 
 def profile_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    f = _json_errors(f)
     f = click.option(
         "--profile",
         "profile",
@@ -104,10 +135,14 @@ _EXTRAS = ("reply_to", "reactions", "edited", "deleted", "receipts", "notice", "
 
 
 def attachment_summary(m: StoredMessage) -> dict[str, Any] | None:
-    """What a sent or received file is, without its sealed keys; None without one."""
+    """What a sent, received or imported file is, without its sealed keys; None without."""
     att = m.body.get("attachment")
-    if not isinstance(att, dict) or "state" not in att:
-        return None  # none, or an imported chat's file (another shape, kept elsewhere)
+    if isinstance(att, dict) and "state" not in att:
+        from baat.client.imported_files import summary
+
+        return summary(m)  # an imported chat's file (another shape, kept elsewhere)
+    if not isinstance(att, dict):
+        return None
     keys = ("file_name", "content_type", "size", "width", "height", "state", "error")
     return {k: att[k] for k in keys if k in att}
 
@@ -119,6 +154,8 @@ def describe_file(m: StoredMessage) -> str:
     text = f"{att['file_name']} ({human_size(att['size'])})"
     if att["state"] == "failed":
         return f"{text}, not received: {att.get('error')}"
+    if att.get("imported") and att["state"] != "ready":
+        return f"{text}, {att['state']}"  # exported without media, or absent from the zip
     return text if att["state"] == "ready" else f"{text}, not fetched yet"
 
 
@@ -417,10 +454,10 @@ def history(name: str | None, group_ref: str | None, profile: Path, as_json: boo
             title = state.name
         else:
             assert name is not None
-            contact = client.store.contact_by_name(name.casefold())
-            if contact is None:
-                raise CliError(f"no conversation with {name!r}")
-            chat, title = contact.account_id, contact.username
+            from baat.cli.chats import find_chat  # any name or id 'baat chats' shows
+
+            found = find_chat(client, name)
+            chat, title = found.chat, found.name
         msgs = client.store.messages(chat=chat)
     finally:
         client.store.close()
@@ -530,10 +567,9 @@ def list_attachments(name: str | None, profile: Path, as_json: bool) -> None:
     try:
         chat = None
         if name is not None:
-            contact = client.store.contact_by_name(name.casefold())
-            if contact is None:
-                raise CliError(f"no conversation with {name!r}")
-            chat = contact.account_id
+            from baat.cli.chats import find_chat
+
+            chat = find_chat(client, name).chat
         rows = [
             {**message_json(m), "attachment": summary}
             for m in client.store.messages(chat=chat)
@@ -577,6 +613,10 @@ def get_attachment(message_id: str, out: Path, force: bool, profile: Path, as_js
     """Write the file of message MESSAGE_ID (sent or received), decrypted, to OUT."""
     client = opened(profile)
     try:
+        imported = _imported_file(client, message_id, out, force)
+        if imported is not None:
+            m, path = imported
+            return _wrote(m, message_id, path, as_json)
         m = client.attachments.find(message_id)
         if m.status == "held":
             raise CliError(
@@ -589,10 +629,28 @@ def get_attachment(message_id: str, out: Path, force: bool, profile: Path, as_js
             raise CliError(f"{out} exists; pass --force to replace it")
         else:
             path = client.attachments.save(m, out)
-    except (AttachmentError, StoreError, OSError) as exc:
+    except (AttachmentError, StoreError, OSError, LookupError) as exc:
         raise CliError(str(exc)) from exc
     finally:
         client.store.close()
+    _wrote(m, message_id, path, as_json)
+
+
+def _imported_file(
+    client: Client, message_id: str, out: Path, force: bool
+) -> tuple[StoredMessage, Path] | None:
+    """Write an imported chat's file (``client.imported_files``); None if not one."""
+    from baat.client import imported_files
+
+    for m in client.store.messages():
+        if m.message_id == message_id and imported_files.is_imported_file(m):
+            if out.exists() and not out.is_dir() and not force:
+                raise CliError(f"{out} exists; pass --force to replace it")
+            return m, imported_files.save(client.store, m, out)
+    return None
+
+
+def _wrote(m: StoredMessage, message_id: str, path: Path, as_json: bool) -> None:
     summary = attachment_summary(m) or {}
     if as_json:
         click.echo(json.dumps({"id": message_id, "file": str(path), **summary}))

@@ -76,7 +76,16 @@ def link(wait: float, yes: bool, profile: Path, as_json: bool) -> None:
                 raise CliError("no device joined in time; the code expires unused")
             import base64
 
-            sas = client.devices.sas(code, base64.b64decode(new["identity_key"]))
+            from baat.client.devices import DeviceError
+            from baat.crypto import LinkCommitmentMismatch
+
+            try:
+                sas = await client.devices.confirm_link(
+                    code, int(new["device_id"]), base64.b64decode(new["identity_key"])
+                )
+            except (DeviceError, LinkCommitmentMismatch) as exc:
+                await client.devices.remove(int(new["device_id"]))
+                raise CliError(f"linking failed, the new device was removed: {exc}") from exc
             if as_json:
                 click.echo(json.dumps({"device_id": new["device_id"], "sas": sas}))
             else:

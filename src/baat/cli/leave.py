@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import click
+import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColumn
 from rich.table import Table
@@ -26,8 +28,10 @@ from baat.client.importing import summary_dict as _summary
 from baat.client.store import PROFILE_FILE, Store, StoreError
 from baat.importers.whatsapp import (
     AmbiguousDateOrder,
+    Calendar,
     ChatImport,
     DateOrder,
+    ImplausibleYear,
     WhatsAppExport,
     WhatsAppImportError,
     open_export,
@@ -108,36 +112,56 @@ def _ambiguous(exc: AmbiguousDateOrder) -> str:
     )
 
 
+def error_code(exc: Exception) -> str:
+    """A stable code for an importer error: its class name in snake case
+    (``AmbiguousDateOrder`` is ``ambiguous_date_order``); the classes are public API."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+
+
+def _details(exc: WhatsAppImportError) -> dict[str, Any]:
+    if isinstance(exc, AmbiguousDateOrder):
+        return {"samples": [msgspec.to_builtins(s) for s in exc.samples]}
+    if isinstance(exc, ImplausibleYear):
+        return {"line": exc.line_no, "year": exc.year, "suggest_calendar": exc.suggest}
+    return {}
+
+
 def _parse(
     path: Path,
     chat_name: str | None,
     date_order: str | None,
     tz: str | None,
     report: Bars,
+    calendar: str = "gregorian",
+    summary_only: bool = False,
 ) -> tuple[WhatsAppExport, ChatImport]:
     try:
         export = open_export(path, chat_name=chat_name)
     except WhatsAppImportError as exc:
-        raise CliError(f"{path.name}: {exc}") from exc
+        raise CliError(f"{path.name}: {exc}", error_code(exc)) from exc
     except OSError as exc:
-        raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise CliError(f"cannot read {path}: {exc.strerror or exc}", "unreadable_file") from exc
     try:
         if not export.chat_name:
-            raise CliError(f"cannot tell the chat's name from {path.name!r}; pass --chat NAME")
+            raise CliError(
+                f"cannot tell the chat's name from {path.name!r}; pass --chat NAME", "no_chat_name"
+            )
         chat = export.parse(
             date_order=cast(DateOrder | None, date_order),
             tz=tz,
             progress=lambda done, total: report("parse", done, total),
+            calendar=cast(Calendar, calendar),
+            summary_only=summary_only,
         )
     except AmbiguousDateOrder as exc:
         export.close()
-        raise CliError(_ambiguous(exc)) from exc
+        raise CliError(_ambiguous(exc), error_code(exc), _details(exc)) from exc
     except WhatsAppImportError as exc:
         export.close()
-        raise CliError(f"{path.name}: {exc}") from exc
+        raise CliError(f"{path.name}: {exc}", error_code(exc), _details(exc)) from exc
     except ValueError as exc:  # an unknown --tz
         export.close()
-        raise CliError(str(exc)) from exc
+        raise CliError(str(exc), "unknown_time_zone") from exc
     except BaseException:
         export.close()
         raise
@@ -153,6 +177,8 @@ def import_report(
         "chat": chat.chat_name,
         "dry_run": dry_run,
         "date_order": chat.dialect.date_order,
+        "date_order_evidence": chat.dialect.date_order_evidence,
+        "calendar": chat.dialect.calendar,
         "tz": chat.tz,
         "platform": chat.dialect.platform.value,
         "messages": s["messages"],
@@ -200,6 +226,7 @@ def _print_report(r: dict[str, Any]) -> None:
     rows = [
         ("file", r["file"]),
         ("dates", f"{r['date_order']}, zone {r['tz']}, {r['platform']}"),
+        ("date order from", str(r["date_order_evidence"])),
         ("messages", str(r["messages"])),
         ("authors", ", ".join(f"{a} ({n})" for a, n in r["authors"].items()) or "none"),
         ("from", str(r["first"])),
@@ -249,6 +276,13 @@ def _print_report(r: dict[str, Any]) -> None:
 )
 @click.option("--date-order", type=click.Choice(["dmy", "mdy", "ymd"]), help="When ambiguous.")
 @click.option("--tz", help="The exporting phone's time zone (default: this machine's).")
+@click.option(
+    "--calendar",
+    type=click.Choice(["gregorian", "buddhist"]),
+    default="gregorian",
+    show_default=True,
+    help="The phone's calendar: buddhist reads Thai years (2566 is 2023).",
+)
 @click.option("--dry-run", is_flag=True, help="Show the summary; write nothing.")
 @profile_option
 def whatsapp(
@@ -258,18 +292,24 @@ def whatsapp(
     maps: tuple[str, ...],
     date_order: str | None,
     tz: str | None,
+    calendar: str,
     dry_run: bool,
     profile: Path,
     as_json: bool,
 ) -> None:
-    """Import a WhatsApp chat export (PATH: the .txt or .zip "Export chat" wrote)."""
+    """Import a WhatsApp chat export (PATH: the .txt or .zip "Export chat" wrote).
+
+    Importing the same chat again adds only what is new; --me and --map given again later
+    apply to what was imported before (a chat mapped to one contact joins that
+    conversation). 'baat chats' lists imported chats, 'baat history NAME' shows one."""
     mapping = _mapping(maps)
     try:
         large = path.stat().st_size >= PROGRESS_BYTES
     except OSError as exc:
         raise CliError(f"cannot read {path}: {exc.strerror or exc}") from exc
     with bars(large) as report:
-        export, chat = _parse(path, chat_name, date_order, tz, report)
+        # A dry run shows counts only: the records are counted and dropped as they are made.
+        export, chat = _parse(path, chat_name, date_order, tz, report, calendar, dry_run)
     with export:
         result = None
         try:
@@ -290,8 +330,12 @@ def whatsapp(
                         )
                 finally:
                     store.close()
-        except (ImportProblem, WhatsAppImportError, StoreError) as exc:
-            raise CliError(str(exc)) from exc
+        except ImportProblem as exc:
+            raise CliError(str(exc), "import_problem") from exc
+        except WhatsAppImportError as exc:
+            raise CliError(str(exc), error_code(exc)) from exc
+        except StoreError as exc:
+            raise CliError(str(exc), "store_error") from exc
     r = import_report(chat, result, path.name, dry_run)
     if as_json:
         click.echo(json.dumps(r, ensure_ascii=False))

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import click
 import httpx
 
+from baat.cli.defaults import default_db, profile_server
 from baat.privacy import receipts
 from baat.privacy.diff import diff as policy_diff
 from baat.privacy.diff import reconsent_problems
@@ -57,7 +58,10 @@ def profile_options(f: Callable[..., Any]) -> Callable[..., Any]:
 
 def db_options(f: Callable[..., Any]) -> Callable[..., Any]:
     f = click.option(
-        "--db", required=True, envvar="BAAT_DB", help="sqlite:///PATH or postgresql://..."
+        "--db",
+        default=default_db,
+        show_default="the database 'baat serve' uses by default (./var/server)",
+        help="sqlite:///PATH or postgresql://... (or BAAT_DB)",
     )(f)
     return json_option(f)
 
@@ -99,7 +103,8 @@ def policy_show(fmt: str, jurisdiction: str | None, spec: str, as_json: bool) ->
 @json_option
 @click.pass_context
 def policy_diff_cmd(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
-    """List every change from OLD to NEW (files, or "current"); exit 1 if NEW expands."""
+    """List every change from OLD to NEW (files, or "current"); exit 1 unless every change
+    is proven to narrow what Baat does with personal data."""
     result = policy_diff(_load(old), _load(new))
     _emit(result.to_json(), as_json, lambda _: result.to_text())
     if result.expands:
@@ -114,13 +119,19 @@ def policy_diff_cmd(ctx: click.Context, old: str, new: str, as_json: bool) -> No
     default=Path("policies"),
     show_default=True,
 )
+@click.option(
+    "--accept",
+    is_flag=True,
+    help="Publish although some changes are not proven to narrow (they are listed first).",
+)
 @json_option
-def policy_publish(directory: Path, as_json: bool) -> None:
+def policy_publish(directory: Path, accept: bool, as_json: bool) -> None:
     """Write the code's notice as the next policies/vN.json."""
     current = Policy.current()
     doc = current.document()
     versions = published_versions(directory)
     result: dict[str, Any] = {"version": current.version, "sha256": doc["sha256"]}
+    report = ""
     if versions:
         latest = max(versions)
         old = _load(str(versions[latest]))
@@ -133,14 +144,26 @@ def policy_publish(directory: Path, as_json: bool) -> None:
                 "in src/baat/privacy/policy.py (published versions are immutable)"
             )
         changes = policy_diff(old, doc)
+        report = changes.to_text()
         problems = reconsent_problems(changes, doc)
         if problems:
-            raise CliFailure("; ".join(problems))
+            raise CliFailure(report + "; ".join(problems))
+        if changes.expands and not accept:
+            # Every expansion is shown and needs a deliberate decision: a new column under an
+            # existing entry cannot slip into a published version as "layout".
+            raise CliFailure(
+                report + f"{len(changes.blocking)} change(s) are not proven to narrow; review "
+                "them and publish with --accept"
+            )
         result["diff"] = changes.to_json()
     path = directory / f"v{current.version}.json"
     directory.mkdir(parents=True, exist_ok=True)
     path.write_text(dump_document(doc), encoding="utf-8")
-    _emit({**result, "published": True, "path": str(path)}, as_json, lambda _: f"wrote {path}")
+    _emit(
+        {**result, "published": True, "path": str(path)},
+        as_json,
+        lambda _: f"{report}wrote {path}",
+    )
 
 
 # -- user commands over HTTP ---------------------------------------------------------------
@@ -153,18 +176,20 @@ def _passphrase() -> str:
     return str(click.prompt("Passphrase for the local store", hide_input=True))
 
 
-def _request(profile: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+def _call(
+    profile: Path, method: str, path: str, body: dict[str, Any] | None = None
+) -> tuple[str, Any]:
+    """One authenticated request; returns the server's address and the JSON answer."""
     from baat.client.profile import load_credentials
 
     try:
         server, creds = load_credentials(profile, _passphrase())
     except Exception as exc:  # the store's own errors; shown as they are
         raise CliFailure(f"cannot load profile {profile}: {exc}") from exc
+    headers = {"Authorization": creds.header(), "Baat-Collection-Method": "cli"}
     try:
         with httpx.Client(base_url=server, timeout=30.0) as client:
-            response = client.request(
-                method, path, json=body, headers={"Authorization": creds.header()}
-            )
+            response = client.request(method, path, json=body, headers=headers)
     except httpx.HTTPError as exc:
         raise CliFailure(f"cannot reach {server}: {exc}") from exc
     try:
@@ -174,7 +199,34 @@ def _request(profile: Path, method: str, path: str, body: dict[str, Any] | None 
     if response.is_error:
         err = data.get("error", {}) if isinstance(data, dict) else {}
         raise CliFailure(f"{err.get('code', response.status_code)}: {err.get('message', '')}")
-    return data
+    return server, data
+
+
+def _request(profile: Path, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    return _call(profile, method, path, body)[1]
+
+
+def _watched(profile: Path, method: str, path: str) -> Any:
+    """A consent request whose ledger head and receipt the profile remembers; warnings about
+    an older head or a missing record go to stderr (``baat.client.ledger_watch``)."""
+    from baat.client.ledger_watch import LedgerWatch
+
+    server, data = _call(profile, method, path)
+    try:
+        response = httpx.get(server.rstrip("/") + "/.well-known/baat/keys", timeout=30.0)
+        response.raise_for_status()
+        jwks = response.json()
+    except (httpx.HTTPError, ValueError) as exc:
+        raise CliFailure(f"cannot fetch keys from {server}: {exc}") from exc
+    watch = LedgerWatch.for_profile(profile, server)
+    if "receipt" in data:
+        warnings = watch.observe_receipt(data, jwks)
+    else:
+        warnings = watch.check_listing(data.get("consents", []), data.get("ledger_head"), jwks)
+    watch.save()
+    for w in warnings:
+        click.echo(f"warning: {w}", err=True)
+    return {**data, "warnings": warnings}
 
 
 def _receipt_text(data: dict[str, Any]) -> str:
@@ -195,7 +247,7 @@ def consent() -> None:
 @profile_options
 def consent_list(profile: Path, as_json: bool) -> None:
     """Show every optional purpose and whether you allow it."""
-    data = _request(profile, "GET", "/v1/consents")
+    data = _watched(profile, "GET", "/v1/consents")
 
     def human(d: dict[str, Any]) -> str:
         rows = [f"policy v{d['policy']['version']}"]
@@ -213,7 +265,7 @@ def consent_list(profile: Path, as_json: bool) -> None:
 @profile_options
 def consent_grant(purpose: str, profile: Path, as_json: bool) -> None:
     """Allow an optional PURPOSE; prints the signed receipt."""
-    _emit(_request(profile, "POST", f"/v1/consents/{purpose}"), as_json, _receipt_text)
+    _emit(_watched(profile, "POST", f"/v1/consents/{purpose}"), as_json, _receipt_text)
 
 
 @consent.command("withdraw")
@@ -221,7 +273,7 @@ def consent_grant(purpose: str, profile: Path, as_json: bool) -> None:
 @profile_options
 def consent_withdraw(purpose: str, profile: Path, as_json: bool) -> None:
     """Withdraw consent to PURPOSE; applies to the next run of every job."""
-    _emit(_request(profile, "DELETE", f"/v1/consents/{purpose}"), as_json, _receipt_text)
+    _emit(_watched(profile, "DELETE", f"/v1/consents/{purpose}"), as_json, _receipt_text)
 
 
 def _read_receipt(spec: str) -> str:
@@ -249,7 +301,10 @@ def _read_receipt(spec: str) -> str:
 @click.option("--keys", "keys_file", type=click.Path(path_type=Path, dir_okay=False))
 @json_option
 def consent_verify(receipt: str, server: str | None, keys_file: Path | None, as_json: bool) -> None:
-    """Check a RECEIPT (a JWS, a file, or - for stdin) offline against published keys."""
+    """Check a RECEIPT (a JWS, a file, or - for stdin) offline against published keys
+    (by default those of the server your profile is registered with)."""
+    if keys_file is None and server is None:
+        server = profile_server()
     if keys_file is not None:
         try:
             jwks = json.loads(keys_file.read_text(encoding="utf-8"))
@@ -263,7 +318,7 @@ def consent_verify(receipt: str, server: str | None, keys_file: Path | None, as_
         except (httpx.HTTPError, ValueError) as exc:
             raise CliFailure(f"cannot fetch keys from {server}: {exc}") from exc
     else:
-        raise click.UsageError("give --server URL or --keys FILE")
+        raise click.UsageError("give --server URL or --keys FILE (no registered profile found)")
     try:
         checked = receipts.verify(_read_receipt(receipt), jwks)
     except PrivacyError as exc:
@@ -417,6 +472,26 @@ def admin_verify_ledger(db: str, as_json: bool) -> None:
     _emit(report.to_json(), as_json, human)
     if not report.ok:
         raise CliFailure(f"ledger verification failed: {len(report.problems)} problem(s)")
+
+
+@admin.command("seal-ledger")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="The server's data directory (holds the key that unlocks the signing key).",
+)
+@db_options
+def admin_seal_ledger(data_dir: Path, db: str, as_json: bool) -> None:
+    """Sign the head of a consent ledger written before heads existed (run verify-ledger
+    first: this vouches for the chain as it is now)."""
+    head = _with_service(db, lambda s: s.seal_ledger(), data_dir=data_dir, sign=True)
+
+    def human(d: dict[str, Any] | None) -> str:
+        return "a signed head already exists" if d is None else f"sealed at event {d['seq']}"
+
+    _emit(head, as_json, human)
 
 
 @admin.command("retention")

@@ -8,8 +8,10 @@
   own other devices (sync copies), so each device sees the conversation from the moment it
   joined ([WA] "Client Registration": companion devices receive every message).
 * **Linking**: the primary creates a one-time code on the server and shows it as a
-  :class:`~baat.crypto.LinkCode`; the new device registers with it, both show ``link_sas``,
-  and the primary signs and publishes the new list once the user confirms.
+  :class:`~baat.crypto.LinkCode`; the new device registers with it and a commitment to its
+  256-bit nonce, the primary reveals its own nonce, the new device reveals its nonce, and
+  both show ``link_sas_committed`` (commit-then-reveal, docs/CRYPTO.md §16); the primary
+  signs and publishes the new list once the user confirms.
 
 The link code's 20-byte secret is the server's 18-byte one-time code followed by 2 random
 bytes: the server code is what ``POST /v1/devices`` checks, the whole secret feeds the SAS.
@@ -17,9 +19,11 @@ bytes: the server code is what ``POST /v1/devices`` checks, the whole secret fee
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
-from collections.abc import Iterable
+import time
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,11 +38,15 @@ from baat.crypto import (
     IdentityKeyPair,
     LinkCode,
     PrekeyBundle,
-    SessionState,
+    SessionRecord,
+    add_session,
+    check_link_commitment,
     check_supersedes,
-    encrypt,
     initiate_session,
-    link_sas,
+    link_commitment,
+    link_nonce,
+    link_sas_committed,
+    record_encrypt,
     sign_device_list,
     verify_device_list,
 )
@@ -49,6 +57,7 @@ if TYPE_CHECKING:
     from baat.client.sdk import Client
 
 PRIMARY_DEVICE = 1
+LINK_POLL_S = 0.2
 _SERVER_CODE_BYTES = 18  # secrets.token_urlsafe(18) on the server: 24 characters, no padding
 
 
@@ -278,10 +287,15 @@ class DeviceDirectory:
     # -- pairwise fan-out ------------------------------------------------------------------
 
     async def encrypt(
-        self, accounts: Iterable[str], payload: bytes, chat: str
+        self,
+        accounts: Iterable[str],
+        payload: bytes,
+        chat: str,
+        fresh: Collection[tuple[str, int]] = (),
     ) -> list[OutgoingEnvelope]:
         """``payload`` to every verified device of ``accounts``; our own other devices get it
         wrapped (``type="sync"``) with the ``chat`` it belongs to, so that they file it there.
+        The devices in ``fresh`` get a new session from a fresh bundle (retries.py).
 
         Raises:
             IdentityChanged, UnknownContact: as ``Client.send_text``.
@@ -294,13 +308,15 @@ class DeviceDirectory:
         for account_id in targets:
             devices = await self.devices_of(account_id)
             if devices:
-                out += await self.encrypt_account(account_id, devices, payload)
+                again = {d for a, d in fresh if a == account_id}
+                out += await self.encrypt_account(account_id, devices, payload, again)
         if targets and not out:
             raise UnknownContact("the contact has no device that can receive messages yet")
         mine = dict(await self.devices_of(me))
         mine.pop(self._me.device_id, None)
         if mine:
-            out += await self.encrypt_account(me, mine, self.sync_copy(chat, payload))
+            again = {d for a, d in fresh if a == me}
+            out += await self.encrypt_account(me, mine, self.sync_copy(chat, payload), again)
         return out
 
     def sync_copy(self, chat: str, payload: bytes) -> bytes:
@@ -331,10 +347,15 @@ class DeviceDirectory:
         return msgspec.msgpack.encode(wrapped)
 
     async def encrypt_account(
-        self, account_id: str, devices: dict[int, bytes], payload: bytes
+        self,
+        account_id: str,
+        devices: dict[int, bytes],
+        payload: bytes,
+        fresh: Collection[int] = (),
     ) -> list[OutgoingEnvelope]:
-        """Open sessions to listed devices that have none (checking each bundle's identity
-        key against the list), then encrypt ``payload`` once per device."""
+        """Open sessions to listed devices that have none, and new ones to ``fresh`` devices
+        (checking each bundle's identity key against the list), then encrypt ``payload``
+        once per device on its active session."""
         from baat.client.sdk import IdentityChanged
 
         c = self.client
@@ -345,7 +366,7 @@ class DeviceDirectory:
             have = set(c.store.session_devices(tx, account_id))
         if contact is not None and contact.identity_changed:
             raise IdentityChanged(f"{contact.username}'s identity changed")
-        missing = [d for d in devices if d not in have]
+        missing = [d for d in devices if d not in have or d in fresh]
         bundles = []
         for device_id in missing:
             result = await t.fetch_bundle(account_id, device_id)
@@ -377,14 +398,19 @@ class DeviceDirectory:
                     dev.one_time_kem,
                 )
                 state = initiate_session(c.identity, bundle, now // 1000)
-                c.store.put_session(tx, account_id, dev.device_id, state.to_bytes())
+                blob = c.store.session(tx, account_id, dev.device_id)
+                old = None if blob is None else SessionRecord.from_bytes(blob)
+                record = add_session(old, state)
+                c.store.put_session(tx, account_id, dev.device_id, record.to_bytes())
             for device_id in c.store.session_devices(tx, account_id):
                 if device_id not in devices:
                     continue
                 blob = c.store.session(tx, account_id, device_id)
                 assert blob is not None
-                state, ciphertext = encrypt(SessionState.from_bytes(blob), payload, now // 1000)
-                c.store.put_session(tx, account_id, device_id, state.to_bytes())
+                record, ciphertext = record_encrypt(
+                    SessionRecord.from_bytes(blob), payload, now // 1000
+                )
+                c.store.put_session(tx, account_id, device_id, record.to_bytes())
                 out.append(OutgoingEnvelope(account_id, device_id, ciphertext))
         return out
 
@@ -477,25 +503,55 @@ class DeviceDirectory:
                     )
                 )
 
-    def sas(self, code: LinkCode, new_identity_key: bytes) -> str:
-        return link_sas(code, self.client.identity.identity_key, new_identity_key)
+    async def confirm_link(
+        self, code: LinkCode, device_id: int, new_identity_key: bytes, timeout: float = 120
+    ) -> str:
+        """The primary's half of the commit-then-reveal for a device that just joined with
+        ``code``: read its commitment, reveal our nonce, wait for its nonce, check it against
+        the commitment; returns the SAS to show.
+
+        Raises:
+            LinkCommitmentMismatch: the revealed nonce does not open the commitment (remove
+                the device).
+            DeviceError: the server refused, or no nonce came within ``timeout`` seconds.
+        """
+        path = f"/v1/devices/{device_id}/link"
+        first = await self._http("GET", path)
+        if first.status_code != 200:
+            raise DeviceError(*_error_of(first))
+        commitment = base64.b64decode(first.json()["commitment"])
+        mine = link_nonce()
+        r = await self._http("PUT", path, json={"nonce": _b64(mine)})
+        if r.status_code != 204:
+            raise DeviceError(*_error_of(r))
+        theirs = await _poll_nonce(self._http, path, timeout)
+        check_link_commitment(commitment, theirs, new_identity_key)
+        key = self.client.identity.identity_key
+        return link_sas_committed(code, key, new_identity_key, mine, theirs)
 
 
-async def register_linked(profile: Path, passphrase: str, code_text: str) -> tuple[Client, str]:
+async def register_linked(
+    profile: Path, passphrase: str, code_text: str, timeout: float = 120
+) -> tuple[Client, str]:
     """Join the account of ``code_text`` as a new device; returns the client and the SAS to
-    compare with the primary's screen.
+    compare with the primary's screen, once the primary took part in the commit-then-reveal
+    (it runs ``DeviceDirectory.confirm_link`` meanwhile).
 
     Raises:
         InvalidLinkCode: the code does not parse (a typo).
-        RegistrationFailed: the server refused (``invalid_link_code``: used or expired).
+        RegistrationFailed: the server refused (``invalid_link_code``: used or expired;
+            ``too_many_devices``).
         NotConnected: the server is unreachable.
+        DeviceError: the primary did not reveal its nonce within ``timeout`` seconds.
     """
     from baat.client.sdk import Client, NotConnected, RegistrationFailed
 
     code = LinkCode.from_text(code_text)
     identity = IdentityKeyPair.generate()
     server_code = _server_code(code)
+    nonce = link_nonce()
     body = {
+        "commitment": _b64(link_commitment(nonce, identity.identity_key)),
         "code": server_code,
         "identity_key": _b64(identity.identity_key),
         "identity_dh_key": _b64(identity.identity_dh_key),
@@ -528,7 +584,31 @@ async def register_linked(profile: Path, passphrase: str, code_text: str) -> tup
     client = await Client.finish_registration(store, identity, {"token": reg["token"]})
     with store.transaction() as tx:
         client.devices.trust_account_key(tx, reg["account_id"], primary_key)
-    return client, link_sas(code, primary_key, identity.identity_key)
+    # Reveal our nonce only once the primary revealed its own (docs/CRYPTO.md §16).
+    theirs = await _poll_nonce(client.devices._http, "/v1/devices/link", timeout)
+    r = await client.devices._http("PUT", "/v1/devices/link", json={"nonce": _b64(nonce)})
+    if r.status_code != 204:
+        raise RegistrationFailed(*_error_of(r))
+    return client, link_sas_committed(code, primary_key, identity.identity_key, theirs, nonce)
+
+
+async def _poll_nonce(http: Any, path: str, timeout: float) -> bytes:
+    """GET ``path`` until it names the other side's nonce.
+
+    Raises:
+        DeviceError: the server refused, or ``timeout`` seconds passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await http("GET", path)
+        if r.status_code != 200:
+            raise DeviceError(*_error_of(r))
+        nonce = r.json().get("nonce")
+        if nonce:
+            return base64.b64decode(nonce)
+        if time.monotonic() > deadline:
+            raise DeviceError("link_timeout", "the other device did not reveal its nonce in time")
+        await asyncio.sleep(LINK_POLL_S)
 
 
 def _error_of(r: httpx.Response) -> tuple[str, str]:

@@ -34,6 +34,17 @@ prekeys = Table(
     Column("private_blob", LargeBinary, nullable=False, info=_inv("client.prekeys_private")),
 )
 
+# When each signed prekey (curve signed, KEM last resort) was made and replaced, for rotation
+# with a grace period (client/prekeys.py); the private halves are in ``prekeys``.
+signed_prekey_times = Table(
+    "signed_prekey_times",
+    metadata,
+    Column("kind", Integer, primary_key=True, info=_inv("client.prekeys_private")),
+    Column("key_id", Integer, primary_key=True, info=_inv("client.prekeys_private")),
+    Column("created_at", Integer, nullable=False, info=_inv("client.prekeys_private")),
+    Column("retired_at", Integer, nullable=True, info=_inv("client.prekeys_private")),
+)
+
 # Contacts are looked up by account id; the name and identity key are encrypted.
 contacts = Table(
     "contacts",
@@ -83,6 +94,18 @@ outbox = Table(
     Column("recipient_account", String(32), nullable=False, info=_inv("client.outbox")),
     Column("payload_blob", LargeBinary, nullable=False, info=_inv("client.outbox")),  # encrypted
     Column("created_at", Integer, nullable=False, info=_inv("client.outbox")),
+)
+
+# Pairwise messages sent in the last days, kept to send again on a retry request
+# (client/retries.py); the payload is encrypted like the outbox's.
+resend = Table(
+    "resend",
+    metadata,
+    Column("message_id", String(64), primary_key=True, info=_inv("client.outbox")),
+    Column("recipient_account", String(32), nullable=False, info=_inv("client.outbox")),
+    Column("payload_blob", LargeBinary, nullable=False, info=_inv("client.outbox")),  # encrypted
+    Column("sent_at", Integer, nullable=False, index=True, info=_inv("client.outbox")),
+    Column("attempts", Integer, nullable=False, info=_inv("client.outbox")),
 )
 
 settings = Table(

@@ -39,10 +39,11 @@ from baat.client.features import Features
 from baat.client.group_messaging import GroupMessaging, is_group_chat, is_group_message
 from baat.client.media import Attachments, Progress
 from baat.client.peers import check_sender, name_of_new_sender, split_send
+from baat.client.prekeys import PrekeyKeeper
+from baat.client.retries import RETRY_TYPE, Retries
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.crypto import (
-    MESSAGE_TYPE_PREKEY,
     PREKEY_KIND_CURVE_ONE_TIME,
     PREKEY_KIND_CURVE_SIGNED,
     PREKEY_KIND_KEM_LAST_RESORT,
@@ -52,13 +53,12 @@ from baat.crypto import (
     DuplicateMessage,
     IdentityKeyPair,
     PrivatePrekey,
-    SessionMismatch,
+    RecordDecryption,
+    SessionRecord,
     SessionState,
     compare_safety_numbers,
-    decrypt,
     generate_prekeys,
-    message_type,
-    respond_to_initial,
+    record_decrypt,
     safety_number,
 )
 from baat.proto import (
@@ -67,6 +67,7 @@ from baat.proto import (
     Error,
     OutgoingEnvelope,
     PrekeyRecord,
+    PrekeysLow,
     QueueDrained,
     Send,
     SendResult,
@@ -136,7 +137,9 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     ref: str = ""  # the message replied to, reacted to, edited or deleted
     refs: tuple[str, ...] = ()  # the messages a receipt is for
     emoji: str = ""
-    kind: str = ""  # receipt "delivered" | "read"; typing "started" | "stopped"
+    # receipt "delivered" | "read"; typing "started" | "stopped"; retry: the device that
+    # sent the message, in decimal (retries.py)
+    kind: str = ""
     expire: int = 0  # disappearing timer of the chat, seconds (0: off)
     data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
     names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
@@ -200,6 +203,10 @@ class Client:
         self.expiry_listeners: list[Callable[[str, list[str]], None]] = []
         # Runs from the first connect() (or expiry.start()) until close(), connected or not.
         self.expiry = ExpiryTimer(self)
+        # Signed-prekey rotation and one-time refills while connected (prekeys.py).
+        self.prekeys = PrekeyKeeper(self)
+        # Retry requests for what could not be decrypted, both ways (retries.py).
+        self.retries = Retries(self)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -312,8 +319,10 @@ class Client:
         self.expiry.start()
         try:
             await self._top_up()
+            await self.prekeys.rotate_if_due()
         except TransportError as exc:
             raise NotConnected(str(exc), exc.code) from exc
+        self.prekeys.start()
         # The primary keeps its signed device list in step with the server (a device that
         # removed itself, or the first list after registering), docs/GROUPS.md §2.
         try:
@@ -323,6 +332,8 @@ class Client:
 
     async def disconnect(self) -> None:
         await self.attachments.stop()
+        await self.prekeys.stop()
+        await self.retries.stop()
         if self.transport is not None:
             await self.transport.close()
             self.transport = None
@@ -364,6 +375,8 @@ class Client:
                     fut.set_result(frame)
             elif isinstance(frame, QueueDrained):
                 self._drained.set()
+            elif isinstance(frame, PrekeysLow):
+                self.prekeys.refill_soon()
             elif isinstance(frame, Error):
                 fut = self._results.pop(frame.message_id, None) if frame.message_id else None
                 if fut is not None and not fut.done():
@@ -556,6 +569,9 @@ class Client:
                     self._incident(Incident("send_refused", recipient, str(exc)))
                     break
                 status = self._settle(message_id, result)
+                if status != "failed" and not is_group_chat(recipient):
+                    with self.store.transaction() as tx:
+                        self.retries.remember(tx, message_id, recipient, payload)
                 for listener in self.status_listeners:
                     listener(message_id, status)
                 results.append(result)
@@ -613,11 +629,10 @@ class Client:
             raise NotConnected(f"the server did not confirm {message_id}") from exc
 
     def _settle(self, message_id: str, result: SendResult) -> str:
-        me = self.info.account_id
         ok = [r for r in result.results if r.status in ("delivered", "stored", "duplicate")]
-        theirs = [r for r in ok if r.recipient_account != me]
-        delivered = bool(theirs) and all(r.status == "delivered" for r in theirs)
-        status = "delivered" if delivered else "sent" if ok else "failed"
+        # The server's "delivered" means a device took the envelope, not that it could
+        # decrypt it: "delivered" comes only with the recipient's receipt (retries.py).
+        status = "sent" if ok else "failed"
         with self.store.transaction() as tx:
             for r in result.results:
                 if r.status == "unknown_device":
@@ -674,6 +689,7 @@ class Client:
                     self.features.queue_receipts()
                     await self.flush_outbox()
             await self.attachments.wait()
+            await self.retries.wait()
             self.features.expire()
         finally:
             self.message_listeners.remove(collect)
@@ -704,19 +720,28 @@ class Client:
         if is_group_message(d.content):
             return self.groups.receive(d, now)
         stored: StoredMessage | None = None
+        decrypted = False
         try:
             with self.store.transaction() as tx:
-                state, plaintext = self._decrypt(tx, d, now // 1000)
-                content = _content_decoder.decode(plaintext)
-                identity = state.remote_identity_key
+                result = self._decrypt_record(tx, d, now // 1000)
+                decrypted = True
+                content = _content_decoder.decode(result.plaintext)
+                identity = result.session.remote_identity_key
+                record = result.record.to_bytes()
                 expected = self.devices.expected_key(tx, d.sender_account, d.sender_device)
                 if d.sender_account == self.info.account_id:
                     if expected != identity:
                         raise DecryptionError("a copy from a device not in our own device list")
-                    self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
+                    self.store.put_session(tx, d.sender_account, d.sender_device, record)
+                    if content.type == RETRY_TYPE:
+                        self.retries.on_request(tx, d.sender_account, d.sender_device, content)
+                        return None
                     return self.features.from_own_device(tx, d, content, now)
                 contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
-                self.store.put_session(tx, d.sender_account, d.sender_device, state.to_bytes())
+                self.store.put_session(tx, d.sender_account, d.sender_device, record)
+                if content.type == RETRY_TYPE:
+                    self.retries.on_request(tx, d.sender_account, d.sender_device, content)
+                    return None
                 stored = self.features.receive(tx, d, content, contact, status, now)
         except DuplicateMessage:
             pass  # already stored: acknowledging again is all that is left
@@ -728,28 +753,29 @@ class Client:
                     f"message {d.message_id} from {d.sender_account} was rejected: {exc}",
                 )
             )
+            if not decrypted:  # asked again in a fresh session; a bad content is not
+                self.retries.request_soon(d.sender_account, d.sender_device, d.message_id)
         return stored
 
     def _decrypt(self, tx: Connection, d: Deliver, now: int) -> tuple[SessionState, bytes]:
         """``now`` in Unix seconds, as the ratchet's skipped-key expiry counts."""
+        result = self._decrypt_record(tx, d, now)
+        return result.session, result.plaintext
+
+    def _decrypt_record(self, tx: Connection, d: Deliver, now: int) -> RecordDecryption:
+        """Decrypt with the sender device's sessions (several, docs/CRYPTO.md §13); one-time
+        prekeys a new session used are deleted in ``tx``. The caller stores the record."""
         blob = self.store.session(tx, d.sender_account, d.sender_device)
-        prekey = message_type(d.content) == MESSAGE_TYPE_PREKEY
-        if blob is not None:
-            try:
-                return decrypt(SessionState.from_bytes(blob), d.content, now)
-            except SessionMismatch:
-                if not prekey:
-                    raise
-        if not prekey:
-            raise DecryptionError("no session with this device and not a first message")
+        record = None if blob is None else SessionRecord.from_bytes(blob)
 
         def lookup(kind: int, key_id: int) -> PrivatePrekey | None:
             raw = self.store.get_prekey(tx, kind, key_id)
             return None if raw is None else PrivatePrekey.from_bytes(raw)
 
-        state, plaintext, used = respond_to_initial(self.identity, lookup, d.content, now)
-        self.store.drop_prekeys(tx, used.one_time())
-        return state, plaintext
+        result = record_decrypt(record, d.content, now, self.identity, lookup)
+        if result.used is not None:
+            self.store.drop_prekeys(tx, result.used.one_time())
+        return result
 
 
 def _b64(data: bytes) -> str:

@@ -6,12 +6,14 @@ the CLI lives in ``baat.cli.privacy``.
 
 from __future__ import annotations
 
+from baat.privacy.consent_view import ConsentView
 from baat.privacy.diff import PolicyDiff, diff, reconsent_problems
 from baat.privacy.errors import (
     AccountNotFound,
     ConsentNotGiven,
     ConsentRequired,
     InvalidCorrection,
+    LedgerUnverifiable,
     PolicyFileError,
     PrivacyError,
     PrivacyStorageError,
@@ -30,6 +32,7 @@ from baat.privacy.errors import (
 from baat.privacy.gate import Gate, Subject
 from baat.privacy.inventory import CLIENT_ENTRIES, ENTRIES, SERVER_ENTRIES, Entry
 from baat.privacy.ledger import LedgerReport
+from baat.privacy.ledger_head import Head as LedgerHead
 from baat.privacy.policy import POLICY_VERSION, Policy
 from baat.privacy.purposes import (
     JURISDICTIONS,
@@ -60,10 +63,13 @@ __all__ = [
     "AccountNotFound",
     "ConsentNotGiven",
     "ConsentRequired",
+    "ConsentView",
     "Entry",
     "Gate",
     "InvalidCorrection",
+    "LedgerHead",
     "LedgerReport",
+    "LedgerUnverifiable",
     "Policy",
     "PolicyDiff",
     "PolicyFileError",

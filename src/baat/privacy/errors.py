@@ -14,6 +14,8 @@
     │   ├── ReceiptForged       receipt_signature_invalid  signature or hash does not verify
     │   ├── ReceiptUnknownKey   receipt_unknown_key      signed by a key the server never published
     │   └── ReceiptNotInLedger  receipt_not_in_ledger    valid signature, but the ledger disagrees
+    ├── LedgerUnverifiable      ledger_unverifiable      a record or the signed head does not
+    │                                                    verify: no consent can be proven
     ├── AccountNotFound         account_not_found
     ├── InvalidCorrection       invalid_correction       unknown field or bad value in a correction
     ├── UnknownJurisdiction     unknown_jurisdiction
@@ -92,6 +94,14 @@ class ReceiptUnknownKey(ReceiptError):
 class ReceiptNotInLedger(ReceiptError):
     code = "receipt_not_in_ledger"
     status = 409
+
+
+class LedgerUnverifiable(PrivacyError):
+    """The consent ledger does not verify (a record's hash, link or signature, or the chain
+    ends before its signed head): optional processing stops until it is restored."""
+
+    code = "ledger_unverifiable"
+    status = 503
 
 
 class AccountNotFound(PrivacyError):

@@ -14,8 +14,11 @@ requested fields of consenting accounts, and records one transfer-log row per ac
 same transaction, before the caller sees the data: a transfer that may have happened is
 always logged (DPDP Rules 2025, Rule 8; GDPR Art. 30).
 
-Consent is read at every use, never cached, so a withdrawal applies to the very next run
-(GDPR Art. 7(3), DPDP s. 6(4)).
+Consent is decided at every use from the ledger's signed records (``consent_view``), never
+from the ``consent_events`` columns, which anyone with database access can edit; the view is
+brought up to date before each use, so a withdrawal applies to the very next run (GDPR
+Art. 7(3), DPDP s. 6(4)). A ledger that does not verify stops every optional purpose
+(``LedgerUnverifiable``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from baat.privacy import ledger
+from baat.privacy import keys
+from baat.privacy.consent_view import ConsentView
 from baat.privacy.errors import PurposeNotOptional, UndeclaredRegion, UndeclaredTransfer
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import ANYWHERE, STORAGE_REGION
-from baat.privacy.schema import transfer_log
+from baat.privacy.schema import consent_subjects, transfer_log
 from baat.server.storage.schema import accounts, metadata
 
 
@@ -52,10 +56,17 @@ class Subject:
 
 
 class Gate:
-    def __init__(self, engine: AsyncEngine, policy: Policy, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        policy: Policy,
+        clock: Callable[[], float],
+        view: ConsentView | None = None,
+    ) -> None:
         self.engine = engine
         self.policy = policy
         self.clock = clock
+        self.view = view or ConsentView()
 
     def _check(
         self, purpose_id: str, recipient_id: str, fields: Sequence[str], country: str | None
@@ -126,11 +137,17 @@ class Gate:
             PurposeNotOptional: an essential purpose.
             UndeclaredTransfer: recipient, country or field not declared for the purpose.
             UndeclaredRegion: an account is stored in a region the policy does not declare.
+            LedgerUnverifiable: consent cannot be proven from signed records.
         """
         columns = self._check(purpose, recipient, fields, country)
         the_purpose = self.policy.purpose(purpose)
         async with self.engine.begin() as conn:
-            allowed = (await conn.execute(ledger.consenting_accounts_query(the_purpose))).all()
+            await self.view.refresh(conn, await keys.jwks_on(conn))
+            given = sorted(self.view.consenting(the_purpose))
+            s = consent_subjects
+            allowed = await conn.execute(
+                select(s.c.account_id, s.c.subject_ref).where(s.c.subject_ref.in_(given))
+            )
             refs = {r.account_id: r.subject_ref for r in allowed}
             if only is not None:
                 refs = {a: s for a, s in refs.items() if a in set(only)}

@@ -1,7 +1,8 @@
 """HTTP routes of the privacy layer. Thin: parse, authenticate, call ``PrivacyService``.
 
 Public: ``GET /privacy`` (HTML notice), ``GET /v1/policy`` (JSON, or JSON-LD with
-``?format=jsonld``), ``GET /.well-known/baat/keys`` (JWKS), ``GET /v1/transparency``.
+``?format=jsonld``), ``GET /.well-known/baat/keys`` (JWKS), ``GET
+/.well-known/baat/ledger-head`` (the consent ledger's signed head), ``GET /v1/transparency``.
 Authenticated with the device bearer token (``baat.server.auth``): ``GET /v1/consents``,
 ``POST`` and ``DELETE /v1/consents/{purpose}``, ``GET /v1/me/export``, ``DELETE /v1/me``,
 ``PATCH /v1/me``.
@@ -22,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.privacy import receipt_fields
 from baat.privacy.errors import PrivacyError
 from baat.privacy.render import jsonld, render
 from baat.privacy.service import PrivacyService
@@ -73,7 +75,18 @@ async def _account_id(request: Request) -> str:
     device = await store.device(creds.account_id, creds.device_id)
     if device is None or not check_token(creds.token, device.auth_token_hash):
         raise _HttpError(401, "unauthorized", "unknown device or wrong token")
+    request.state.device_id = creds.device_id
     return creds.account_id
+
+
+def _collection_method(request: Request) -> str:
+    method = request.headers.get(receipt_fields.HEADER, "api").strip().lower()
+    if method not in receipt_fields.METHODS:
+        allowed = ", ".join(receipt_fields.METHODS)
+        raise _HttpError(
+            400, "invalid_request", f"{receipt_fields.HEADER} must be one of: {allowed}"
+        )
+    return method
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -115,6 +128,11 @@ async def key_set(request: Request) -> Response:
 
 
 @_json_errors
+async def ledger_head(request: Request) -> Response:
+    return JSONResponse(await _service(request).ledger_head())
+
+
+@_json_errors
 async def transparency(request: Request) -> Response:
     report = await _service(request).transparency_report()
     if request.query_params.get("format") == "md":
@@ -130,6 +148,7 @@ async def consents(request: Request) -> Response:
         {
             "policy": {"version": service.policy.version, "sha256": service.policy.sha256},
             "consents": await service.consents(account_id),
+            "ledger_head": await service.ledger_head(),
         }
     )
 
@@ -139,10 +158,15 @@ async def consent(request: Request) -> Response:
     account_id = await _account_id(request)
     purpose = request.path_params["purpose"]
     service = _service(request)
+    how = {
+        "method": _collection_method(request),
+        "device_id": request.state.device_id,
+        "base_url": str(request.base_url),
+    }
     if request.method == "POST":
-        receipt = await service.grant(account_id, purpose)
+        receipt = await service.grant(account_id, purpose, **how)
         return JSONResponse(receipt.to_json(), status_code=201)
-    receipt = await service.withdraw(account_id, purpose)
+    receipt = await service.withdraw(account_id, purpose, **how)
     return JSONResponse(receipt.to_json())
 
 
@@ -170,6 +194,7 @@ def routes() -> list[BaseRoute]:
         Route("/privacy", privacy_page, methods=["GET"]),
         Route("/v1/policy", policy, methods=["GET"]),
         Route("/.well-known/baat/keys", key_set, methods=["GET"]),
+        Route("/.well-known/baat/ledger-head", ledger_head, methods=["GET"]),
         Route("/v1/transparency", transparency, methods=["GET"]),
         Route("/v1/consents", consents, methods=["GET"]),
         Route("/v1/consents/{purpose}", consent, methods=["POST", "DELETE"]),

@@ -534,8 +534,9 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
     _server(
         "consent.record",
         "Consent records",
-        "Each grant and withdrawal: pseudonym, purpose, state, time, policy version, the "
-        "hash of the previous record, and the signed receipt you received.",
+        "Each grant and withdrawal: pseudonym, purpose, state, time, policy version, how it "
+        "was given (cli, web, api), the fingerprint of your device's identity key, the hash "
+        "of the previous record, and the signed receipt you received.",
         (
             "consent_events.seq",
             "consent_events.record_id",
@@ -568,6 +569,27 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
             "ledger_anchor.through_seq",
             "ledger_anchor.last_hash",
             "ledger_anchor.pruned_at",
+        ),
+        _SYSTEM,
+        ("accountability",),
+        ("baat",),
+        retention=Retention("P0D", "the database is retired", "dropped with the database"),
+        subjects=(),
+        source="the server",
+        storage="server-region",
+        in_export=False,
+    ),
+    _server(
+        "consent.ledger_head",
+        "Ledger head",
+        "The sequence number and hash of the newest consent record, signed by the server and "
+        "published at /.well-known/baat/ledger-head, so that a deleted record is detected.",
+        (
+            "ledger_head.id",
+            "ledger_head.seq",
+            "ledger_head.head_hash",
+            "ledger_head.signed_at",
+            "ledger_head.jws",
         ),
         _SYSTEM,
         ("accountability",),

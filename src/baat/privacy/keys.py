@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from joserfc.jwk import OKPKey
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from baat.privacy.receipts import ALG
 from baat.privacy.schema import server_keys
@@ -111,11 +111,16 @@ async def load_or_create(engine: AsyncEngine, kek: bytes, now: int) -> SigningKe
 async def jwks(engine: AsyncEngine) -> dict[str, Any]:
     """Every public key, active or retired, as a JWK Set (RFC 7517 section 5)."""
     async with engine.connect() as conn:
-        rows = (
-            await conn.execute(
-                select(server_keys.c.kid, server_keys.c.public_key).order_by(
-                    server_keys.c.created_at, server_keys.c.kid
-                )
+        return await jwks_on(conn)
+
+
+async def jwks_on(conn: AsyncConnection) -> dict[str, Any]:
+    """``jwks`` inside the caller's transaction."""
+    rows = (
+        await conn.execute(
+            select(server_keys.c.kid, server_keys.c.public_key).order_by(
+                server_keys.c.created_at, server_keys.c.kid
             )
-        ).all()
+        )
+    ).all()
     return {"keys": [_public_jwk(r.public_key, r.kid) for r in rows]}

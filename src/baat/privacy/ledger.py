@@ -17,7 +17,7 @@ import json
 import secrets
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import delete, func, select, text
@@ -25,8 +25,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import receipts
-from baat.privacy.errors import ReceiptForged, ReceiptMalformed, ReceiptUnknownKey
+from baat.privacy import ledger_head, receipts
+from baat.privacy.errors import ReceiptError, ReceiptForged, ReceiptMalformed, ReceiptUnknownKey
 from baat.privacy.keys import SigningKey
 from baat.privacy.policy import NOTICE_ID, Policy, canonical_json
 from baat.privacy.purposes import DPV, Purpose
@@ -64,22 +64,10 @@ async def subject_ref(conn: AsyncConnection, account_id: str, *, create: bool) -
     return None if ref is None else str(ref)
 
 
-async def latest(conn: AsyncConnection, ref: str) -> dict[str, Any]:
-    """The newest event per purpose for one pseudonym, as row mappings."""
-    e = consent_events
-    newest = (
-        select(func.max(e.c.seq))
-        .where(e.c.subject_ref == ref)
-        .group_by(e.c.purpose)
-        .scalar_subquery()
-    )
-    rows = await conn.execute(select(e).where(e.c.seq.in_(newest)))
-    return {r.purpose: r._mapping for r in rows}
-
-
 def consenting_accounts_query(purpose: Purpose) -> Any:
     """Account ids whose newest event for ``purpose`` grants it under a policy version that
-    still counts (``consent_since``): the one definition of "has consented"."""
+    still counts (``consent_since``), from the unsigned columns: for counting in reports
+    only. Decisions to process use ``consent_view.ConsentView``, built from signed records."""
     e, e2, s = consent_events, consent_events.alias("newer"), consent_subjects
     newest = (
         select(func.max(e2.c.seq))
@@ -128,6 +116,8 @@ def build_record(
     actor: str,
     now: int,
     prev_hash: str,
+    notice_url: str,
+    identity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     entries = policy.entries_for(purpose.id)
     recipients = [r for r in (policy.recipient(x) for x in purpose.recipients) if r]
@@ -141,7 +131,7 @@ def build_record(
             "version": policy.version,
             "sha256": policy.sha256,
             "language": "en",
-            "url": "/v1/policy",
+            "url": notice_url,
         },
         "purpose": {"id": purpose.id, "title": purpose.title, "dpv": purpose.dpv},
         "data": [
@@ -157,6 +147,8 @@ def build_record(
         "event_time": iso_time(now),
         "method": method,
         "actor": actor,
+        # Lets the person prove the record is theirs: only they hold the private key.
+        "identity_key": identity,
         "valid_until": None,
         "withdraw": f"DELETE /v1/consents/{purpose.id} or `baat consent withdraw {purpose.id}`",
         "consent_manager": None,
@@ -176,8 +168,11 @@ async def append(
     method: str,
     actor: str,
     now: int,
+    notice_url: str,
+    identity: dict[str, Any] | None = None,
 ) -> receipts.Receipt:
-    """Append one event inside the caller's transaction and return its receipt."""
+    """Append one event inside the caller's transaction and return its receipt, which
+    carries the signed head that the append produced."""
     await lock(conn)
     prev = await _head(conn)
     record = build_record(
@@ -190,9 +185,11 @@ async def append(
         actor=actor,
         now=now,
         prev_hash=prev,
+        notice_url=notice_url,
+        identity=identity,
     )
     receipt = receipts.sign(key.key, key.kid, str(uuid.uuid4()), record, now)
-    await conn.execute(
+    inserted = await conn.execute(
         consent_events.insert().values(
             record_id=record["record_id"],
             subject_ref=ref,
@@ -206,7 +203,42 @@ async def append(
             receipt=receipt.jws,
         )
     )
-    return receipt
+    # The head moves in the same transaction: a chain shorter than its head was cut.
+    key_row = inserted.inserted_primary_key
+    assert key_row is not None
+    seq = int(key_row[0])
+    head = ledger_head.sign(key, seq, receipt.record_hash, now)
+    await ledger_head.store(conn, head)
+    return replace(receipt, head=head.to_json())
+
+
+def empty_head(key: SigningKey, now: int) -> ledger_head.Head:
+    """The head of a ledger without records (nothing appended yet)."""
+    return ledger_head.sign(key, 0, GENESIS, now)
+
+
+async def seal_head(conn: AsyncConnection, key: SigningKey, now: int) -> ledger_head.Head | None:
+    """Sign the current end of the chain when no head is stored yet (a ledger written
+    before heads existed); returns the new head, or ``None`` when one exists."""
+    if await ledger_head.load(conn) is not None:
+        return None
+    last = (
+        await conn.execute(
+            select(consent_events.c.seq, consent_events.c.record_hash)
+            .order_by(consent_events.c.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    anchor = (await conn.execute(select(ledger_anchor).where(ledger_anchor.c.id == 1))).first()
+    if last is not None:
+        seq, digest = int(last.seq), str(last.record_hash)
+    elif anchor is not None:
+        seq, digest = int(anchor.through_seq), str(anchor.last_hash)
+    else:
+        seq, digest = 0, GENESIS
+    head = ledger_head.sign(key, seq, digest, now)
+    await ledger_head.store(conn, head)
+    return head
 
 
 @dataclass
@@ -215,6 +247,8 @@ class LedgerReport:
     events: int = 0
     head: str = GENESIS
     anchored_through: int = 0
+    last_seq: int = 0
+    signed_head: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
 
     def fail(self, seq: int, why: str) -> None:
@@ -227,13 +261,17 @@ class LedgerReport:
             "events": self.events,
             "head": self.head,
             "anchored_through": self.anchored_through,
+            "last_seq": self.last_seq,
+            "signed_head": self.signed_head,
             "problems": list(self.problems),
         }
 
 
 async def verify(conn: AsyncConnection, jwks: dict[str, Any]) -> LedgerReport:
-    """Walk the whole chain: hashes, links, columns against records, receipt signatures."""
+    """Walk the whole chain: hashes, links, columns against records, receipt signatures, and
+    the signed head (a chain that ends before it was truncated)."""
     report = LedgerReport()
+    token = await ledger_head.load(conn)  # before the records: see consent_view
     anchor = (await conn.execute(select(ledger_anchor).where(ledger_anchor.c.id == 1))).first()
     prev = GENESIS if anchor is None else anchor.last_hash
     report.anchored_through = 0 if anchor is None else int(anchor.through_seq)
@@ -273,8 +311,34 @@ async def verify(conn: AsyncConnection, jwks: dict[str, Any]) -> LedgerReport:
         except (ReceiptMalformed, ReceiptUnknownKey) as exc:
             report.fail(seq, f"receipt unusable: {exc}")
         prev = digest
+        report.last_seq = seq
     report.head = prev
+    _check_head(report, token, jwks)
     return report
+
+
+def _check_head(report: LedgerReport, token: str | None, jwks: dict[str, Any]) -> None:
+    last = max(report.last_seq, report.anchored_through)
+    if token is None:
+        if report.events:
+            report.ok = False
+            report.problems.append("no signed head: the newest records cannot be vouched for")
+        return
+    try:
+        head = ledger_head.verify(token, jwks)
+    except ReceiptError as exc:
+        report.ok = False
+        report.problems.append(f"signed head does not verify: {exc}")
+        return
+    report.signed_head = head.to_json()
+    if head.seq > last:
+        report.fail(
+            head.seq,
+            f"truncated: the signed head names event {head.seq} ({head.head[:16]}...) but "
+            f"the chain ends at event {last}",
+        )
+    elif head.seq == last and head.head != report.head:
+        report.fail(head.seq, "the signed head names a different record")
 
 
 async def prune(conn: AsyncConnection, cutoff: int, now: int, limit: int = 10_000) -> int:

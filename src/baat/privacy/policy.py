@@ -37,8 +37,8 @@ from baat.privacy.purposes import (
 
 # The version of the notice the code produces. Bump it, run `baat policy publish`, commit
 # the new policies/vN.json.
-POLICY_VERSION = 4
-EFFECTIVE = "2026-11-29"
+POLICY_VERSION = 5
+EFFECTIVE = "2026-12-02"
 NOTICE_ID = "urn:baat:privacy-notice"
 FORMAT = "baat-privacy-policy/1"
 _FILE = re.compile(r"^v(\d+)\.json$")
@@ -153,7 +153,7 @@ def _build(p: Policy) -> dict[str, Any]:
             "website": c.website,
         },
         "vocabularies": {
-            "dpv": "W3C Data Privacy Vocabulary 2.1, https://w3id.org/dpv",
+            "dpv": "W3C Data Privacy Vocabulary 2.2, https://w3id.org/dpv",
             "fideslang": "fideslang taxonomy by Ethyca, CC BY 4.0",
         },
         "same_rules_everywhere": (
@@ -189,11 +189,14 @@ def _build(p: Policy) -> dict[str, Any]:
             ],
             "effect": "Withdrawal applies to the very next run of every job and export.",
             "receipts": (
-                "Every grant and withdrawal returns a receipt signed with Ed25519 (JWS); "
-                "check it offline with the keys at /.well-known/baat/keys."
+                "Every grant and withdrawal returns a receipt signed with Ed25519 (JWS) that "
+                "names the notice, how you gave it and your device's key fingerprint, with the "
+                "ledger's signed head; check them offline with the keys at "
+                "/.well-known/baat/keys."
             ),
             "reconsent": (
-                "When a new policy version expands an optional purpose, earlier consents to "
+                "When a new policy version widens an optional purpose or changes what it means "
+                "(its wording, who receives the data, the data it reads), earlier consents to "
                 "it stop counting until you grant it again."
             ),
         },
@@ -222,8 +225,8 @@ def _build(p: Policy) -> dict[str, Any]:
             ),
         },
         "changes": (
-            "A new version is published at /v1/policy and in policies/. Expanded optional "
-            "purposes need your consent again; messaging never does."
+            "A new version is published at /v1/policy and in policies/. Optional purposes "
+            "that widen or change meaning need your consent again; messaging never does."
         ),
     }
 
@@ -288,6 +291,8 @@ SECURITY_MEASURES: tuple[str, ...] = (
     "and an undelivered envelope's storage time only until it is delivered.",
     "Device tokens are stored as SHA-256 hashes and compared in constant time.",
     "Consent records form a SHA-256 hash chain; receipts are Ed25519-signed JWS.",
+    "The newest consent record is signed as the ledger's head and published at "
+    "/.well-known/baat/ledger-head; consent is decided only from verified, signed records.",
     "Receipt signing keys are encrypted at rest (AES-256-GCM) with a key outside the database.",
     "Optional processing reads personal data only through one audited gate that logs every "
     "transfer.",

@@ -18,6 +18,10 @@ DPV = "https://w3id.org/dpv#"
 PD = "https://w3id.org/dpv/pd#"
 GDPR = "https://w3id.org/dpv/legal/eu/gdpr#"
 LEGAL_IN = "https://w3id.org/dpv/legal/in#"
+# The laws themselves are concepts of the jurisdiction extensions (DPV 2.x), not of the GDPR
+# extension: ``legal-eu:law-GDPR`` and ``legal-gb:law-GDPR``.
+LEGAL_EU = "https://w3id.org/dpv/legal/eu#"
+LEGAL_GB = "https://w3id.org/dpv/legal/gb#"
 
 # A recipient whose country is the account's own storage region: no cross-border transfer.
 STORAGE_REGION = "storage-region"
@@ -393,7 +397,7 @@ JURISDICTIONS: tuple[Jurisdiction, ...] = (
         "EU",
         "European Union and EEA",
         "Regulation (EU) 2016/679 (GDPR)",
-        GDPR + "GDPR",
+        LEGAL_EU + "law-GDPR",
         "gdpr",
         "the supervisory authority of your Member State (GDPR Art. 77)",
         "eu",
@@ -402,7 +406,7 @@ JURISDICTIONS: tuple[Jurisdiction, ...] = (
         "GB",
         "United Kingdom",
         "UK GDPR and Data Protection Act 2018",
-        GDPR + "GDPR",
+        LEGAL_GB + "law-GDPR",
         "gdpr",
         "Information Commissioner's Office",
         "eu",

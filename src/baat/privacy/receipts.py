@@ -26,6 +26,7 @@ from baat.privacy.policy import canonical_json, sha256_hex
 
 ALG = "Ed25519"
 TYP = "baat-consent-receipt+jws"
+HEAD_TYP = "baat-ledger-head+jws"  # the consent ledger's signed head (``ledger_head.py``)
 _FIELDS = ("receipt_id", "record_id", "issued_at", "record", "record_hash")
 
 
@@ -38,9 +39,12 @@ class Receipt:
     kid: str
     record: dict[str, Any]
     record_hash: str
+    # The signed ledger head right after this record was appended (``ledger_head.py``):
+    # with it the holder can later tell whether the server still shows their record.
+    head: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "receipt": self.jws,
             "receipt_id": self.receipt_id,
             "record_id": self.record_id,
@@ -49,6 +53,9 @@ class Receipt:
             "record_hash": self.record_hash,
             "record": self.record,
         }
+        if self.head is not None:
+            out["ledger_head"] = self.head
+        return out
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
@@ -72,6 +79,40 @@ def sign(key: OKPKey, kid: str, receipt_id: str, record: dict[str, Any], issued_
     return Receipt(token, receipt_id, record["record_id"], issued_at, kid, record, digest)
 
 
+def verify_compact(token: str, jwks: Mapping[str, Any], typ: str) -> tuple[str, Any]:
+    """Check a compact JWS of type ``typ`` against a key set; return its kid and payload.
+
+    Raises:
+        ReceiptMalformed: not a compact Ed25519 JWS of that type, or its payload is not JSON.
+        ReceiptUnknownKey: the ``kid`` is not in ``jwks``.
+        ReceiptForged: the signature does not verify.
+    """
+    token = token.strip()
+    try:
+        header = jws.extract_compact(token.encode()).headers()
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ReceiptMalformed("not a compact JWS") from exc
+    if header.get("alg") != ALG or header.get("typ") != typ:
+        raise ReceiptMalformed(f"not a {typ} (alg must be {ALG})")
+    kid = header.get("kid")
+    key_dict = next(
+        (k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid), None
+    )
+    if not isinstance(kid, str) or key_dict is None:
+        raise ReceiptUnknownKey(f"signed by unknown key {kid!r}")
+    try:
+        public = OKPKey.import_key({k: v for k, v in key_dict.items() if k in ("kty", "crv", "x")})
+        verified = jws.deserialize_compact(token, public, algorithms=[ALG])
+    except JoseError as exc:
+        raise ReceiptForged("signature does not verify") from exc
+    except (ValueError, TypeError) as exc:
+        raise ReceiptMalformed(f"unusable key {kid!r} in the key set") from exc
+    try:
+        return kid, json.loads(verified.payload)
+    except ValueError as exc:
+        raise ReceiptMalformed("payload is not JSON") from exc
+
+
 def verify(token: str, jwks: Mapping[str, Any]) -> Receipt:
     """Check a receipt against a published key set, without asking the server.
 
@@ -80,30 +121,7 @@ def verify(token: str, jwks: Mapping[str, Any]) -> Receipt:
         ReceiptUnknownKey: the ``kid`` is not in ``jwks``.
         ReceiptForged: the signature, or the record's hash, does not verify.
     """
-    token = token.strip()
-    try:
-        header = jws.extract_compact(token.encode()).headers()
-    except (JoseError, ValueError, TypeError) as exc:
-        raise ReceiptMalformed("not a compact JWS") from exc
-    if header.get("alg") != ALG or header.get("typ") != TYP:
-        raise ReceiptMalformed(f"not a Baat consent receipt (alg must be {ALG}, typ {TYP})")
-    kid = header.get("kid")
-    key_dict = next(
-        (k for k in jwks.get("keys", []) if isinstance(k, dict) and k.get("kid") == kid), None
-    )
-    if not isinstance(kid, str) or key_dict is None:
-        raise ReceiptUnknownKey(f"receipt signed by unknown key {kid!r}")
-    try:
-        public = OKPKey.import_key({k: v for k, v in key_dict.items() if k in ("kty", "crv", "x")})
-        verified = jws.deserialize_compact(token, public, algorithms=[ALG])
-    except JoseError as exc:
-        raise ReceiptForged("receipt signature does not verify") from exc
-    except (ValueError, TypeError) as exc:
-        raise ReceiptMalformed(f"unusable key {kid!r} in the key set") from exc
-    try:
-        payload = json.loads(verified.payload)
-    except ValueError as exc:
-        raise ReceiptMalformed("receipt payload is not JSON") from exc
+    kid, payload = verify_compact(token, jwks, TYP)
     if not isinstance(payload, dict) or any(f not in payload for f in _FIELDS):
         raise ReceiptMalformed("receipt payload lacks required fields")
     record = payload["record"]
@@ -112,7 +130,7 @@ def verify(token: str, jwks: Mapping[str, Any]) -> Receipt:
     if record_hash(record) != payload["record_hash"]:
         raise ReceiptForged("receipt record does not match its hash")
     return Receipt(
-        token,
+        token.strip(),
         str(payload["receipt_id"]),
         str(payload["record_id"]),
         int(payload["issued_at"]),

@@ -14,16 +14,19 @@ import html
 import json
 from typing import Any
 
+from baat.privacy import ropa
+from baat.privacy.jsonld import jsonld
 from baat.privacy.policy import dump_document
-from baat.privacy.purposes import DPV, GDPR, LEGAL_IN, PD
 
-FORMATS = ("md", "html", "json", "jsonld")
+FORMATS = ("md", "html", "json", "jsonld", "ropa", "ropa-csv")
+__all__ = ["FORMATS", "jsonld", "render"]
 
 Block = tuple[str, Any]  # ("p", str) | ("ul", list[str]) | ("h3", str)
 
 
 def render(doc: dict[str, Any], fmt: str, jurisdiction: str | None = None) -> str:
-    """The notice in ``fmt`` (md, html, json, jsonld), worded for ``jurisdiction``.
+    """The notice in ``fmt`` (md, html, json, jsonld), worded for ``jurisdiction``, or the
+    record of processing (ropa as Markdown, ropa-csv), which is the same for every jurisdiction.
 
     Raises:
         ValueError: unknown format or jurisdiction.
@@ -36,6 +39,10 @@ def render(doc: dict[str, Any], fmt: str, jurisdiction: str | None = None) -> st
         return dump_document(doc)
     if fmt == "jsonld":
         return json.dumps(jsonld(doc), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if fmt == "ropa":
+        return ropa.markdown(doc)
+    if fmt == "ropa-csv":
+        return ropa.csv_text(doc)
     sections = _sections(doc, jurisdiction)
     if fmt == "md":
         return _markdown(doc, sections)
@@ -246,94 +253,3 @@ def _html(doc: dict[str, Any], sections: list[tuple[str, list[Block]]]) -> str:
                 parts.append("<ul>" + "".join(f"<li>{_inline(v)}</li>" for v in value) + "</ul>")
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
-
-
-def jsonld(doc: dict[str, Any]) -> dict[str, Any]:
-    """The notice as JSON-LD with W3C DPV terms: one ``dpv:Process`` per field and purpose."""
-    base = f"urn:baat:policy:v{doc['version']}"
-    purposes = {p["id"]: p for p in doc["purposes"]}
-    graph: list[dict[str, Any]] = [
-        {
-            "@id": "urn:baat:controller",
-            "@type": "dpv:DataController",
-            "dpv:hasName": doc["controller"]["name"],
-            "dpv:hasAddress": doc["controller"]["address"],
-            "dpv:hasContact": doc["controller"]["email"],
-        }
-    ]
-    for r in doc["recipients"]:
-        node: dict[str, Any] = {
-            "@id": f"urn:baat:recipient:{r['id']}",
-            "@type": r["dpv_role"],
-            "dpv:hasName": r["name"],
-            "dpv:hasCountry": r["country"],
-        }
-        tb = [b["iri"] for b in r["transfer_basis"].values() if b]
-        if tb:
-            node["dpv:hasLegalBasis"] = [{"@id": iri} for iri in tb]
-        graph.append(node)
-    for p in doc["purposes"]:
-        graph.append(
-            {
-                "@id": f"urn:baat:purpose:{p['id']}",
-                "@type": p["dpv"],
-                "rdfs:label": p["title"],
-                "rdfs:comment": p["description"],
-                "dpv:hasLegalBasis": [
-                    {"@id": b["iri"], "rdfs:label": f"{b['law']} {b['cite']}"}
-                    for b in p["legal_basis"].values()
-                ],
-                "baat:optional": p["optional"],
-                "baat:consentSince": p["consent_since"],
-                "baat:fidesDataUse": p["fides"],
-            }
-        )
-    for e in doc["data"]:
-        for pid in e["purposes"]:
-            p = purposes[pid]
-            graph.append(
-                {
-                    "@id": f"urn:baat:process:{e['id']}:{pid}",
-                    "@type": "dpv:Process",
-                    "rdfs:label": f"{e['title']} for {p['title']}",
-                    "dpv:hasPersonalData": {"@id": e["category"]["dpv"]},
-                    "baat:inventoryId": e["id"],
-                    "baat:fidesCategory": e["category"]["fides"],
-                    "dpv:hasPurpose": {"@id": f"urn:baat:purpose:{pid}"},
-                    "dpv:hasLegalBasis": [{"@id": b["iri"]} for b in p["legal_basis"].values()],
-                    "dpv:hasDataController": {"@id": "urn:baat:controller"},
-                    "dpv:hasRecipient": [
-                        {"@id": f"urn:baat:recipient:{r}"}
-                        for r in e["recipients"]
-                        if r in p["recipients"] or r == "baat"
-                    ],
-                    "dpv:hasDataSubject": list(e["subjects"]),
-                    "dpv:hasStorageCondition": {
-                        "@type": "dpv:StorageDuration",
-                        "dpv:hasDuration": e["retention"]["duration"],
-                        "rdfs:comment": f"after {e['retention']['trigger']}",
-                    },
-                    "dpv:hasLocation": e["storage"],
-                    "baat:serverVisible": e["server_visible"],
-                    "baat:inExport": e["in_export"],
-                    "baat:legalProcess": e["legal_process"],
-                }
-            )
-    return {
-        "@context": {
-            "dpv": DPV,
-            "pd": PD,
-            "eu-gdpr": GDPR,
-            "legal-in": LEGAL_IN,
-            "dct": "http://purl.org/dc/terms/",
-            "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
-            "baat": "urn:baat:vocab#",
-        },
-        "@id": base,
-        "@type": "dpv:PrivacyNotice",
-        "dct:identifier": doc["notice_id"],
-        "dct:hasVersion": str(doc["version"]),
-        "dct:valid": doc["effective"],
-        "baat:sha256": doc["sha256"],
-        "@graph": graph,
-    }

@@ -75,6 +75,20 @@ ledger_anchor = Table(
     Column("pruned_at", BigInteger, nullable=False, info=_inv("consent.ledger_anchor")),
 )
 
+_HEAD = _inv("consent.ledger_head")
+
+# The newest record's sequence number and hash, signed (``ledger_head.py``, migration 8).
+# Rewritten in the transaction of every append: a chain that ends before it was truncated.
+ledger_head = Table(
+    "ledger_head",
+    metadata,
+    Column("id", Integer, primary_key=True, info=_HEAD),
+    Column("seq", BigInteger, nullable=False, info=_HEAD),
+    Column("head_hash", String(64), nullable=False, info=_HEAD),
+    Column("signed_at", BigInteger, nullable=False, info=_HEAD),
+    Column("jws", Text, nullable=False, info=_HEAD),
+)
+
 _TR = _inv("transfer.record")
 
 transfer_log = Table(

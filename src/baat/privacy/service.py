@@ -16,14 +16,26 @@ from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import jobs, keys, ledger, receipts, rights, transparency
+from baat.privacy import (
+    jobs,
+    keys,
+    ledger,
+    ledger_head,
+    receipt_fields,
+    receipts,
+    rights,
+    transparency,
+)
+from baat.privacy.consent_view import ConsentView
 from baat.privacy.errors import (
     AccountNotFound,
     ConsentNotGiven,
     InvalidCorrection,
+    LedgerUnverifiable,
     PrivacyError,
     PrivacyStorageError,
     PurposeNotOptional,
+    ReceiptError,
     ReceiptNotInLedger,
     UndeclaredRegion,
     UnknownJurisdiction,
@@ -62,7 +74,9 @@ class PrivacyService:
         self.data_dir = data_dir
         self.affiliate_url = affiliate_url
         self.clock = clock
-        self.gate = Gate(store.engine, policy, clock)
+        # Consent decisions come from verified, signed records only (``consent_view``).
+        self.view = ConsentView()
+        self.gate = Gate(store.engine, policy, clock, self.view)
         # Awaited with the account id before erasure deletes its rows: for data kept outside
         # the database (attachment files), which the inventory-driven erasure cannot reach.
         self.erase_hooks: list[Callable[[str], Awaitable[None]]] = []
@@ -141,9 +155,19 @@ class PrivacyService:
     # -- consent ---------------------------------------------------------------------------
 
     async def grant(
-        self, account_id: str, purpose: str, *, method: str = "api"
+        self,
+        account_id: str,
+        purpose: str,
+        *,
+        method: str = "api",
+        device_id: int | None = None,
+        base_url: str | None = None,
     ) -> receipts.Receipt:
         """Record consent to an optional purpose and return the signed receipt.
+
+        ``method`` is how the person gave it (cli, web, api); ``device_id`` the device that
+        asked, whose identity key fingerprint goes into the record; ``base_url`` the server
+        address the person used, for the notice's absolute URL.
 
         Raises:
             UnknownPurpose, PurposeNotOptional, AccountNotFound, PrivacyStorageError.
@@ -164,10 +188,49 @@ class PrivacyService:
                 method=method,
                 actor="data-subject",
                 now=int(self.clock()),
+                **await self._provenance(conn, account_id, device_id, base_url),
             )
 
+    async def _provenance(
+        self, conn: AsyncConnection, account_id: str, device_id: int | None, base: str | None
+    ) -> dict[str, Any]:
+        return {
+            "notice_url": receipt_fields.notice_url(base, self.policy),
+            "identity": await receipt_fields.identity(conn, account_id, device_id),
+        }
+
+    async def _verified(self, conn: AsyncConnection) -> ConsentView:
+        await self.view.refresh(conn, await keys.jwks_on(conn))
+        return self.view
+
+    async def ledger_head(self) -> dict[str, Any]:
+        """The signed chain head as published at ``/.well-known/baat/ledger-head``.
+
+        Raises:
+            LedgerUnverifiable: the stored head does not verify; PrivacyStorageError.
+        """
+        async with self._tx() as conn:
+            token = await ledger_head.load(conn)
+            if token is None:
+                # Only an empty ledger may be vouched for on the fly; records without a
+                # stored head need the operator (``seal_ledger``).
+                if await conn.scalar(select(consent_events.c.seq).limit(1)) is not None:
+                    raise LedgerUnverifiable("the ledger has records but no signed head")
+                head = ledger.empty_head(self._signing_key(), int(self.clock()))
+                return head.to_json()
+            try:
+                return ledger_head.verify(token, await keys.jwks_on(conn)).to_json()
+            except ReceiptError as exc:
+                raise LedgerUnverifiable(f"the stored ledger head does not verify: {exc}") from exc
+
     async def withdraw(
-        self, account_id: str, purpose: str, *, method: str = "api"
+        self,
+        account_id: str,
+        purpose: str,
+        *,
+        method: str = "api",
+        device_id: int | None = None,
+        base_url: str | None = None,
     ) -> receipts.Receipt:
         """Withdraw consent; the next run of every job and export already excludes it.
 
@@ -181,7 +244,7 @@ class PrivacyService:
         async with self._tx() as conn:
             await ledger.lock(conn)
             ref = await ledger.subject_ref(conn, account_id, create=False)
-            newest = await ledger.latest(conn, ref) if ref else {}
+            newest = (await self._verified(conn)).latest(ref)
             if ref is None or newest.get(p.id, {}).get("state") != ledger.GIVEN:
                 raise ConsentNotGiven(f"there is no consent to {p.id!r} to withdraw")
             receipt = await ledger.append(
@@ -195,6 +258,7 @@ class PrivacyService:
                 method=method,
                 actor="data-subject",
                 now=int(self.clock()),
+                **await self._provenance(conn, account_id, device_id, base_url),
             )
             shared = await rights.shared_with(conn, account_id, jobs.AFFILIATE)
         if shared and p.id == "share_affiliate":
@@ -210,7 +274,7 @@ class PrivacyService:
         await self._account(account_id)
         async with self._tx() as conn:
             ref = await ledger.subject_ref(conn, account_id, create=False)
-            newest = await ledger.latest(conn, ref) if ref else {}
+            newest = (await self._verified(conn)).latest(ref)
         out = []
         for p in self.policy.optional_purposes:
             row = newest.get(p.id)
@@ -226,6 +290,7 @@ class PrivacyService:
                     "policy_version": row["policy_version"] if row is not None else None,
                     "at": ledger.iso_time(row["at"]) if row is not None else None,
                     "record_id": row["record_id"] if row is not None else None,
+                    "seq": row["seq"] if row is not None else None,
                 }
             )
         return out
@@ -246,6 +311,18 @@ class PrivacyService:
         if stored != receipt.record_hash:
             raise ReceiptNotInLedger("the ledger holds no record matching this receipt")
         return receipt
+
+    async def seal_ledger(self) -> dict[str, Any] | None:
+        """Sign the current end of a ledger that has no stored head (one written before
+        heads existed); ``None`` when a head exists. An operator step, never automatic: a
+        server that re-signed whatever chain it found would vouch for a truncated one.
+
+        Raises:
+            PrivacyError: opened without the signing key; PrivacyStorageError.
+        """
+        async with self._tx() as conn:
+            head = await ledger.seal_head(conn, self._signing_key(), int(self.clock()))
+        return None if head is None else head.to_json()
 
     async def verify_ledger(self) -> ledger.LedgerReport:
         key_set = await self.jwks()
@@ -303,7 +380,7 @@ class PrivacyService:
             await ledger.lock(conn)
             shared = await rights.shared_with(conn, account_id, jobs.AFFILIATE)
             ref = await ledger.subject_ref(conn, account_id, create=False)
-            newest = await ledger.latest(conn, ref) if ref else {}
+            newest = (await self._verified(conn)).latest(ref)
             for p in self.policy.optional_purposes:
                 if ref and newest.get(p.id, {}).get("state") == ledger.GIVEN:
                     await ledger.append(
@@ -317,6 +394,7 @@ class PrivacyService:
                         method="account-erasure",
                         actor="data-subject",
                         now=int(self.clock()),
+                        **await self._provenance(conn, account_id, None, None),
                     )
                     withdrawn.append(p.id)
             deleted = await rights.erase(conn, self.policy, account_id)

@@ -46,6 +46,7 @@ from baat.proto._frames import (
     FetchBundle,
     Ping,
     Pong,
+    PrekeysLow,
     PrekeyStatus,
     QueueDrained,
     Ready,
@@ -128,6 +129,7 @@ _CLIENT_TRANSITIONS: dict[tuple[State, type[ServerFrame]], State] = {
     (State.OPEN, SendResult): State.OPEN,
     (State.OPEN, BundleResult): State.OPEN,
     (State.OPEN, PrekeyStatus): State.OPEN,
+    (State.OPEN, PrekeysLow): State.OPEN,
     (State.OPEN, Pong): State.OPEN,
 }
 

@@ -40,6 +40,8 @@ class ErrorCode(StrEnum):
     REGION_UNAVAILABLE = "region_unavailable"
     # The connection did not authenticate within the server's limit (issue 14 timeouts).
     AUTH_TIMEOUT = "auth_timeout"
+    # An upload would keep more one-time prekeys than the per-account cap (issue 13).
+    TOO_MANY_PREKEYS = "too_many_prekeys"
 
 
 # Errors after which the connection cannot continue.

@@ -160,6 +160,13 @@ class Pong(_Frame, frozen=True, tag=71):
     nonce: int
 
 
+class PrekeysLow(_Frame, frozen=True, tag=73):
+    """Pushed when a bundle fetch left this device few one-time prekeys: upload more now,
+    while connected (docs/PROTOCOL.md, "Prekeys")."""
+
+    counts: dict[int, int]
+
+
 class Error(_Frame, frozen=True, tag=72):
     code: str
     message: str
@@ -181,6 +188,7 @@ ServerFrame = (
     | PrekeyStatus
     | Pong
     | Error
+    | PrekeysLow
 )
 AnyFrame = ClientFrame | ServerFrame
 

@@ -22,7 +22,9 @@ REGISTRATION_DOMAIN = b"Baat registration v1\x00"
 # The jurisdictions the privacy notice has wording for (baat.privacy.purposes); "ZZ" is
 # the notice for everywhere else. The choice changes wording and storage, never rights.
 JURISDICTIONS = frozenset({"IN", "EU", "GB", "US", "ZZ"})
-_USERNAME = re.compile(r"^[a-z][a-z0-9_.]{2,31}$")
+# Two characters are enough ("me", "jo"): names are unique per server, not secrets, and
+# the usual short ones being taken costs nothing (docs/PROTOCOL.md, "Accounts").
+_USERNAME = re.compile(r"^[a-z][a-z0-9_.]{1,31}$")
 
 
 class RegistrationError(ValueError):
@@ -39,13 +41,13 @@ def normalize_username(raw: str) -> str:
     """NFKC, case-folded and validated.
 
     Raises:
-        RegistrationError: not 3-32 characters of a-z, 0-9, '_' and '.', starting with a letter.
+        RegistrationError: not 2-32 characters of a-z, 0-9, '_' and '.', starting with a letter.
     """
     name = unicodedata.normalize("NFKC", raw).casefold().strip()
     if not _USERNAME.match(name):
         raise RegistrationError(
             "invalid_username",
-            "a username is 3-32 characters: letters a-z, digits, '_' and '.', "
+            "a username is 2-32 characters: letters a-z, digits, '_' and '.', "
             "starting with a letter",
         )
     return name

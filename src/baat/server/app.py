@@ -33,12 +33,14 @@ from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
-from baat.server.bundles import public_details
+from baat.server.bundles import DrainLimiter, public_details
 from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.linking import LinkRelay
+from baat.server.linking import routes as link_routes
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.routes import routes as region_routes
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
@@ -61,6 +63,8 @@ class ServerState:
     router: Router
     privacy: PrivacyService | None = None
     regions: Regions | None = None
+    prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
+    link_relay: LinkRelay = field(default_factory=LinkRelay)
     _seen: dict[str, int] = field(default_factory=dict)
     _registrations: deque[float] = field(default_factory=deque)
 
@@ -228,6 +232,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *privacy_routes(),
         *blob_routes(),
         *device_routes(),
+        *link_routes(),
         *region_routes(),
     ]
     return Starlette(

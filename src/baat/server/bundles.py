@@ -1,14 +1,70 @@
 """Handing out prekey bundles and public account details, to local devices and to the other
-regions alike."""
+regions alike.
+
+One-time prekeys cannot be drained (docs/PROTOCOL.md, "Prekeys"; THREAT_MODEL.md):
+
+1. A requesting account gets at most :data:`DRAIN_LIMIT` one-time prekeys of one target
+   device per :data:`DRAIN_WINDOW_S`; past that the bundle comes without one-time keys
+   (signed prekey and last-resort KEM key only, PQXDH section 3.2 allows it).
+2. When a fetch leaves a device fewer than :data:`LOW_PREKEYS` of a kind, the device is
+   told at once if it is connected to this node (``PrekeysLow``) and uploads more.
+3. An account stores at most :data:`ONE_TIME_PREKEY_CAP` one-time prekeys of each kind;
+   an upload beyond it is refused with ``too_many_prekeys``.
+"""
 
 from __future__ import annotations
 
 import base64
-from typing import Any
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from typing import Any, Final
 
 from baat.proto import DeviceBundleRecord, ErrorCode, PrekeyRecord
 from baat.server.storage.base import Account, Prekey
 from baat.server.storage.sql import SqlStore
+
+DRAIN_LIMIT: Final = 5
+DRAIN_WINDOW_S: Final = 3600.0
+LOW_PREKEYS: Final = 10
+# MAX_DEVICES (6) devices, each holding up to a batch (40) plus the refill threshold (10).
+ONE_TIME_PREKEY_CAP: Final = 300
+_MAX_TRACKED: Final = 100_000
+
+OnLow = Callable[[str, int, dict[int, int]], None]
+
+
+class DrainLimiter:
+    """Counts one-time prekeys handed out per (requesting account, target device) in a
+    sliding window. Per node and in memory: behind several nodes a requester can take up to
+    ``limit`` per node it reaches, which the low-prekey push then refills."""
+
+    def __init__(
+        self,
+        limit: int = DRAIN_LIMIT,
+        window: float = DRAIN_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self.clock = clock
+        self._taken: OrderedDict[tuple[str, str, int], deque[float]] = OrderedDict()
+
+    def allow(self, requester: str, account_id: str, device_id: int) -> bool:
+        """Whether ``requester`` may take one more one-time prekey of that device now (and
+        count it). Raises: nothing."""
+        key = (requester, account_id, device_id)
+        now = self.clock()
+        times = self._taken.pop(key, None) or deque()
+        while times and now - times[0] >= self.window:
+            times.popleft()
+        allowed = len(times) < self.limit
+        if allowed:
+            times.append(now)
+        self._taken[key] = times  # most recently used last
+        while len(self._taken) > _MAX_TRACKED:
+            self._taken.popitem(last=False)
+        return allowed
 
 
 class NoSuchDevice(LookupError):
@@ -21,10 +77,17 @@ class NoSuchDevice(LookupError):
 
 
 async def claim_bundles(
-    store: SqlStore, account_id: str, device_id: int
+    store: SqlStore,
+    account_id: str,
+    device_id: int,
+    *,
+    requester: str = "",
+    limiter: DrainLimiter | None = None,
+    on_low: OnLow | None = None,
 ) -> list[DeviceBundleRecord]:
     """One bundle per device of ``account_id`` (or only ``device_id`` when not 0), each taking
-    a one-time prekey of each kind if any is left.
+    a one-time prekey of each kind if any is left and ``limiter`` lets ``requester`` have
+    one; ``on_low(account, device, counts)`` runs when a device is left with few.
 
     Raises:
         NoSuchDevice: unknown account or device.
@@ -41,7 +104,12 @@ async def claim_bundles(
             raise NoSuchDevice(ErrorCode.UNKNOWN_ACCOUNT, f"no such account: {account_id}")
     records = []
     for one in ids:
-        b = await store.claim_bundle(account_id, one)
+        allowed = limiter is None or limiter.allow(requester, account_id, one)
+        b = await store.claim_bundle(account_id, one, one_time=allowed)
+        if on_low is not None and (b.one_time_curve or b.one_time_kem):
+            counts = await store.prekey_counts(account_id, one)
+            if min(counts.values()) < LOW_PREKEYS:
+                on_low(account_id, one, counts)
         records.append(
             DeviceBundleRecord(
                 device_id=one,

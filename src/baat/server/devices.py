@@ -25,7 +25,7 @@ from baat.crypto import InvalidSignature as InvalidIdentitySignature
 from baat.crypto import verify_identity_dh_signature
 from baat.server.accounts import RegistrationError, b64_field
 from baat.server.auth import BadCredentials, DeviceCredentials, new_token
-from baat.server.storage.base import Device
+from baat.server.storage.base import Device, TooManyDevices
 from baat.server.storage.sql import today
 
 if TYPE_CHECKING:
@@ -93,6 +93,8 @@ async def link_device(request: Request) -> Response:
         identity_dh_key = b64_field(body.get("identity_dh_key"), "identity_dh_key", 32)
         identity_dh_sig = b64_field(body.get("identity_dh_sig"), "identity_dh_sig", 64)
         proof = b64_field(body.get("proof"), "proof", 64)
+        # The SAS commitment (linking.py, docs/CRYPTO.md §16).
+        commitment = b64_field(body.get("commitment"), "commitment", 32)
     except RegistrationError as exc:
         return _error(exc.code, exc.message, exc.status)
     code = body["code"]
@@ -110,9 +112,16 @@ async def link_device(request: Request) -> Response:
     if account is None:
         return _error("invalid_link_code", "the account no longer exists", 404)
     token, digest = new_token()
-    device_id = await state.store.add_device(
-        Device(account_id, 0, identity_key, identity_dh_key, identity_dh_sig, today(), digest)
-    )
+    try:
+        # The limit is checked in the transaction that adds the device, so that several
+        # outstanding link codes cannot add more than MAX_DEVICES between them.
+        device_id = await state.store.add_device(
+            Device(account_id, 0, identity_key, identity_dh_key, identity_dh_sig, today(), digest),
+            max_devices=MAX_DEVICES,
+        )
+    except TooManyDevices:
+        return _error("too_many_devices", f"an account has at most {MAX_DEVICES} devices", 409)
+    state.link_relay.start(account_id, device_id, commitment)
     await state.router.devices_changed(account_id)
     return JSONResponse(
         {

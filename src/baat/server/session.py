@@ -40,6 +40,7 @@ from baat.proto import (
     Ping,
     Pong,
     PrekeyRecord,
+    PrekeysLow,
     PrekeyStatus,
     RemoteProtocolError,
     Send,
@@ -52,10 +53,10 @@ from baat.proto import (
     error_frame,
     request_hint,
 )
-from baat.server.bundles import NoSuchDevice, claim_bundles
+from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
 from baat.server.delivery import DeviceKey, SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
-from baat.server.storage.base import Prekey, StorageUnavailable
+from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
 
 if TYPE_CHECKING:
     from baat.server.app import ServerState
@@ -294,7 +295,14 @@ class Session:
                 # Stored in another region: claimed there, through its transfer gate.
                 records = await regions.fetch_bundle(home, frame.account_id, frame.device_id)
             else:
-                records = await claim_bundles(self.state.store, frame.account_id, frame.device_id)
+                records = await claim_bundles(
+                    self.state.store,
+                    frame.account_id,
+                    frame.device_id,
+                    requester=self.key[0],
+                    limiter=self.state.prekey_drain,
+                    on_low=self._tell_low,
+                )
         except (NoSuchDevice, RegionRefused) as exc:
             self._reply(Error(code=exc.code, message=exc.message, request_id=frame.request_id))
             return
@@ -312,6 +320,11 @@ class Session:
             BundleResult(request_id=frame.request_id, account_id=frame.account_id, devices=records)
         )
 
+    def _tell_low(self, account_id: str, device_id: int, counts: dict[int, int]) -> None:
+        outlet = self.state.router.online.get((account_id, device_id))
+        if outlet is not None:
+            outlet.push(encode(PrekeysLow(counts=counts)))
+
     async def _on_upload(self, frame: UploadPrekeys) -> None:
         device = await self.state.store.device(*self.key)
         if device is None:  # deleted while connected
@@ -328,7 +341,14 @@ class Session:
                 Error(code=ErrorCode.INVALID_PREKEY, message=str(exc), request_id=frame.request_id)
             )
             return
-        await self.state.store.store_prekeys(self.key[0], self.key[1], signed, one_time)
+        try:
+            await self.state.store.store_prekeys(
+                self.key[0], self.key[1], signed, one_time, cap=ONE_TIME_PREKEY_CAP
+            )
+        except TooManyPrekeys as exc:
+            code = ErrorCode.TOO_MANY_PREKEYS
+            self._reply(Error(code=code, message=str(exc), request_id=frame.request_id))
+            return
         counts = await self.state.store.prekey_counts(*self.key)
         self._reply(PrekeyStatus(request_id=frame.request_id, counts=counts))
 

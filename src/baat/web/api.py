@@ -108,6 +108,9 @@ async def chats(request: Request) -> Response:
         )
     for row in rows.values():
         row["timer"] = client.features.timer(row["chat"])
+        # An imported chat mapped to no contact keeps its own "wa:" id (client.importing):
+        # nobody to write to, so the page shows it read-only.
+        row["read_only"] = row["chat"].startswith("wa:")
     out = sorted(
         rows.values(),
         key=lambda r: (-(r["last"]["sent_at"] if r.get("last") else 0), str(r["username"])),

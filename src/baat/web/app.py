@@ -42,6 +42,8 @@ def _csp(port: int) -> str:
     origins = f"ws://127.0.0.1:{port} ws://localhost:{port}"
     return (
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        # The manifest makes the app installable as a window; media plays imported audio.
+        "manifest-src 'self'; media-src 'self'; "
         f"connect-src 'self' {origins}; font-src 'self'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     )

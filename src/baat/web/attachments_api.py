@@ -48,6 +48,8 @@ CSRF_HEADER = "x-baat-request"
 # Served with their own type and shown in the page; anything else is a download, so a
 # received HTML or SVG file can never run as part of this app.
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
+# Played in the page (an <audio> element), never rendered as a document.
+INLINE_TYPES |= {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/x-m4a"}
 PROGRESS_EVERY = 0.1  # seconds between progress events for one transfer
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -169,6 +171,9 @@ def _disposition(kind: str, name: str) -> str:
 @api
 async def file(request: Request) -> Response:
     client = runtime_of(request).need_client()
+    imported = await _imported(request)
+    if imported is not None:
+        return imported
     m, att = _find(request)
     if att.get("state") != "ready":
         why = att.get("error") or "it has not been downloaded yet"
@@ -192,6 +197,39 @@ async def file(request: Request) -> Response:
     }
     media = ctype if inline else "application/octet-stream"
     return Response(data, media_type=media, headers=headers)
+
+
+async def _imported(request: Request) -> Response | None:
+    """An imported chat's file (client.imported_files), or None for any other message."""
+    from baat.client import imported_files
+    from baat.client.store import CorruptValue
+
+    client = runtime_of(request).need_client()
+    message_id = request.path_params["message_id"]
+    found = [
+        m
+        for m in client.store.messages()
+        if m.message_id == message_id and imported_files.is_imported_file(m)
+    ]
+    if not found:
+        return None
+    m = found[0]
+    try:
+        data = await asyncio.to_thread(imported_files.read, client.store, m)
+    except imported_files.NotImported as exc:
+        raise ApiError(409, "attachment_omitted", "the export did not include this file") from exc
+    except CorruptValue as exc:
+        raise ApiError(500, "damaged", f"the stored file is damaged: {exc}") from exc
+    name = safe_file_name(str(m.body["attachment"].get("name") or ""), "file")
+    ctype = imported_files.content_type(name)
+    inline = ctype in INLINE_TYPES and not request.query_params.get("download")
+    headers = {
+        "content-disposition": _disposition("inline" if inline else "attachment", name),
+        "cache-control": "no-store",
+    }
+    return Response(
+        data, media_type=ctype if inline else "application/octet-stream", headers=headers
+    )
 
 
 @api

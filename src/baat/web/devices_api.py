@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import time
 
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.routing import BaseRoute, Route
 
 from baat.client.devices import DeviceError
 from baat.client.sdk import Client, ClientError
+from baat.crypto import CryptoError
 from baat.web.jsonapi import ApiError, body_of, ok, qr_svg, runtime_of, typed
 from baat.web.runtime import PendingLink, Runtime
 
@@ -102,8 +104,19 @@ async def _watch(runtime: Runtime, client: Client, link: PendingLink) -> None:
             continue  # offline for a moment: ask again
         new = next((d for d in found if int(d["device_id"]) not in link.known), None)
         if new is not None and runtime.pending_link is link:
-            link.device_id = int(new["device_id"])
-            link.sas = client.devices.sas(link.code, base64.b64decode(new["identity_key"]))
+            device_id = int(new["device_id"])
+            try:  # commit-then-reveal with the new device (docs/CRYPTO.md §16)
+                sas = await client.devices.confirm_link(
+                    link.code, device_id, base64.b64decode(new["identity_key"])
+                )
+            except (ClientError, DeviceError, CryptoError) as exc:
+                with contextlib.suppress(ClientError, DeviceError):
+                    await client.devices.remove(device_id)
+                runtime.pending_link = None
+                _changed(runtime, expired=True, error=str(exc))
+                return
+            link.device_id = device_id
+            link.sas = sas
             _changed(runtime, joined=link.device_id, sas=link.sas)
             return
     if runtime.pending_link is link:

@@ -159,7 +159,10 @@ def _open(upload: Upload, chat_name: str | None) -> WhatsAppExport:
 
 
 def _parse(
-    export: WhatsAppExport, date_order: str | None, job: Job | None = None
+    export: WhatsAppExport,
+    date_order: str | None,
+    job: Job | None = None,
+    summary_only: bool = False,
 ) -> ChatImport | AmbiguousDateOrder:
     if not export.chat_name:
         raise ApiError(400, "no_chat_name", "cannot tell the chat's name: type one")
@@ -167,6 +170,7 @@ def _parse(
         return export.parse(
             date_order=cast(DateOrder | None, date_order),
             progress=(lambda d, t: job.progress("parse", d, t)) if job else None,
+            summary_only=summary_only,
         )
     except AmbiguousDateOrder as exc:
         return exc
@@ -177,7 +181,7 @@ def _parse(
 def _preview(upload: Upload, date_order: str | None, chat_name: str | None, store: Store) -> Any:
     with _open(upload, chat_name) as export:
         name = export.chat_name
-        parsed = _parse(export, date_order)
+        parsed = _parse(export, date_order, summary_only=True)  # a preview needs counts only
     contacts = sorted(c.username for c in store.contacts())
     me = store.info.username if store.info else None
     head = {"upload": upload.id, "file": upload.name, "chat": name, "contacts": contacts, "me": me}

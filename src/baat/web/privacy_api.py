@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from baat.client.ledger_watch import LedgerWatch
 from baat.web.jsonapi import ApiError, api, body_of, ok, runtime_of, text_field
 from baat.web.privacy_proxy import PrivacyProxy, ServerError
 from baat.web.runtime import Runtime, message_json
@@ -29,6 +30,11 @@ SEEN_POLICY_FILE = "policy-seen.json"
 def _proxy(runtime: Runtime) -> PrivacyProxy:
     client = runtime.need_client()
     return PrivacyProxy(client.info.server_url, client.credentials)
+
+
+def _ledger_watch(runtime: Runtime, proxy: PrivacyProxy) -> LedgerWatch:
+    """The newest ledger head and receipts this profile saw (shared with the CLI)."""
+    return LedgerWatch.for_profile(runtime.profile, proxy.server_url)
 
 
 # -- which policy version the person has seen ----------------------------------------------
@@ -82,7 +88,7 @@ async def overview(request: Request) -> Response:
     with its plain description and state, and what changed since the version last seen."""
     runtime = runtime_of(request)
     proxy = _proxy(runtime)
-    policy, consents = await asyncio.gather(proxy.policy(), proxy.consents())
+    policy, consents, keys = await asyncio.gather(proxy.policy(), proxy.consents(), proxy.keys())
     seen = _load_seen(runtime)
     if seen is None:
         _save_seen(runtime, policy)
@@ -98,6 +104,9 @@ async def overview(request: Request) -> Response:
                 "recipients": p.get("recipients", []),
             }
         )
+    watch = _ledger_watch(runtime, proxy)
+    warnings = watch.check_listing(consents.get("consents", []), consents.get("ledger_head"), keys)
+    watch.save()
     changes = _changes(seen, policy)
     # The server decides whose consent stopped counting (``needs_reconsent``); the diff
     # adds the purposes that are on and whose scope grew, for the person to review.
@@ -113,6 +122,7 @@ async def overview(request: Request) -> Response:
             "changes": changes,
             "reconsent": reconsent,
             "review": review,
+            "ledger_warnings": warnings,
         }
     )
 
@@ -141,8 +151,13 @@ async def consent(request: Request) -> Response:
         receipt = await proxy.grant(purpose)
     else:
         receipt = await proxy.withdraw(purpose)
+    watch = _ledger_watch(runtime, proxy)
+    warnings = watch.observe_receipt(receipt, await proxy.keys())
+    watch.save()
     runtime.hub.publish({"type": "consents"})
-    return ok(receipt, status=201 if request.method == "POST" else 200)
+    return ok(
+        {**receipt, "ledger_warnings": warnings}, status=201 if request.method == "POST" else 200
+    )
 
 
 def _attachment(name: str) -> dict[str, str]:

@@ -42,6 +42,10 @@ class PrivacyProxy:
     async def policy(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/policy", auth=False)
 
+    async def keys(self) -> dict[str, Any]:
+        """The server's published signing keys (receipts and ledger heads)."""
+        return await self._call("GET", "/.well-known/baat/keys", auth=False)
+
     async def consents(self) -> dict[str, Any]:
         return await self._call("GET", "/v1/consents")
 
@@ -58,7 +62,8 @@ class PrivacyProxy:
         return await self._call("DELETE", "/v1/me")
 
     async def _call(self, method: str, path: str, *, auth: bool = True) -> dict[str, Any]:
-        headers = {"accept": "application/json"}
+        # Consent records name how consent was collected (``baat.privacy.receipt_fields``).
+        headers = {"accept": "application/json", "baat-collection-method": "web"}
         if auth:
             if self.credentials is None:
                 raise ServerError(409, "locked", "unlock the profile first")

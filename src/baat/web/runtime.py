@@ -104,8 +104,11 @@ def _attachment_json(body: dict[str, Any]) -> dict[str, Any] | None:
         return None
     keys = ("file_name", "content_type", "size", "state", "error", "width", "height")
     if body.get("source") == "whatsapp":  # imported: named by the export; stored or not
-        state = "stored" if att.get("media") else att.get("status")
+        from baat.client.imported_files import content_type
+
+        state = "ready" if att.get("media") else att.get("status")
         att = {**att, "file_name": att.get("name"), "state": state}
+        att["content_type"] = content_type(att.get("name"))
     return {**{k: att.get(k) for k in keys}, "thumbnail": bool(att.get("thumbnail"))}
 
 

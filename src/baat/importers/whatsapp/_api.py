@@ -9,7 +9,7 @@ from typing import IO
 from ._build import ProgressCallback
 from ._container import DEFAULT_MAX_TRANSCRIPT_BYTES, Container, Source, chat_name_from_file
 from ._dialect import detect_dialect
-from ._errors import DateOrder
+from ._errors import Calendar, DateOrder
 from ._parser import parse_transcript
 from ._records import Attachment, ChatImport, Dialect
 from ._text import decode, split_lines
@@ -23,11 +23,13 @@ class WhatsAppExport:
     def __init__(self, container: Container, chat_name: str | None) -> None:
         self._container = container
         try:
-            self._text = decode(container.transcript)
+            # Only the lines are kept: the text itself would be a second copy (a wide one:
+            # one emoji makes every character of a str take four bytes).
+            self._lines = split_lines(decode(container.transcript))
         except BaseException:
             container.close()
             raise
-        container.transcript = b""  # the decoded text is all we need from here on
+        container.transcript = b""  # the decoded lines are all we need from here on
         self.chat_name = chat_name
         """The chat's name: as passed in, else from the file names, else ``None``."""
 
@@ -47,7 +49,7 @@ class WhatsAppExport:
         Raises:
             UnknownDialect: no line starts with a supported header.
         """
-        return detect_dialect(split_lines(self._text)[0])
+        return detect_dialect(self._lines[0])
 
     def parse(
         self,
@@ -55,29 +57,37 @@ class WhatsAppExport:
         date_order: DateOrder | None = None,
         tz: str | _dt.tzinfo | None = None,
         progress: ProgressCallback | None = None,
+        calendar: Calendar = "gregorian",
+        summary_only: bool = False,
     ) -> ChatImport:
         """Parse the transcript into records.
 
         ``date_order`` is ``"dmy"``, ``"mdy"`` or ``"ymd"``; leave it ``None`` to settle it
         from the file. ``tz`` is a zoneinfo name or ``tzinfo`` for the exporting phone's
         zone (default: this machine's zone). ``progress(lines_done, lines_total)`` is called
-        every few thousand messages and once at the end.
+        every few thousand messages and once at the end. ``calendar="buddhist"`` reads
+        four-digit years in the Thai Buddhist era (2566 is 2023). ``summary_only=True``
+        counts every record for ``summary`` but keeps none (``entries`` is empty): a
+        preview of a large export in a fraction of the memory.
 
         Raises:
             UnknownDialect: no line has a readable header, or none a valid date and time.
             AmbiguousDateOrder: ``date_order`` is ``None`` and the file cannot settle it.
             DateOrderMismatch: ``date_order`` makes fewer dates valid than another order.
+            ImplausibleYear: a year outside 1970-2100 (another calendar, e.g. Buddhist).
             ValueError: ``tz`` names no known time zone.
         """
         container = self._container
         return parse_transcript(
-            self._text,
+            self._lines,
             chat_name=self.chat_name,
             date_order=date_order,
             tz=tz,
             progress=progress,
             find_file=container.files.find if container.files.names else None,
             all_files=container.files.names,
+            calendar=calendar,
+            keep_entries=not summary_only,
         )
 
     def open_attachment(self, attachment: Attachment | str) -> IO[bytes]:
@@ -158,6 +168,7 @@ def parse_export(
     chat_name: str | None = None,
     progress: ProgressCallback | None = None,
     max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
+    calendar: Calendar = "gregorian",
 ) -> ChatImport:
     """Open, parse and close in one call (see ``open_export`` and ``WhatsAppExport.parse``).
 
@@ -170,4 +181,4 @@ def parse_export(
     with open_export(
         source, chat_name=chat_name, max_transcript_bytes=max_transcript_bytes
     ) as export:
-        return export.parse(date_order=date_order, tz=tz, progress=progress)
+        return export.parse(date_order=date_order, tz=tz, progress=progress, calendar=calendar)

@@ -13,6 +13,14 @@ from typing import NamedTuple
 
 from ._records import Call, Location, MediaType, MessageKind, Poll, PollOption
 from ._text import LEADING_MARKS, without_marks
+from ._wordings import (
+    deleted_bodies,
+    missed_call_starts,
+    omitted_bodies,
+    option_prefixes,
+    poll_heads,
+    view_once_bodies,
+)
 
 
 class FileMarker(NamedTuple):
@@ -31,18 +39,21 @@ class Body(NamedTuple):
     extra: Poll | Location | Call | None
 
 
-_DELETED = frozenset(
-    {
-        "This message was deleted",
-        "This message was deleted.",
-        "You deleted this message",
-        "You deleted this message.",
-        "Diese Nachricht wurde gelöscht.",
-        "Du hast diese Nachricht gelöscht.",
-    }
+# Whole-body notices from every language of the table (``_wordings``), case-folded:
+# deleted messages, media placeholders and view-once messages.
+_DELETED = deleted_bodies()
+_OMITTED = omitted_bodies()
+_VIEW_ONCE = view_once_bodies()
+# Placeholders are short; a longer first line skips the look-up (and its casefold).
+_NOTICE_MAX = 48
+_MISSED = missed_call_starts()
+_POLL_HEADS = poll_heads()
+# The last three characters (case-folded) of every such notice: a message that does not
+# end like one skips the look-up, which otherwise costs a translate and a casefold.
+_NOTICE_ENDS = frozenset(
+    k[-3:] for k in (*_DELETED, *_OMITTED, *_VIEW_ONCE, *(c.casefold() for c in _MISSED))
 )
-# Last words of the deleted wordings: a cheap test before the exact look-up.
-_DELETED_ENDS = tuple({wording.rsplit(" ", 1)[-1] for wording in _DELETED})
+_VIDEO_WORDS = ("video", "vídeo", "vidéo", "видео", "görüntülü", "वीडियो", "فيديو", "تصویری")
 _EDITED = (" <This message was edited>", "<This message was edited>")
 
 # Cheap guards: only a first line with one of these ends or starts can be a marker, so
@@ -103,7 +114,9 @@ _COORDS = re.compile(r"(?:[?&]q=|@)(-?\d{1,3}(?:\.\d+)?),(-?\d{1,3}(?:\.\d+)?)")
 _CALL = re.compile(
     r"(?P<missed>Missed )?(?:[Gg]roup )?(?P<media>[Vv]oice|[Vv]ideo) call(?:\. (?P<detail>.+))?"
 )
-_POLL_OPTION = re.compile(r"OPTION: (.*?)(?: \((\d+) votes?\))?")
+_POLL_OPTION = re.compile(
+    "(?:" + "|".join(map(re.escape, option_prefixes())) + r") (.*?)(?: \((\d+) [^\d()]+\))?"
+)
 
 # File-name conventions (spec 1): iOS ``00000003-PHOTO-…``, old iOS ``…-PHOTO-…``, Android
 # ``IMG-``/``VID-``/``PTT-``/``STK-`` prefixes; otherwise the extension decides.
@@ -170,16 +183,35 @@ def classify(body: str) -> Body | None:
             return Body(MessageKind.EMPTY, "", edited, None, None)
     elif (
         not rest
-        and head.endswith(_DELETED_ENDS)
-        and len(head) < 40
-        and without_marks(head) in _DELETED
+        and len(head) <= _NOTICE_MAX
+        and head[-3:].casefold() in _NOTICE_ENDS
+        and (notice := _notice(head, edited))
     ):
-        return Body(MessageKind.DELETED, "", edited, None, None)
-    elif head.endswith(_MARKER_ENDS) or head.startswith(_MARKER_STARTS):
+        return notice
+    elif head.endswith(_MARKER_ENDS) or head.startswith(_MARKER_STARTS) or head in _POLL_HEADS:
         special = _classify_marker(without_marks(head).rstrip(), rest, edited)
         if special is not None:
             return special
     return Body(MessageKind.TEXT, body, True, None, None) if edited else None
+
+
+def _notice(head: str, edited: bool) -> Body | None:
+    """A one-line notice of the table: deleted, a media placeholder, view-once, missed call."""
+    key = without_marks(head).strip().casefold()
+    if key in _DELETED:
+        return Body(MessageKind.DELETED, "", edited, None, None)
+    media = _OMITTED.get(key)
+    if media is not None:
+        return Body(MessageKind.ATTACHMENT, "", edited, FileMarker(None, True, media), None)
+    if key in _VIEW_ONCE:
+        return Body(MessageKind.EMPTY, "", edited, None, None)
+    plain = without_marks(head).strip()
+    if plain.startswith(_MISSED) and not plain.startswith("Missed "):
+        # English calls keep their detail ("Tap to call back"); see _CALL below.
+        video = any(w in key for w in _VIDEO_WORDS)
+        call = Call(video=video, missed=True, detail=None)
+        return Body(MessageKind.CALL, plain, edited, None, call)
+    return None
 
 
 def _classify_marker(head: str, rest: str, edited: bool) -> Body | None:
@@ -187,7 +219,7 @@ def _classify_marker(head: str, rest: str, edited: bool) -> Body | None:
     if file is not None:
         # Android puts the caption on the lines after the marker (spec 5, "Attachment").
         return Body(MessageKind.ATTACHMENT, rest, edited, file, None)
-    if head == "POLL:":
+    if head in _POLL_HEADS:
         question, poll = _poll(rest)
         return Body(MessageKind.POLL, question, edited, None, poll)
     m = _LOCATION.fullmatch(head)

@@ -29,7 +29,7 @@ from ._records import (
     UnparsedLine,
 )
 from ._system import Event, classify_system, might_be_system
-from ._text import clean_name
+from ._text import LEADING_MARKS, clean_name
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(lines_done, lines_total)``, now and then and once at the end."""
@@ -37,8 +37,10 @@ ProgressCallback = Callable[[int, int], None]
 FileLookup = Callable[[str], tuple[str, int] | None]
 """Finds an attachment by the name its marker gives: ``(zip entry, size)`` or ``None``."""
 
-# A valid header: line index, header as written, text after the header, (y, m, d), (h, m, s).
-Head = tuple[int, str, str, tuple[int, int, int], tuple[int, int, int]]
+# A valid header: line index, where the header ends and where the text after it starts
+# in the line (marks stripped from its start), (y, m, d), (h, m, s). Offsets, not slices:
+# a 20 MB export has 200 000 of these, and two strings each would double its size in memory.
+Head = tuple[int, int, int, tuple[int, int, int], tuple[int, int, int]]
 Stamp = tuple[int, int, int, int, int]
 
 _PROGRESS_EVERY = 4096  # messages between progress calls: often enough for a bar, cheap
@@ -63,6 +65,7 @@ class _ChatNames:
         self._names: set[str] = {chat_name} if chat_name else set()
         self._persons: set[str] | None = None
         self.heads: list[Head] = []
+        self.lines: list[str] = []
 
     def learn(self, name: str | None) -> None:
         if name:
@@ -78,7 +81,7 @@ class _ChatNames:
     def _find_persons(self) -> set[str]:
         persons: set[str] = set()
         for head in self.heads:
-            first = head[2]
+            first = self.lines[head[0]].lstrip(LEADING_MARKS)[head[2] :]
             cut = first.find(": ")
             if cut > 0:
                 name = first[:cut]
@@ -107,12 +110,30 @@ class Builder:
         self._find_file = find_file
         self._progress = progress
         self._chat_names = _ChatNames(chat_name)
+        # Android: names whose lines may be system lines (the chat's own name, learnt from
+        # an encryption notice). A person's lines are never looked at, so the Android hot
+        # path costs one set look-up; each name's first line is checked once.
+        self._android_system: set[str] = {chat_name} if chat_name else set()
         self._authors: dict[str, str] = {}
         self.ambiguous: list[int] = []
         self.nonexistent: list[int] = []
         self.linked: set[str] = set()
+        self._tally = _Tally()
 
-    def build(self, heads: list[Head]) -> tuple[Entry, ...]:
+    def build(self, heads: list[Head], *, keep: bool = True) -> tuple[Entry, ...]:
+        """The records of ``heads``; with ``keep=False`` each record is counted for the
+        summary and dropped (a dry run's preview needs only the counts, not 400 MB of
+        records for a 20 MB export) and the result is empty."""
+        tally = self._tally = _Tally()
+        entries: list[Entry] = []
+        append = entries.append if keep else tally.add
+        self._build(heads, append)
+        if keep:
+            for e in entries:
+                tally.add(e)
+        return tuple(entries)
+
+    def _build(self, heads: list[Head], append: Callable[[Entry], None]) -> None:
         lines = self._lines
         total = len(lines)
         attach = self._clock.attach
@@ -120,12 +141,14 @@ class Builder:
         authors = self._authors
         ios = self._ios
         progress = self._progress
-        entries: list[Entry] = []
-        append = entries.append
         count = len(heads)
         self._chat_names.heads = heads
+        self._chat_names.lines = lines
+        android_system = self._android_system
         for k in range(count):
-            i, header, first, (y, mo, d), (hh, mi, ss) = heads[k]
+            i, header_end, rest_start, (y, mo, d), (hh, mi, ss) = heads[k]
+            line = lines[i].lstrip(LEADING_MARKS)
+            header, first = line[:header_end], line[rest_start:]
             end = heads[k + 1][0] if k + 1 < count else total
             if end - i > 1:
                 body = first + "\n" + "\n".join(lines[i + 1 : end])
@@ -144,6 +167,7 @@ class Builder:
             cut = first.find(": ")
             raw_author = first[:cut] if cut > 0 else ""
             author = authors.get(raw_author)
+            first_sight = author is None
             if author is None:
                 # First sight of this name: vet it once, then it is a dictionary hit.
                 if cut <= 0 or cut > _MAX_AUTHOR or not _QUOTES.isdisjoint(raw_author):
@@ -151,10 +175,16 @@ class Builder:
                     continue
                 author = authors[raw_author] = clean_name(raw_author)
             text = body[cut + 2 :]
-            if ios and might_be_system(text):
-                marked = lines[i][:1] == "\u200e"
+            if (ios or first_sight or author in android_system) and might_be_system(text):
+                # iOS marks system lines with an LRM before the header or, on current
+                # iPhones, right after "Author: ".
+                marked = ios and (lines[i][:1] == "\u200e" or text[:1] == "\u200e")
                 event = classify_system(
-                    text, author=author, chat_names=self._chat_names, marked=marked
+                    text,
+                    author=author,
+                    chat_names=self._chat_names,
+                    marked=marked,
+                    android=not ios,
                 )
                 if event is not None:
                     append(self._event(i, end, ts, stamp, header, text, author, event))
@@ -177,7 +207,6 @@ class Builder:
                 append(self._message(i, end, ts, stamp, header, author, kind))
         if progress is not None:
             progress(total, total)
-        return tuple(entries)
 
     def _odd_line(
         self, i: int, end: int, ts: _dt.datetime, stamp: Stamp, header: str, first: str, body: str
@@ -216,8 +245,12 @@ class Builder:
     ) -> SystemEvent:
         if event.kind is SystemEventKind.ENCRYPTION_NOTICE:
             self._chat_names.learn(author)
+            if author:
+                self._android_system.add(author)
         elif event.kind in (SystemEventKind.GROUP_CREATED, SystemEventKind.SUBJECT_CHANGED):
             self._chat_names.learn(event.value)
+            if event.value:
+                self._android_system.add(event.value)
         return SystemEvent(
             line_no=i + 1,
             end_line_no=end,
@@ -285,44 +318,54 @@ class Builder:
             size=size,
         )
 
-    def summary(
-        self,
-        entries: tuple[Entry, ...],
-        unparsed: list[UnparsedLine],
-        all_files: tuple[str, ...],
-    ) -> ImportSummary:
-        by_author: dict[str, int] = {}
-        by_kind: dict[MessageKind, int] = {}
-        by_event: dict[SystemEventKind, int] = {}
-        status: dict[AttachmentStatus, int] = dict.fromkeys(AttachmentStatus, 0)
-        edited = 0
-        for e in entries:
-            if isinstance(e, ParsedMessage):
-                by_author[e.author] = by_author.get(e.author, 0) + 1
-                by_kind[e.kind] = by_kind.get(e.kind, 0) + 1
-                edited += e.edited
-                if e.attachment is not None:
-                    status[e.attachment.status] += 1
-            else:
-                by_event[e.kind] = by_event.get(e.kind, 0) + 1
-        stamps = [e.timestamp for e in entries]
-        messages = sum(by_kind.values())
+    def summary(self, unparsed: list[UnparsedLine], all_files: tuple[str, ...]) -> ImportSummary:
+        t = self._tally
+        messages = sum(t.by_kind.values())
         return ImportSummary(
             lines=len(self._lines),
             messages=messages,
-            system_events=len(entries) - messages,
-            authors=tuple(by_author),
-            messages_by_author=by_author,
-            messages_by_kind=by_kind,
-            system_events_by_kind=by_event,
-            first_timestamp=min(stamps) if stamps else None,
-            last_timestamp=max(stamps) if stamps else None,
-            edited=edited,
-            attachments_linked=status[AttachmentStatus.ATTACHED],
-            attachments_not_in_export=status[AttachmentStatus.NOT_IN_EXPORT],
-            attachments_omitted=status[AttachmentStatus.OMITTED],
+            system_events=t.count - messages,
+            authors=tuple(t.by_author),
+            messages_by_author=t.by_author,
+            messages_by_kind=t.by_kind,
+            system_events_by_kind=t.by_event,
+            first_timestamp=t.first,
+            last_timestamp=t.last,
+            edited=t.edited,
+            attachments_linked=t.status[AttachmentStatus.ATTACHED],
+            attachments_not_in_export=t.status[AttachmentStatus.NOT_IN_EXPORT],
+            attachments_omitted=t.status[AttachmentStatus.OMITTED],
             unlinked_files=tuple(sorted(f for f in all_files if f not in self.linked)),
             unparsed=tuple(sorted(unparsed, key=lambda u: u.line_no)),
             ambiguous_local_times=tuple(self.ambiguous),
             nonexistent_local_times=tuple(self.nonexistent),
         )
+
+
+class _Tally:
+    """The summary's counts, kept one record at a time."""
+
+    def __init__(self) -> None:
+        self.by_author: dict[str, int] = {}
+        self.by_kind: dict[MessageKind, int] = {}
+        self.by_event: dict[SystemEventKind, int] = {}
+        self.status: dict[AttachmentStatus, int] = dict.fromkeys(AttachmentStatus, 0)
+        self.edited = self.count = 0
+        self.first: _dt.datetime | None = None
+        self.last: _dt.datetime | None = None
+
+    def add(self, e: Entry) -> None:
+        self.count += 1
+        ts = e.timestamp
+        if self.first is None or ts < self.first:
+            self.first = ts
+        if self.last is None or ts > self.last:
+            self.last = ts
+        if isinstance(e, ParsedMessage):
+            self.by_author[e.author] = self.by_author.get(e.author, 0) + 1
+            self.by_kind[e.kind] = self.by_kind.get(e.kind, 0) + 1
+            self.edited += e.edited
+            if e.attachment is not None:
+                self.status[e.attachment.status] += 1
+        else:
+            self.by_event[e.kind] = self.by_event.get(e.kind, 0) + 1

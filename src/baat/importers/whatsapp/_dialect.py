@@ -13,7 +13,7 @@ import calendar
 import datetime as _dt
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ._errors import (
     AmbiguousDateOrder,
@@ -32,7 +32,7 @@ _S = "[ \u00a0\u202f\u2009\u2007\u200e\u200f]"
 # ``\d`` also matches Arabic-Indic and Extended Arabic-Indic digits (spec 3.3), and ``int``
 # reads them, so Persian and Arabic headers need no digit mapping.
 _LOOSE = re.compile(
-    r"(?P<open>\[)?"
+    r"(?P<open>\[[\ufeff\u200e]?)?"
     r"(?P<d1>\d{1,4})(?P<dsep>[/.\-]) ?(?P<d2>\d{1,2})(?P=dsep) ?(?P<d3>\d{1,4})(?P=dsep)?"
     r"(?P<comma>[,\u060c])?" + _S + r"+(?P<klo>klo" + _S + r"+)?"
     r"(?P<h>\d{1,2})(?P<tsep>[:.])(?P<mi>\d{2})(?:(?P=tsep)(?P<s>\d{2}))?"
@@ -115,7 +115,8 @@ def compile_header(dialect: Dialect) -> re.Pattern[str]:
     ampm = "(" + _S + r"*[AaPp]\.?" + _S + r"?[Mm]\.?)" if dialect.clock12 else "()"
     stamp = date + comma + _S + "+" + klo + r"(\d{1,2}" + tsep + r"\d{2})" + seconds + ampm
     if dialect.platform is Platform.IOS:
-        return re.compile(r"(\[" + stamp + r"\])" + _S)
+        # A BOM or LRM can follow the bracket (``[\ufeff29.01.18, 12:24:03]``).
+        return re.compile(r"(\[[\ufeff\u200e]?" + stamp + r"\])" + _S)
     term = _S + "-" + _S if dialect.platform is Platform.ANDROID else ":" + _S
     return re.compile("(" + stamp + ")" + term)
 
@@ -132,13 +133,14 @@ def date_fields(date: str) -> tuple[str, str, str]:
 def read_clock(clock: str, marker: str) -> tuple[int, int] | None:
     """``(hour, minute)`` on a 24 h clock from matched hours, minutes and 12 h marker.
 
-    ``None`` when impossible; 12 AM is midnight and 12 PM noon, and "00:04 AM", which
-    occurs in test fixtures of other parsers, is rejected.
+    ``None`` when impossible; 12 AM is midnight and 12 PM noon. "00:04 AM" is 00:04: real
+    phones write it (and two unrelated parsers ship it in fixtures), and it can mean nothing
+    else; "00:04 PM" is read as 12:04 the same way.
     """
     hours, minutes = _NUMBERS.findall(clock)
     hour, minute = int(hours), int(minutes)
     if marker:
-        if not 1 <= hour <= 12:
+        if not 0 <= hour <= 12:
             return None
         hour = hour % 12 + (12 if "p" in marker or "P" in marker else 0)
     elif hour > 23:
@@ -151,8 +153,13 @@ def read_clock(clock: str, marker: str) -> tuple[int, int] | None:
 DateFields = tuple[str, str, str]
 
 
-def read_date(order: DateOrder, a: int, b: int, c: int) -> tuple[int, int, int] | None:
-    """``(year, month, day)`` for three header fields read in ``order``, or ``None``."""
+def read_date(
+    order: DateOrder, a: int, b: int, c: int, year_offset: int = 0
+) -> tuple[int, int, int] | None:
+    """``(year, month, day)`` for three header fields read in ``order``, or ``None``.
+
+    ``year_offset`` is subtracted from four-digit years (543 for the Thai Buddhist era).
+    """
     if order == "dmy":
         day, month, year = a, b, c
     elif order == "mdy":
@@ -161,6 +168,8 @@ def read_date(order: DateOrder, a: int, b: int, c: int) -> tuple[int, int, int] 
         year, month, day = a, b, c
     if year < 100:
         year += 2000  # every surveyed parser reads two-digit years as 20xx (spec 6)
+    else:
+        year -= year_offset
     if not (1 <= month <= 12 and 1 <= year <= 9999):
         return None
     if not 1 <= day <= calendar.monthrange(year, month)[1]:
@@ -168,16 +177,37 @@ def read_date(order: DateOrder, a: int, b: int, c: int) -> tuple[int, int, int] 
     return year, month, day
 
 
+# A date an attachment's file name carries, for the message on one line:
+# (line index, header date fields, (year, month, day), file name).
+NameHint = tuple[int, DateFields, tuple[int, int, int], str]
+
+
 def infer_date_order(
     dates: Sequence[tuple[int, DateFields, str]], explicit: DateOrder | None
 ) -> DateOrder:
-    """Settle the date order from every header date of the file (in file order).
+    """``settle_date_order`` without hints and evidence (see there).
+
+    Raises:
+        AmbiguousDateOrder, DateOrderMismatch, UnknownDialect: as ``settle_date_order``.
+    """
+    return settle_date_order(dates, explicit)[0]
+
+
+def settle_date_order(
+    dates: Sequence[tuple[int, DateFields, str]],
+    explicit: DateOrder | None,
+    hints: Callable[[], Sequence[NameHint]] | None = None,
+) -> tuple[DateOrder, str]:
+    """Settle the date order from every header date of the file (in file order), and say
+    which evidence settled it.
 
     ``dates`` holds ``(line index, (field1, field2, field3), header as written)``. The order
     that makes the most dates valid wins; a day above 12 anywhere therefore settles
     day-first against month-first. On a tie, the dates' progression decides: within a year
     the month never goes down while the day does at each month's end. Otherwise the file is
-    ambiguous.
+    ambiguous. Between the validity count and the progression, attachment names that carry
+    a date (iPhone ``00000003-PHOTO-2022-12-31-…``, Android ``IMG-20221231-WA0001``) are
+    compared with their message's header date; ``hints`` finds them, only when needed.
 
     Raises:
         AmbiguousDateOrder: no ``explicit`` order and nothing in the file settles it.
@@ -213,19 +243,54 @@ def infer_date_order(
                 None,
             )
             raise DateOrderMismatch(explicit, better, example)
-        return explicit
+        return explicit, "given"
     leaders = [o for o in candidates if valid[o] == best]
     if len(leaders) == 1:
-        return leaders[0]
+        winner = leaders[0]
+        proof = next(
+            (
+                distinct[f]
+                for f, t in triples.items()
+                if read_date(winner, *t) is not None
+                and all(read_date(o, *t) is None for o in candidates if o != winner)
+            ),
+            None,
+        )
+        where = f": line {proof[0] + 1} {proof[1]!r} is a date only read {winner}" if proof else ""
+        return winner, "valid dates" + where
     if set(leaders) == {"dmy", "mdy"}:
+        if hints is not None:
+            by_names = _order_from_names(hints())
+            if by_names is not None:
+                return by_names
         by_progression = _order_from_progression([d[1] for d in dates], triples)
         if by_progression is not None:
-            return by_progression
+            return by_progression, "progression: only the " + (
+                "first" if by_progression == "dmy" else "second"
+            ) + " field drops, at month ends"
     differing = [f for f, t in triples.items() if read_date("dmy", *t) != read_date("mdy", *t)]
     if not differing:
         # Every date has day == month, so both readings agree and nothing is guessed.
-        return "dmy"
+        return "dmy", "same either way: every day equals its month"
     raise AmbiguousDateOrder([_reading(*distinct[f], triples[f]) for f in differing[:3]])
+
+
+def _order_from_names(hints: Sequence[NameHint]) -> tuple[DateOrder, str] | None:
+    # A file name's date is when the file was made: the message's own day on iPhones, and on
+    # Android the day it was saved, which is the message's day but for late downloads. So
+    # every name that matches one reading must match the same one, or it proves nothing.
+    votes: dict[DateOrder, NameHint] = {}
+    for hint in hints:
+        _, fields, named, _ = hint
+        t = (int(fields[0]), int(fields[1]), int(fields[2]))
+        fits = [o for o in ("dmy", "mdy") if read_date(o, *t) == named]
+        if len(fits) == 1:
+            votes.setdefault(fits[0], hint)  # type: ignore[arg-type]
+    if len(votes) != 1:
+        return None
+    order, (index, _, named, name) = next(iter(votes.items()))
+    day = "-".join(f"{n:02d}" for n in named)
+    return order, f"attachment names: line {index + 1} names {name!r}, dated {day}"
 
 
 def _order_from_progression(

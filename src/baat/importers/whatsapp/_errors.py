@@ -11,6 +11,7 @@ whole family with one ``except``::
     ├── NoChatInZip             a zip that holds no chat transcript
     ├── CorruptZip              a truncated or damaged zip (bad directory, CRC, deflate)
     ├── AttachmentNotInExport   asked for the bytes of a file the export does not contain
+    ├── ImplausibleYear         a year no WhatsApp chat can have (another calendar?)
     └── DateOrderError
         ├── AmbiguousDateOrder  day/month order cannot be told from the file
         └── DateOrderMismatch   the ``date_order`` passed in contradicts the file
@@ -28,6 +29,10 @@ from typing import Literal
 import msgspec
 
 DateOrder = Literal["dmy", "mdy", "ymd"]
+Calendar = Literal["gregorian", "buddhist"]
+# Years a WhatsApp header can carry: the app appeared in 2009; phones set to 1970 exist.
+PLAUSIBLE_YEARS = range(1970, 2101)
+BUDDHIST_OFFSET = 543  # Thai solar calendar: 2566 BE is 2023 CE
 
 
 class WhatsAppImportError(ValueError):
@@ -67,6 +72,32 @@ class AttachmentNotInExport(WhatsAppImportError, KeyError):
     def __str__(self) -> str:
         # KeyError quotes its argument; this error carries a full sentence.
         return str(self.args[0]) if self.args else ""
+
+
+class ImplausibleYear(WhatsAppImportError):
+    """A header's year is far outside any WhatsApp chat's, e.g. a Thai Buddhist year (2566).
+
+    ``year`` and ``line_no`` say where; ``suggest`` is the calendar that would read the
+    file sensibly (``"buddhist"``), or ``None``.
+    """
+
+    def __init__(self, line_no: int, raw: str, year: int, calendar: str) -> None:
+        self.line_no, self.raw, self.year = line_no, raw, year
+        gregorian = year - BUDDHIST_OFFSET
+        self.suggest: Calendar | None = (
+            "buddhist" if calendar == "gregorian" and gregorian in PLAUSIBLE_YEARS else None
+        )
+        if self.suggest is not None:
+            fix = (
+                f"the phone seems to use the Thai Buddhist calendar ({year} BE is "
+                f"{gregorian}): import again with --calendar buddhist (calendar='buddhist')"
+            )
+        else:
+            fix = "check the phone's date settings, or whether this is a WhatsApp export"
+        super().__init__(
+            f"line {line_no} '{raw}' is dated in the year {year}, which no WhatsApp chat can "
+            f"be (read with the {calendar} calendar); {fix}"
+        )
 
 
 class DateReading(msgspec.Struct, frozen=True, kw_only=True, gc=False):

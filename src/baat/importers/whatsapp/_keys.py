@@ -27,7 +27,9 @@ class KeyMaker:
 
     def __init__(self, chat_name: str | None) -> None:
         self._prefix = b"baat.importers.whatsapp/1\x00" + (chat_name or "").encode() + b"\x00"
-        self._seen: dict[str, int] = {}
+        # Occurrences so far, by a short stable digest of the identity rather than the
+        # identity itself: a 20 MB export would otherwise keep a copy of every message.
+        self._seen: dict[bytes, int] = {}
         self._authors: dict[str, str] = {}
         self._days: dict[tuple[int, int, int], str] = {}
 
@@ -46,6 +48,8 @@ class KeyMaker:
         if day is None:
             day = self._days[(y, mo, d)] = f"{y:04d}-{mo:02d}-{d:02d}T"
         ident = f"{day}{h:02d}:{mi:02d}\x00{who}\x00{what.strip()}"
-        n = self._seen.get(ident, 0)
-        self._seen[ident] = n + 1
-        return hashlib.sha256(self._prefix + ident.encode() + b"\x00%d" % n).hexdigest()
+        raw = ident.encode()
+        seen = hashlib.blake2b(raw, digest_size=12).digest()
+        n = self._seen.get(seen, 0)
+        self._seen[seen] = n + 1
+        return hashlib.sha256(self._prefix + raw + b"\x00%d" % n).hexdigest()

@@ -207,6 +207,10 @@ class Dialect(_Record, frozen=True, kw_only=True, gc=False):
     seconds: bool
     clock12: bool
     date_order: DateOrder | None = None
+    # What settled the date order ("valid dates: line 3 …", "attachment names: …",
+    # "progression: …", "given"), for the user to check.
+    date_order_evidence: str | None = None
+    calendar: str = "gregorian"
 
 
 class ImportSummary(_Record, frozen=True, kw_only=True, gc=False):

@@ -8,18 +8,26 @@ accident (``changed this group's icon``) always count; short generic ones (``X l
 chat itself, or the line carried the iOS system-line LRM. Otherwise ``Bob: I left`` would
 become an event.
 
-English wordings, plus German where WhatsR's tables give them; other languages fall back to
-``OTHER`` on Android and to text on iOS.
+English and German wordings with optional parts are written out below; every language's
+wordings in ``_wordings.TABLE`` (en, de, es, pt, fr, it, nl, ru, tr, hi, id, ar, fa) are
+compiled into further rules after them. Unknown wordings fall back to ``OTHER`` on Android
+(authorless lines) and to text on iOS.
+
+On Android a line attributed to a name is a system line only when the wording is the
+encryption notice or the name is the chat's own (``Pokemon Chat: Messages and calls are
+end-to-end encrypted``): Android never attributes notices to people.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Container
+from itertools import repeat
 from typing import NamedTuple
 
 from ._records import SystemEventKind as K
-from ._text import without_marks
+from ._text import clean_name, without_marks
+from ._wordings import encryption_fragments, system_keywords, system_templates, template_regex
 
 
 class Event(NamedTuple):
@@ -47,7 +55,7 @@ def _rule(kind: K, pattern: str, *, distinctive: bool) -> _Rule:
 
 
 # Order matters: specific wordings come before the generic ``added``/``removed``/``left``.
-_RULES = (
+_RULES: tuple[_Rule, ...] = (
     _rule(
         K.ENCRYPTION_NOTICE,
         r"(?:Messages|Your messages|Calls|Nachrichten)\b[^.]{0,80}?(?:end-to-end|Ende-zu-Ende)",
@@ -161,6 +169,15 @@ _RULES = (
     ),
 )
 
+_RULES += (
+    _rule(
+        K.ENCRYPTION_NOTICE,
+        ".{0,160}?(?:" + "|".join(map(re.escape, encryption_fragments())) + ")",
+        distinctive=True,
+    ),
+    *(_rule(kind, template_regex(t), distinctive=d) for kind, t, d in system_templates()),
+)
+
 # Words every system wording above contains. An authored iOS message without any of them
 # skips the rules entirely: the hot path for iOS files, where every line has an author.
 # (A loop of ``in`` tests beats one alternation regex here by about two to one.)
@@ -191,21 +208,36 @@ _KEYWORDS = (
 )
 
 
+# The table's languages add more than a hundred words, too many for a loop of ``in`` tests:
+# those are looked up as whole words (split and set look-ups run in C).
+_PUNCT = '.,:;!?()"“”«»„'
+_TABLE_WORDS = frozenset(w.strip(_PUNCT) for k in system_keywords() for w in k.split()) - {""}
+
+
 def might_be_system(text: str) -> bool:
     """Whether ``text`` contains a word some system wording needs (a cheap pre-filter)."""
-    for word in _KEYWORDS:  # noqa: SIM110 - any() over a generator is slower here
+    for word in _KEYWORDS:  # a loop of ``in`` tests: any() over a generator is slower
         if word in text:
             return True
-    return False
+    if text.isascii() and len(text) > 200:
+        return False  # no wording of the table is this long without the words above
+    return not _TABLE_WORDS.isdisjoint(map(str.strip, text.split(), repeat(_PUNCT)))
 
 
 def classify_system(
-    text: str, *, author: str | None, chat_names: Container[str], marked: bool
+    text: str,
+    *,
+    author: str | None,
+    chat_names: Container[str],
+    marked: bool,
+    android: bool = False,
 ) -> Event | None:
     """Type a system line, or ``None`` when an authored line is better read as a message.
 
     ``author`` is the header's name (``None`` for an authorless line); ``marked`` says the
-    raw line began with the LRM iOS puts on system lines.
+    raw line began with the LRM iOS puts on system lines, or its body did (current iPhones
+    write ``Author: <LRM>Will added Ana``). ``android`` applies the stricter Android rule
+    for authored lines (module documentation).
     """
     plain = text if text.isascii() else without_marks(text)
     plain = plain.strip()
@@ -215,13 +247,20 @@ def classify_system(
             if m is None:
                 continue
             groups = m.groupdict()
-            actor = groups.get("actor")
+            actor = _name(groups.get("actor"))
+            if (
+                android
+                and author is not None
+                and rule.kind is not K.ENCRYPTION_NOTICE
+                and author not in chat_names
+            ):
+                return None
             if (
                 author is not None
                 and not rule.distinctive
                 and not marked
                 and author not in chat_names
-                and (actor is None or actor.strip() != author)
+                and (actor is None or actor != author)
             ):
                 return None
             value = groups.get("value")
@@ -230,13 +269,21 @@ def classify_system(
             return Event(
                 kind=rule.kind,
                 actor=actor,
-                target=groups.get("target") or groups.get("target2"),
+                target=_name(groups.get("target") or groups.get("target2")),
                 value=value,
                 old_value=groups.get("old"),
             )
     if author is None:
         return Event(K.OTHER, None, None, None, None)
     return None
+
+
+def _name(name: str | None) -> str | None:
+    # The actor inside the text keeps iOS's U+202F after "~" while the header's author is
+    # normalised (spec 4): normalise both the same way so that they can be compared.
+    if name is None:
+        return None
+    return clean_name(name) if not name.isascii() or name != name.strip() else name
 
 
 def _timer_value(text: str, onoff: str | None) -> str | None:

@@ -25,6 +25,14 @@ class NotFound(StorageError):
     """The account or device does not exist."""
 
 
+class TooManyDevices(StorageError):
+    """The account already has as many devices as it may."""
+
+
+class TooManyPrekeys(StorageError):
+    """An upload would keep more one-time prekeys of a kind than the account may store."""
+
+
 class StorageUnavailable(StorageError):
     """The database could not be reached or the statement failed for a transient reason."""
 

@@ -71,6 +71,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         5, "storage regions: daily counts of transfers between regions", ["region_transfers"]
     ),
+    Migration(8, "consent ledger: the signed chain head", ["ledger_head"]),
 ]
 
 

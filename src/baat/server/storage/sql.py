@@ -33,6 +33,8 @@ from baat.server.storage.base import (
     Prekey,
     QueuedEnvelope,
     StorageUnavailable,
+    TooManyDevices,
+    TooManyPrekeys,
     UsernameTaken,
 )
 from baat.server.storage.schema import (
@@ -233,11 +235,16 @@ class SqlStore:
             ).first()
         return str(row[0]) if row else None
 
-    async def add_device(self, device: Device) -> int:
+    async def add_device(self, device: Device, max_devices: int = 0) -> int:
         """Add a device with the next free id of its account; returns the id.
+
+        With ``max_devices``, the count is checked in the same transaction: two adds that
+        race compute the same next id, one of them fails on the primary key and retries,
+        and then sees the other's device, so the limit holds on both engines.
 
         Raises:
             NotFound: the account does not exist.
+            TooManyDevices: the account has ``max_devices`` devices already.
         """
         for _ in range(5):
             try:
@@ -247,6 +254,12 @@ class SqlStore:
                     )
                     if not exists:
                         raise NotFound(device.account_id)
+                    if max_devices:
+                        count = await conn.scalar(
+                            select(func.count()).where(devices.c.account_id == device.account_id)
+                        )
+                        if int(count or 0) >= max_devices:
+                            raise TooManyDevices(device.account_id)
                     top = await conn.scalar(
                         select(func.max(devices.c.device_id)).where(
                             devices.c.account_id == device.account_id
@@ -324,12 +337,19 @@ class SqlStore:
         device_id: int,
         signed: Sequence[Prekey],
         one_time: Sequence[Prekey],
+        cap: int = 0,
     ) -> None:
         """Replace the signed prekeys of the given kinds and add one-time prekeys.
 
         Re-uploading a one-time key with an id already present keeps the first copy.
+
+        Raises:
+            TooManyPrekeys: with ``cap``, the account would store more one-time prekeys of
+                a kind than ``cap`` (nothing is stored).
         """
         async with self._tx() as conn:
+            if cap and one_time:
+                await self._check_cap(conn, account_id, one_time, cap)
             for key in signed:
                 stmt = self._insert(signed_prekeys).values(
                     account_id=account_id, device_id=device_id, **_fields(key)
@@ -353,6 +373,22 @@ class SqlStore:
                     ],
                 )
 
+    async def _check_cap(
+        self, conn: AsyncConnection, account_id: str, one_time: Sequence[Prekey], cap: int
+    ) -> None:
+        t = one_time_prekeys
+        rows = await conn.execute(
+            select(t.c.kind, func.count()).where(t.c.account_id == account_id).group_by(t.c.kind)
+        )
+        stored = {int(k): int(n) for k, n in rows}
+        for kind in {k.kind for k in one_time}:
+            adding = sum(1 for k in one_time if k.kind == kind)
+            if stored.get(kind, 0) + adding > cap:
+                raise TooManyPrekeys(
+                    f"the account would store {stored.get(kind, 0) + adding} one-time prekeys "
+                    f"of kind {kind}; at most {cap}"
+                )
+
     async def prekey_counts(self, account_id: str, device_id: int) -> dict[int, int]:
         """How many unclaimed one-time prekeys of each kind remain."""
         async with self._tx() as conn:
@@ -368,8 +404,11 @@ class SqlStore:
             counts.update({int(k): int(n) for k, n in rows})
             return counts
 
-    async def claim_bundle(self, account_id: str, device_id: int) -> DeviceBundle:
-        """Read a device's signed prekeys and claim one one-time key of each kind.
+    async def claim_bundle(
+        self, account_id: str, device_id: int, one_time: bool = True
+    ) -> DeviceBundle:
+        """Read a device's signed prekeys and claim one one-time key of each kind (none when
+        ``one_time`` is False: the requester reached its drain limit).
 
         Each one-time key is deleted in the statement that returns it, so concurrent
         claims never receive the same key.
@@ -400,8 +439,12 @@ class SqlStore:
                 )
             )
             signed = {int(r.kind): Prekey(**r._mapping) for r in signed_rows}
-            curve = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_CURVE_ONE_TIME)
-            kem = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_KEM_ONE_TIME)
+            curve = kem = None
+            if one_time:
+                curve = await self._claim_one(
+                    conn, account_id, device_id, PREKEY_KIND_CURVE_ONE_TIME
+                )
+                kem = await self._claim_one(conn, account_id, device_id, PREKEY_KIND_KEM_ONE_TIME)
         return DeviceBundle(
             device=device,
             signed_prekey=signed.get(PREKEY_KIND_CURVE_SIGNED),

@@ -11,6 +11,7 @@ import { showPrivacy } from "./privacy.js";
 import * as groups from "./groups.js";
 import * as devices from "./devices.js";
 import * as settings from "./settings.js";
+import * as notify from "./notify.js";
 
 export const app = { state: null, info: null };
 
@@ -174,6 +175,7 @@ function handle(event) {
       setConnection(event.connection, event.reason);
       break;
     case "message":
+      notify.onMessage(event.message);
       chats.onMessage(event.message);
       refreshList();
       break;
@@ -284,6 +286,7 @@ async function boot() {
   window.addEventListener("hashchange", route);
   document.addEventListener("visibilitychange", () => chats.onVisible());
   chats.init();
+  notify.init();
   try {
     applyState(await api("/api/state"));
   } catch (err) {

@@ -59,6 +59,12 @@ function draw(m, a) {
     // Not a file sent with Baat (an imported chat's attachment, say): name and size only.
     return h("p", { class: "attachment", dataset }, `📎 ${name} ${sizeText(a.size)}`);
   }
+  if ((a.content_type || "").startsWith("audio/")) {
+    return h("figure", { class: "attachment audio", dataset },
+      h("audio", { controls: "", preload: "none", src: url, "aria-label": name }),
+      h("figcaption", {}, h("a", { href: `${url}?download=1`, download: name }, `📎 ${name}`),
+        h("span", { class: "hint" }, ` ${sizeText(a.size)}`)));
+  }
   if (isImage) {
     return h("figure", { class: "attachment image", dataset },
       h("a", { href: `${url}?download=1`, download: name, "aria-label": `${name}, ${sizeText(a.size)}: download` },

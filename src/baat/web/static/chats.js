@@ -7,6 +7,7 @@ import { $, api, dayKey, dayLabel, debounce, h, shortWhen, toast } from "./dom.j
 import { go, stillOn } from "./app.js";
 import { composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
 import * as convo from "./convo.js";
+import { setUnread } from "./notify.js";
 
 const chatsById = new Map(); // chat id -> row of /api/chats
 const names = new Map(); // chat id -> username, also for chats not in the list yet
@@ -50,6 +51,7 @@ export async function refreshList() {
   const list = $("#chat-list");
   list.replaceChildren(...data.chats.map(chatItem));
   $("#chat-empty").hidden = data.chats.length > 0;
+  setUnread(data.chats.reduce((sum, c) => sum + (c.unread || 0), 0));
   if (view) updateHeader();
 }
 
@@ -72,6 +74,7 @@ function chatItem(c) {
         h("span", { class: "chat-last" }, preview)),
       h("span", { class: "chat-side" },
         last ? h("time", { datetime: new Date(last.sent_at).toISOString() }, shortWhen(last.sent_at)) : null,
+        c.read_only ? h("span", { class: "tag" }, "imported") : null,
         c.unread ? h("span", { class: "badge" }, String(c.unread),
           h("span", { class: "sr-only" }, c.unread === 1 ? " unread message" : " unread messages")) : null)));
 }
@@ -123,6 +126,8 @@ export async function showChat(chat) {
     return;
   }
   view = { chat, username, nodes: new Map(), order: [], highlight: takeHighlight() };
+  // An imported chat nobody in it is linked to: there is no one to write to.
+  const readOnly = Boolean((chatsById.get(chat) || {}).read_only);
   const jumping = Boolean(view.highlight); // a search hit takes the focus, not the composer
   const title = "chat-title";
   const text = h("textarea", { id: "composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
@@ -134,17 +139,20 @@ export async function showChat(chat) {
         h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
         h("h2", { id: title }, username),
         h("span", { id: "chat-verified", class: "pill", hidden: true }, "Verified"),
-        convo.timerPill(),
-        h("a", { href: `#/contact/${encodeURIComponent(chat)}`, class: "head-link" }, "Safety number")),
-      h("div", { class: "chat-tools" }, convo.timerSelect(chat)),
+        readOnly ? h("span", { class: "pill" }, "Imported") : convo.timerPill(),
+        readOnly ? null : h("a", { href: `#/contact/${encodeURIComponent(chat)}`, class: "head-link" }, "Safety number")),
+      readOnly ? null : h("div", { class: "chat-tools" }, convo.timerSelect(chat)),
       h("div", { id: "chat-warning", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "chat-doubt", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
         "aria-label": `Messages with ${username}`, tabindex: "0" }),
-      convo.typingLine(),
-      uploadsList(),
-      ...convo.composerContext(),
-      h("form", { class: "composer", onsubmit: send },
+      ...(readOnly ? [h("p", { id: "chat-readonly", class: "hint readonly" },
+        "Imported from WhatsApp and read-only: nobody in it is linked to a Baat contact. ",
+        "To continue it in Baat, link it to a contact: ", h("code", {}, `baat chats map "${username}" --map "NAME=USERNAME"`))] : []),
+      readOnly ? null : convo.typingLine(),
+      readOnly ? null : uploadsList(),
+      ...(readOnly ? [] : convo.composerContext()),
+      readOnly ? null : h("form", { class: "composer", onsubmit: send },
         ...composerAttach(() => view && { chat: view.chat, username: view.username }, () => reloadSoon()),
         h("label", { for: "composer-text", class: "sr-only" }, `Message to ${username}`),
         text,
@@ -156,7 +164,7 @@ export async function showChat(chat) {
   await reloadChat();
   // Only if the person has not moved the focus meanwhile (to the attach button, say).
   const untouched = document.activeElement === focusNow || document.activeElement === document.body;
-  if (!jumping && view && view.chat === chat && untouched) text.focus();
+  if (!jumping && !readOnly && view && view.chat === chat && untouched) text.focus();
 }
 
 function highlightCurrent() {
@@ -446,8 +454,15 @@ async function runSearch() {
   }
   const needle = query.toLocaleLowerCase();
   const hits = allMessages.filter((m) => m.text && m.text.toLocaleLowerCase().includes(needle)).reverse().slice(0, 100);
-  summary.textContent = hits.length ? `${hits.length} message${hits.length === 1 ? "" : "s"} found` : "No messages found";
-  results.replaceChildren(...hits.map((m) => h("li", {},
+  // Chats (imported ones too) whose name matches come first.
+  const named = [...chatsById.values()].filter((c) => (c.username || "").toLocaleLowerCase().includes(needle));
+  summary.textContent = (named.length ? `${named.length} chat${named.length === 1 ? "" : "s"}, ` : "")
+    + (hits.length ? `${hits.length} message${hits.length === 1 ? "" : "s"} found` : "No messages found");
+  results.replaceChildren(...named.map((c) => h("li", { class: "chat-hit" },
+    h("a", { href: `#/chat/${encodeURIComponent(c.chat)}`, class: "chat-item" },
+      h("span", { class: "chat-main" }, h("span", { class: "chat-name" }, c.username),
+        h("span", { class: "chat-last" }, c.read_only ? "Imported chat" : "Chat"))))),
+  ...hits.map((m) => h("li", {},
     h("a", { href: `#/chat/${encodeURIComponent(m.chat)}`, class: "chat-item",
       onclick: (e) => {
         e.preventDefault();

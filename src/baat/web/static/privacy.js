@@ -25,6 +25,7 @@ export async function showPrivacy() {
         h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
         h("h2", { id: "privacy-title", tabindex: "-1" }, "Privacy")),
       h("div", { class: "scroll" },
+        (data.ledger_warnings || []).length ? ledgerBanner(data.ledger_warnings) : null,
         data.changes || data.reconsent.length ? changesBanner(data) : null,
         consentsSection(data, recipients),
         heldSection(),
@@ -32,6 +33,15 @@ export async function showPrivacy() {
         policySection(data, recipients),
         deleteSection())));
   $("#privacy-title").focus();
+}
+
+// -- the server's consent ledger no longer shows what this device saw ---------------------
+
+function ledgerBanner(warnings) {
+  return h("section", { class: "banner warn", role: "alert", id: "ledger-warnings" },
+    h("h3", {}, "The server's consent records changed"),
+    h("ul", {}, ...warnings.map((w) => h("li", {}, w))),
+    h("p", {}, "Keep your receipts: they prove what you agreed to and when."));
 }
 
 // -- what changed in the policy ----------------------------------------------------------
@@ -45,7 +55,7 @@ function changesBanner(data) {
     d ? h("h3", { id: "changes-title" }, `The privacy policy changed (version ${d.old_version} → ${d.new_version})`)
       : h("h3", { id: "changes-title" }, "Your consent is asked again"),
     d ? h("p", {}, `${counts("expansion")} change(s) let Baat do more with data, ${counts("reduction")} do less, `,
-      `${counts("neutral")} only reword. Messaging works the same whatever you decide.`) : null,
+      `${counts("changed")} reword or change something else. Messaging works the same whatever you decide.`) : null,
     d && d.changes.length ? h("ul", { class: "changes" }, ...d.changes.map((c) => h("li", {},
       h("span", { class: `kind ${c.kind}` }, c.kind), " ", describeChange(c, data.policy)))) : null,
     data.review.length ? h("p", { class: "review" }, h("strong", {}, "Please review: "),

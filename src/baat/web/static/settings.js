@@ -5,6 +5,7 @@
 import { $, api, h, toast } from "./dom.js";
 import { stillOn } from "./app.js";
 import { failed, loading, paneSection } from "./groups.js";
+import * as notify from "./notify.js";
 
 const SWITCHES = [
   ["read_receipts", "Read receipts",
@@ -35,6 +36,7 @@ export async function showSettings() {
           h("div", { class: "purpose-head" }, h("label", { for: id }, title), toggle),
           h("p", { id: `${id}-desc` }, text));
       })),
+      notificationSettings(),
       h("p", { class: "hint" }, `Your own messages can be edited for ${Math.round(data.edit_window_ms / 60000)} minutes `
         + `and deleted for everyone for ${Math.round(data.delete_window_ms / 3600000)} hours after sending.`))));
   $("#settings-title").focus();
@@ -56,4 +58,34 @@ async function change(toggle, key) {
 // Another tab changed a switch.
 export function onEvent(event) {
   if (event.type === "settings" && stillOn("settings")) showSettings();
+}
+
+// Desktop notifications: this browser's permission (asked on this click only) and whether
+// a notification may show who wrote and what.
+function notificationSettings() {
+  const state = h("p", { id: "notify-state", class: "hint", role: "status" });
+  const describe = () => {
+    const p = notify.permission();
+    state.textContent = p === "granted" ? (notify.enabled() ? "On: new messages show while this tab is hidden." : "Off.")
+      : p === "denied" ? "Blocked in this browser's site settings."
+      : p === "unsupported" ? "This browser has no desktop notifications." : "Not asked yet.";
+  };
+  const turnOn = h("button", { id: "notify-turn-on", type: "button", class: "small",
+    onclick: async () => {
+      if (notify.permission() === "granted") notify.setWanted(!notify.enabled());
+      else await notify.ask();
+      describe();
+      turnOn.textContent = notify.enabled() ? "Turn off" : "Turn on";
+    } }, notify.enabled() ? "Turn off" : "Turn on");
+  const quiet = h("input", { type: "checkbox", role: "switch", id: "setting-notify-private", class: "switch",
+    "aria-describedby": "setting-notify-private-desc", onchange: (e) => notify.setPrivate(e.currentTarget.checked) });
+  quiet.checked = notify.isPrivate();
+  describe();
+  return h("ul", { class: "purposes" },
+    h("li", { class: "purpose" },
+      h("div", { class: "purpose-head" }, h("span", { id: "notify-title" }, "Desktop notifications"), turnOn),
+      state),
+    h("li", { class: "purpose" },
+      h("div", { class: "purpose-head" }, h("label", { for: "setting-notify-private" }, "Hide sender and text"), quiet),
+      h("p", { id: "setting-notify-private-desc" }, "Notifications say only “New message”: nobody passing your screen sees who wrote or what.")));
 }
