@@ -115,6 +115,14 @@ def test_slow_headers_are_cut_and_healthz_keeps_answering(limited: ServerProcess
     assert "request headers from 127.0.0.1 too slow" in limited.log()
 
 
+def test_oversized_headers_are_refused(limited: ServerProcess) -> None:
+    s = raw_socket(limited.port)
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Long: " + b"b" * 200_000 + b"\r\n\r\n")
+    data, _ = read_until_closed(s)
+    assert data.startswith(b"HTTP/1.1 431 ") and b'"headers_too_large"' in data
+    assert healthz(limited) == 200
+
+
 def test_slow_body_is_cut(limited: ServerProcess) -> None:
     s = raw_socket(limited.port)
     s.sendall(

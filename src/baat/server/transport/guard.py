@@ -114,6 +114,7 @@ def refusal(status: int, code: str, message: str, retry_after: int = 0) -> bytes
         404: "Not Found",
         408: "Request Timeout",
         413: "Content Too Large",
+        431: "Request Header Fields Too Large",
         503: "Service Unavailable",
     }.get(status, "Error")
     body = ('{"error": {"code": "%s", "message": "%s"}}' % (code, message)).encode()  # noqa: UP031

@@ -38,6 +38,7 @@ log = logging.getLogger("baat.transport")
 _HEADERS = 1
 _BODY = 2
 HEALTH_PATH = b"/healthz"
+MAX_HEADER_BYTES = 64 * 1024
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -79,6 +80,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return  # refused or timed out: nothing more is parsed
         super().data_received(data)
+        if self.phase == _HEADERS and not self.transport.is_closing():
+            # Still inside the headers after this chunk, so all of it was headers: httptools
+            # sets no limit on a request line and headers, so bound them here.
+            self.received += len(data)
+            if self.received > MAX_HEADER_BYTES:
+                self._refuse(431, "headers_too_large", "request headers are too large")
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         self._disarm()
@@ -90,6 +97,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _arm(self, phase: int, delay: float) -> None:
         self._disarm()
+        self.received = 0
         if delay > 0:
             self.phase = phase
             self.timer = self.loop.call_later(delay, self._expired)
@@ -123,7 +131,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self.reserve_only and self.url.split(b"?", 1)[0] != HEALTH_PATH:
             self._refuse(503, "server_busy", "the server is at its connection cap")
             return
-        self.received = 0
         self._arm(_BODY, self.hub.settings.body_timeout)
         super().on_headers_complete()
 
