@@ -70,7 +70,7 @@ def baat_server(data: Path, db: str | None) -> Iterator[str]:
     """A ``baat serve`` process, stopped by its pid whatever happens."""
     port = free_port()
     cmd = [sys.executable, "-m", "baat", "serve", "--data", str(data), "--port", str(port)]
-    cmd += ["--registrations-per-minute", "1000"]
+    cmd += ["--registrations-per-minute", "1000", "--registrations-per-address", "1000"]
     scratch = None
     if db:
         # A database of its own on the named server, dropped afterwards.

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +17,10 @@ from click.testing import CliRunner, Result
 from baat.cli.leave import backup
 from baat.client.backup import (
     MAGIC,
+    MAX_KDF_LANES,
+    MAX_KDF_MEMORY_KIB,
+    MAX_KDF_TIME,
+    BackupTooCostly,
     DamagedBackup,
     NotABackup,
     TargetExists,
@@ -224,3 +230,37 @@ def test_a_restored_profile_keeps_talking(tmp_path: Path, server: ServerProcess)
     ]
     refused = baat(moved, "backup", "restore", str(out), "--profile", str(moved), check=False)
     assert refused.returncode == 1 and "already holds a Baat profile" in refused.stderr
+
+
+def with_kdf(data: bytes, t: int, m: int, p: int) -> bytes:
+    """The backup ``data`` with other Argon2id parameters and a header digest to match, as
+    a crafted file would have them (the key check then fails, but only after deriving)."""
+    header = bytearray(data[:65])
+    header[10:22] = struct.pack(">III", t, m, p)
+    return bytes(header) + hashlib.sha256(header).digest()[:8] + data[73:]
+
+
+def test_key_derivation_above_the_ceiling_is_refused_before_any_work(tmp_path: Path) -> None:
+    profile = make_profile(tmp_path)
+    out = tmp_path / "b.baatbackup"
+    create_backup(profile, out, BACKUP_PASS)
+    data = out.read_bytes()
+    target = tmp_path / "new"
+    crafted = tmp_path / "crafted.baatbackup"
+    for t, m, p in [
+        (MAX_KDF_TIME + 1, 131072, 1),
+        (3, MAX_KDF_MEMORY_KIB + 1, 1),
+        (3, 4 << 20, 1),  # 4 GiB
+        (3, 131072, MAX_KDF_LANES + 1),
+        (2**32 - 1, 2**32 - 1, 2**24 - 1),
+    ]:
+        crafted.write_bytes(with_kdf(data, t, m, p))
+        with pytest.raises(BackupTooCostly, match="at most"):
+            restore_backup(crafted, target, BACKUP_PASS)
+        assert not target.exists() and leftovers(tmp_path) == []
+    # The command refuses before it even asks for the passphrase (no input is given).
+    result = cli("restore", str(crafted), "--profile", str(target), env={})
+    assert result.exit_code == 1 and "at most" in result.output
+    assert "passphrase" not in result.output.lower().replace("restores nothing else", "")
+    # The parameters this Baat writes are well inside the ceiling.
+    assert restore_backup(out, target, BACKUP_PASS) == 3

@@ -19,11 +19,17 @@ import msgspec
 import pytest
 
 from baat.server.regions import wire
+from baat.server.regions.signing import (
+    SIGNATURE_HEADER,
+    RegionSigner,
+    load_private_key,
+    new_private_key_text,
+)
 from support.cli import PASS, baat, lines, listen
+from support.regions import make_region_key, region_args, signer
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
-SECRET = "regions-shared-secret-for-tests"
 
 
 def dump(db: Path) -> str:
@@ -40,13 +46,12 @@ def dump(db: Path) -> str:
 
 @pytest.fixture
 def regions(tmp_path: Path) -> Iterator[tuple[ServerProcess, ServerProcess]]:
-    secret = tmp_path / "region-secret"
-    secret.write_text(SECRET + "\n")
     india = ServerProcess(tmp_path / "in")
     europe = ServerProcess(tmp_path / "eu")
-    common = ["--region-secret-file", str(secret)]
-    india.extra = ["--region", "in", "--peer", f"eu={europe.url}", *common]
-    europe.extra = ["--region", "eu", "--peer", f"in={india.url}", *common]
+    keys = {r: tmp_path / f"{r}.key" for r in ("in", "eu")}
+    public = {r: make_region_key(k) for r, k in keys.items()}
+    india.extra = region_args("in", keys["in"], {"eu": (europe.url, public["eu"])})
+    europe.extra = region_args("eu", keys["eu"], {"in": (india.url, public["in"])})
     india.start()
     europe.start()
     try:
@@ -147,33 +152,65 @@ def test_unreachable_region_refuses_with_a_retryable_error_and_loses_nothing(
     assert [m["text"] for m in lines(baat(bruno, "sync", "--json"))] == ["while Frankfurt is down"]
 
 
+def _code(r: httpx.Response) -> str:
+    return msgspec.msgpack.decode(r.content, type=wire.Refusal).code
+
+
 def test_region_api_refuses_strangers_and_bad_input(
-    regions: tuple[ServerProcess, ServerProcess],
+    tmp_path: Path, regions: tuple[ServerProcess, ServerProcess]
 ) -> None:
     india, _ = regions
-    good = {"authorization": f"{wire.AUTH_SCHEME} {SECRET}", wire.REGION_HEADER: "eu"}
+    eu = signer(tmp_path / "eu.key")
+    path = "/v1/regions/accounts/anyone"
+
+    def signed(key: RegionSigner, method: str, target: str, body: bytes = b"") -> dict[str, str]:
+        return {SIGNATURE_HEADER: key.header("in", method, target, body)}
+
+    stranger = RegionSigner(load_private_key(new_private_key_text()))
     cases = [
-        ({wire.REGION_HEADER: "eu"}, 401, "unauthorized"),
-        ({**good, "authorization": f"{wire.AUTH_SCHEME} wrong"}, 401, "unauthorized"),
-        ({**good, wire.REGION_HEADER: "us"}, 403, "unknown_region"),
-    ]
+        ({}, 401, "unauthorized"),
+        # The header naming a region is not a credential.
+        ({"baat-region": "eu"}, 401, "unauthorized"),
+        ({SIGNATURE_HEADER: "key=x, time=1, nonce=y"}, 401, "unauthorized"),
+        (signed(stranger, "GET", path), 403, "unknown_region"),
+        # Signed by the EU for another path, or for another receiving region.
+        (signed(eu, "GET", "/v1/regions/accounts/other"), 401, "unauthorized"),
+        ({SIGNATURE_HEADER: eu.header("us", "GET", path)}, 401, "unauthorized"),
+        ({SIGNATURE_HEADER: eu.header("in", "GET", path, now=time.time() - 600)}, 401,
+         "stale_request"),
+    ]  # fmt: skip
     for headers, status, code in cases:
-        r = httpx.get(india.url + "/v1/regions/accounts/anyone", headers=headers)
-        assert r.status_code == status
-        assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == code
-    r = httpx.post(india.url + "/v1/regions/send", headers=good, content=b"\xc1garbage")
+        r = httpx.get(india.url + path, headers=headers)
+        assert (r.status_code, _code(r)) == (status, code), headers
+    r = httpx.post(
+        india.url + "/v1/regions/send",
+        headers=signed(eu, "POST", "/v1/regions/send", b"\xc1garbage"),
+        content=b"\xc1garbage",
+    )
     assert r.status_code == 400
-    assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == "malformed_frame"
-    # A region sends only on behalf of its own accounts.
+    assert _code(r) == "malformed_frame"
+    # A region sends only on behalf of its own accounts: the EU's key cannot send as an
+    # Indian account, whatever the request says.
     forged = wire.encode(wire.RegionSend("in-" + "0" * 29, 1, "m1", []))
-    r = httpx.post(india.url + "/v1/regions/send", headers=good, content=forged)
-    assert r.status_code == 403
+    headers = signed(eu, "POST", "/v1/regions/send", forged)
+    r = httpx.post(india.url + "/v1/regions/send", headers=headers, content=forged)
+    assert (r.status_code, _code(r)) == (403, "unknown_region")
+    # A body other than the one signed is refused.
+    other = wire.encode(wire.RegionSend("eu-" + "0" * 29, 1, "m1", []))
+    r = httpx.post(india.url + "/v1/regions/send", headers=headers, content=other)
+    assert (r.status_code, _code(r)) == (401, "unauthorized")
     # Unknown names and accounts are plain refusals, and the server keeps serving.
-    assert httpx.get(india.url + "/v1/regions/accounts/nobody", headers=good).status_code == 404
+    nobody = "/v1/regions/accounts/nobody"
+    headers = signed(eu, "GET", nobody)
+    assert httpx.get(india.url + nobody, headers=headers).status_code == 404
+    # The very same request again is a replay.
+    r = httpx.get(india.url + nobody, headers=headers)
+    assert (r.status_code, _code(r)) == (401, "replayed_request")
+    body = wire.encode(wire.BundleRequest("in-" + "1" * 29, 0))
     r = httpx.post(
         india.url + "/v1/regions/bundles",
-        headers=good,
-        content=wire.encode(wire.BundleRequest("in-" + "1" * 29, 0)),
+        headers=signed(eu, "POST", "/v1/regions/bundles", body),
+        content=body,
     )
     assert r.status_code == 404
     assert msgspec.msgpack.decode(r.content, type=wire.Refusal).code == "unknown_account"
@@ -192,17 +229,17 @@ def test_regions_on_postgresql_with_two_nodes_in_one_region(tmp_path: Path) -> N
     names = {r: f"baat_region_{r}_{os.urandom(4).hex()}" for r in ("in", "eu")}
     for name in names.values():
         _pg_admin(f"CREATE DATABASE {name}")
-    secret = tmp_path / "region-secret"
-    secret.write_text(SECRET)
     bus = ["--bus", "redis://127.0.0.1:6379/0"]
     india = ServerProcess(tmp_path / "in", f"{base}/{names['in']}")
     eu1 = ServerProcess(tmp_path / "eu1", f"{base}/{names['eu']}")
     eu2 = ServerProcess(tmp_path / "eu2", f"{base}/{names['eu']}")
-    common = ["--region-secret-file", str(secret)]
-    india.extra = ["--region", "in", "--peer", f"eu={eu1.url}", *common]
+    keys = {r: tmp_path / f"{r}.key" for r in ("in", "eu")}
+    public = {r: make_region_key(k) for r, k in keys.items()}
+    india.extra = region_args("in", keys["in"], {"eu": (eu1.url, public["eu"])})
     for i, node in enumerate((eu1, eu2), 1):
-        node.extra = ["--region", "eu", "--node-id", f"eu-{i}", *bus]
-        node.extra += ["--peer", f"in={india.url}", *common]
+        # Both nodes of the EU region hold the region's one key.
+        node.extra = ["--node-id", f"eu-{i}", *bus]
+        node.extra += region_args("eu", keys["eu"], {"in": (india.url, public["in"])})
     servers = [india, eu1, eu2]
     try:
         for s in servers:
@@ -227,6 +264,13 @@ def test_regions_on_postgresql_with_two_nodes_in_one_region(tmp_path: Path) -> N
         baat(bruno, "send", "asha", "danke")
         assert [m["text"] for m in lines(baat(asha, "sync", "--json"))] == ["danke"]
         baat(bruno, "sync")
+        # A request India signed for the EU, recorded on its way to one EU node, cannot be
+        # replayed to the other: the nodes share the nonces they saw on their Redis.
+        path = "/v1/regions/accounts/nobody"
+        headers = {SIGNATURE_HEADER: signer(keys["in"]).header("eu", "GET", path)}
+        assert httpx.get(eu1.url + path, headers=headers).status_code == 404
+        r = httpx.get(eu2.url + path, headers=headers)
+        assert (r.status_code, _code(r)) == (401, "replayed_request")
         for s in servers:
             s.stop()
         in_db, eu_db = _pg_dump(f"{base}/{names['in']}"), _pg_dump(f"{base}/{names['eu']}")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import importlib
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
 from baat import __version__
+from baat.cli._limits import OPTIONS as TRANSPORT_OPTIONS
 from baat.cli._limits import settings_kwargs, transport_options
+from baat.cli._serve_options import quota_options
+from baat.cli._serve_options import region_keys as _region_keys
 
 # Commands of the other layers, loaded only when named, so that ``baat serve`` does not
 # import the client, the web app or the importers (nor fail with them).
@@ -41,7 +43,7 @@ LAZY_COMMANDS = {
     "consent": "baat.cli.privacy:consent",
     "me": "baat.cli.privacy:me",
     "transparency": "baat.cli.privacy:transparency",
-    "admin": "baat.cli.privacy:admin",
+    "admin": "baat.cli.admin_ops:admin",
 }
 
 
@@ -114,8 +116,38 @@ def root() -> None:
     default=60,
     show_default=True,
     type=int,
-    help="Server-wide limit on new accounts per minute.",
+    help="Server-wide ceiling on new accounts per minute.",
 )
+@click.option(
+    "--registrations-per-address",
+    default=10,
+    show_default=True,
+    type=int,
+    help="New accounts per minute from one client address (an IPv6 /64 counts as one); "
+    "at most half the ceiling. Invalid requests are not counted.",
+)
+@click.option(
+    "--registration",
+    type=click.Choice(["open", "invite"]),
+    default="open",
+    show_default=True,
+    help="'invite': a new account needs a one-time code from 'baat admin invite'.",
+)
+@click.option(
+    "--links-per-minute",
+    default=60,
+    show_default=True,
+    type=int,
+    help="Server-wide ceiling on devices linked per minute.",
+)
+@click.option(
+    "--links-per-address",
+    default=10,
+    show_default=True,
+    type=int,
+    help="Devices linked per minute from one client address.",
+)
+@quota_options
 @click.option(
     "--max-blob-bytes",
     default=100 * 1024 * 1024,
@@ -133,10 +165,25 @@ def root() -> None:
     "of that region are stored and served there.",
 )
 @click.option(
-    "--region-secret-file",
+    "--region-key-file",
     type=click.Path(path_type=Path, dir_okay=False, exists=True),
     default=None,
-    help="File with the secret shared by all regions (or BAAT_REGION_SECRET).",
+    help="This region's private key, made by 'baat admin region-key' (needed with --peer).",
+)
+@click.option(
+    "--peer-key",
+    "peer_keys",
+    multiple=True,
+    metavar="REGION=PUBLIC_KEY",
+    help="The public key of a linked region (repeatable; one for each --peer).",
+)
+@click.option(
+    "--migrate",
+    type=click.Choice(["auto", "off"]),
+    default="auto",
+    show_default=True,
+    help="auto: apply pending schema migrations at start; off: refuse a database that "
+    "needs them (run `baat admin migrate`). A newer schema is always refused.",
 )
 @transport_options
 def serve(
@@ -151,11 +198,17 @@ def serve(
     envelopes_per_second: float,
     frames_per_second: float,
     registrations_per_minute: int,
+    registrations_per_address: int,
+    registration: str,
+    links_per_minute: int,
+    links_per_address: int,
     max_blob_bytes: int,
     affiliate_url: str | None,
     peers: tuple[str, ...],
-    region_secret_file: Path | None,
-    **transport_limits: Any,
+    region_key_file: Path | None,
+    peer_keys: tuple[str, ...],
+    migrate: str,
+    **quotas: Any,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
     from baat.proto import Limits
@@ -177,16 +230,7 @@ def serve(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--db") from exc
     linked = _peers(region, peers)
-    secret = (
-        region_secret_file.read_text().strip()
-        if region_secret_file is not None
-        else os.environ.get("BAAT_REGION_SECRET")
-    )
-    if linked and not secret:
-        raise click.BadParameter(
-            "linking regions needs a shared secret: --region-secret-file or BAAT_REGION_SECRET",
-            param_hint="--peer",
-        )
+    region_key, keys = _region_keys(linked, region_key_file, peer_keys)
     limits = Limits(
         max_envelope_bytes=max_envelope_bytes,
         max_frame_bytes=max(256 * 1024, max_envelope_bytes * 2),
@@ -206,11 +250,21 @@ def serve(
             envelopes_per_second=envelopes_per_second,
             envelope_burst=envelopes_per_second * 2,
             registrations_per_minute=registrations_per_minute,
+            registrations_per_address=registrations_per_address,
+            registration=registration,
+            links_per_minute=links_per_minute,
+            links_per_address=links_per_address,
             max_blob_bytes=max_blob_bytes,
             affiliate_url=affiliate_url,
             peers=linked,
-            region_secret=secret,
-            transport=TransportSettings(**settings_kwargs(transport_limits)),
+            # Both option groups arrive in **quotas: the transport's are taken out here.
+            transport=TransportSettings(
+                **settings_kwargs({n: quotas.pop(n) for n, *_ in TRANSPORT_OPTIONS})
+            ),
+            region_key=region_key,
+            peer_keys=keys,
+            migrate=migrate == "auto",
+            **quotas,
         )
     )
 

@@ -207,12 +207,18 @@ def _iso(ms: int) -> str:
     show_default=True,
     help="IN, EU, GB, US or ZZ (elsewhere): the wording of the notice; rights are the same.",
 )
+@click.option(
+    "--invite",
+    default=None,
+    help="The one-time invite code a server that registers by invitation asks for.",
+)
 @profile_option
 def register(
     name: str | None,
     server: str,
     link_code: str | None,
     jurisdiction: str,
+    invite: str | None,
     profile: Path,
     as_json: bool,
 ) -> None:
@@ -230,7 +236,7 @@ def register(
             client, sas = await register_linked(profile, secret, link_code)
         else:
             assert name is not None
-            client = await Client.register(profile, secret, server, name, jurisdiction)
+            client = await Client.register(profile, secret, server, name, jurisdiction, invite)
         try:
             await client.connect()
         finally:

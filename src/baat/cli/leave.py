@@ -21,7 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TextColum
 from rich.table import Table
 
 from baat.cli.client import CliError, passphrase, profile_option
-from baat.client.backup import BackupError, create_backup, restore_backup
+from baat.client.backup import BackupError, check_backup, create_backup, restore_backup
 from baat.client.export import ExportError, write_export
 from baat.client.importing import ImportProblem, ImportResult, check_authors, import_chat
 from baat.client.importing import summary_dict as _summary
@@ -435,6 +435,9 @@ def backup_restore(file: Path, profile: Path, as_json: bool) -> None:
     """Restore the backup FILE as a new profile (--profile; never over an existing one)."""
     if (profile / PROFILE_FILE).exists():
         raise CliError(f"{profile} already holds a Baat profile; restore with --profile NEW_DIR")
+    # A file that is not a backup, or asks for too costly a key derivation, is refused
+    # before the passphrase is asked for.
+    _guarded(lambda: check_backup(file))
     secret = backup_passphrase(confirm=False)
     with bars(True, in_bytes=True) as report:
         files = _guarded(

@@ -398,10 +398,16 @@ def _with_service(
 ) -> T:
     from baat.privacy.service import PrivacyService
     from baat.server.storage.sql import SqlStore
+    from baat.server.upgrade import SchemaError, require_current
 
     async def go() -> T:
-        store = await SqlStore.open(db)
+        # Never migrates: only `baat admin migrate` changes the schema (docs/UPGRADE.md).
+        store = await SqlStore.open(db, migrate=False)
         try:
+            try:
+                await require_current(store)
+            except SchemaError as exc:
+                raise CliFailure(f"{exc.code}: {exc}") from exc
             service = await PrivacyService.open(
                 store, data_dir=data_dir, region=region, affiliate_url=affiliate_url, sign=sign
             )

@@ -16,6 +16,7 @@ Errors::
     ├── NotABackup              not a Baat backup, or a version this Baat cannot read
     ├── WrongBackupPassphrase   the key check fails
     ├── DamagedBackup           header digest, a chunk, the archive or a file hash fails
+    ├── BackupTooCostly         its key derivation asks for more than the ceiling
     └── TargetExists            a profile (or any file) is already where it would go
 """
 
@@ -55,8 +56,13 @@ TAG = 16
 _FIELDS = struct.Struct(">8sBBIII16s7sI")  # magic .. chunk size
 _HEADER = _FIELDS.size + TAG + 8  # + key check + header digest
 _CHECK_INDEX = 0xFFFFFFFF  # the key check's nonce index; chunks stay below it
-# Bounds on what a header may ask for before anything is authenticated.
-_MAX_MEMORY_KIB, _MAX_TIME, _MAX_LANES = 4 << 20, 64, 64
+# The ceiling on what a backup's header may ask of the machine restoring it, checked before
+# any key is derived (docs/EXPORT.md, "Container format"): the header is not authenticated
+# until the key is, so a crafted file could otherwise ask for hours of work or all memory.
+# Eight times the time and memory this Baat writes (KDF_PARAMS), lanes as a laptop has.
+MAX_KDF_MEMORY_KIB = 1 << 20  # 1 GiB
+MAX_KDF_TIME = 24
+MAX_KDF_LANES = 8
 # SQLite side files: the snapshot replaces them.
 _SKIP_SUFFIXES = ("-wal", "-shm", "-journal", ".part")
 
@@ -78,6 +84,10 @@ class WrongBackupPassphrase(BackupError):
 
 class DamagedBackup(BackupError):
     pass
+
+
+class BackupTooCostly(BackupError):
+    """The backup's key derivation parameters are above the ceiling this Baat accepts."""
 
 
 class TargetExists(BackupError):
@@ -295,7 +305,18 @@ class _OpeningReader(io.RawIOBase):
             self._advance()
 
 
-def _open_header(src: IO[bytes], passphrase: str) -> tuple[AESGCM, bytes, bytes, int]:
+def check_backup(path: Path) -> None:
+    """Read ``path``'s header and check it, without the passphrase and without deriving
+    anything: what a restore does first.
+
+    Raises:
+        NotABackup, DamagedBackup, BackupTooCostly; OSError when ``path`` cannot be read.
+    """
+    with path.open("rb") as f:
+        _read_header(f)
+
+
+def _read_header(src: IO[bytes]) -> tuple[bytes, bytes, tuple[int, int, int], bytes, bytes, int]:
     raw = src.read(_HEADER)
     if len(raw) < 8 or raw[:8] != MAGIC:
         raise NotABackup("this is not a Baat backup file")
@@ -307,10 +328,21 @@ def _open_header(src: IO[bytes], passphrase: str) -> tuple[AESGCM, bytes, bytes,
     _, version, kdf, t, m, p, salt, prefix, chunk = _FIELDS.unpack(fields)
     if version != VERSION or kdf != KDF_ARGON2ID:
         raise NotABackup(f"backup format {version} (KDF {kdf}) is not one this Baat reads")
-    if not (1 <= t <= _MAX_TIME and 8 * p <= m <= _MAX_MEMORY_KIB and 1 <= p <= _MAX_LANES):
+    if t < 1 or p < 1 or m < 8 * p:
         raise DamagedBackup("the backup's key derivation parameters are out of range")
+    if t > MAX_KDF_TIME or m > MAX_KDF_MEMORY_KIB or p > MAX_KDF_LANES:
+        raise BackupTooCostly(
+            f"the backup asks for Argon2id with time {t}, memory {m} KiB and {p} lanes; "
+            f"this Baat derives keys with at most time {MAX_KDF_TIME}, "
+            f"{MAX_KDF_MEMORY_KIB} KiB and {MAX_KDF_LANES} lanes, and restores nothing else"
+        )
     if not 4096 <= chunk <= 64 << 20:
         raise DamagedBackup("the backup's chunk size is out of range")
+    return fields, check, (t, m, p), salt, prefix, chunk
+
+
+def _open_header(src: IO[bytes], passphrase: str) -> tuple[AESGCM, bytes, bytes, int]:
+    fields, check, (t, m, p), salt, prefix, chunk = _read_header(src)
     aead = AESGCM(_derive(passphrase, salt, t, m, p))
     try:
         aead.decrypt(_nonce(prefix, _CHECK_INDEX, False), check, fields)

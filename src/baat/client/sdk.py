@@ -33,6 +33,7 @@ import msgspec
 from sqlalchemy import Connection, update
 
 from baat.client import schema as s
+from baat.client.closing import sdk_errors
 from baat.client.devices import DeviceDirectory, DeviceError
 from baat.client.expiry import ExpiryTimer
 from baat.client.features import Features
@@ -110,6 +111,11 @@ class NotConnected(ClientError):
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)
         self.code = code or "not_connected"
+
+
+# Refusals about one recipient only (docs/PROTOCOL.md, "Quotas"): the message stays in the
+# outbox and the other chats' messages are still sent.
+RECIPIENT_REFUSALS = frozenset({"recipient_queue_full", "recipient_rate_limited"})
 
 
 class SendRefused(ClientError):
@@ -218,8 +224,10 @@ class Client:
         server_url: str,
         username: str,
         jurisdiction: str = "ZZ",
+        invite: str | None = None,
     ) -> Client:
-        """Create a profile, register the account and device, upload prekeys.
+        """Create a profile, register the account and device, upload prekeys. ``invite``
+        is the one-time code a server that registers by invitation asks for.
 
         Raises:
             RegistrationFailed: the server refused (e.g. code ``username_taken``).
@@ -240,6 +248,8 @@ class Client:
             ),
             "jurisdiction": jurisdiction,
         }
+        if invite is not None:
+            body["invite"] = invite
         try:
             async with httpx.AsyncClient(base_url=server_url, timeout=15) as http:
                 r = await http.post("/v1/accounts", json=body)
@@ -511,6 +521,8 @@ class Client:
         Raises:
             UnknownContact: no such user (needs the server once per new contact).
             IdentityChanged: the contact's identity changed and is not verified again.
+            NotConnected: the connection closed under the send (e.g. the server restarts);
+                the message stays in the outbox and goes on the next connection.
         """
         account_id, canonical = await self.resolve(username)
         content = Content(
@@ -554,11 +566,16 @@ class Client:
             NotConnected: not connected, or the connection dropped meanwhile.
         """
         results = []
+        # Chats whose recipient's queue is full (or rate exceeded): their later messages
+        # wait behind the refused one, so that per-recipient order holds; other chats go on.
+        held: set[str] = set()
         async with self._flush_lock:
             for message_id, recipient, payload in self.store.outbox():
                 self._need()
+                if recipient in held:
+                    continue
                 try:
-                    result = await self._send_item(message_id, recipient, payload)
+                    result = await sdk_errors(self._send_item(message_id, recipient, payload))
                 except IdentityChanged as exc:
                     self._incident(Incident("identity_changed", recipient, str(exc)))
                     continue
@@ -567,6 +584,9 @@ class Client:
                     continue
                 except SendRefused as exc:
                     self._incident(Incident("send_refused", recipient, str(exc)))
+                    if exc.code in RECIPIENT_REFUSALS:
+                        held.add(recipient)
+                        continue
                     break
                 status = self._settle(message_id, result)
                 if status != "failed" and not is_group_chat(recipient):
@@ -621,12 +641,14 @@ class Client:
         t = self._need()
         fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._results[message_id] = fut
-        await t.send(Send(message_id, envelopes))
         try:
+            await t.send(Send(message_id, envelopes))
             return await asyncio.wait_for(fut, 30)
         except TimeoutError as exc:
-            self._results.pop(message_id, None)
             raise NotConnected(f"the server did not confirm {message_id}") from exc
+        finally:
+            # Nobody waits for it any more: a later close must not fail it unretrieved.
+            self._results.pop(message_id, None)
 
     def _settle(self, message_id: str, result: SendResult) -> str:
         ok = [r for r in result.results if r.status in ("delivered", "stored", "duplicate")]

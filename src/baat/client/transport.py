@@ -154,16 +154,20 @@ class Transport:
         Raises:
             TransportError: closed, or no answer within ``timeout``.
         """
+        if self.closed.is_set():
+            raise TransportError(f"connection closed: {self.close_reason}")
         request_id = next(self._ids)
         frame = msgspec.structs.replace(frame, request_id=request_id)
         fut: asyncio.Future[ServerFrame] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = fut
-        await self.send(frame)
         try:
+            await self.send(frame)
             return await asyncio.wait_for(fut, timeout)
         except TimeoutError as exc:
-            self._pending.pop(request_id, None)
             raise TransportError("the server did not answer in time") from exc
+        finally:
+            # Nobody waits for it any more: a later close must not fail it unretrieved.
+            self._pending.pop(request_id, None)
 
     async def fetch_bundle(self, account_id: str, device_id: int = 0) -> BundleResult:
         """Raises: TransportError with the server's code (e.g. unknown_account)."""

@@ -669,6 +669,23 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         storage="server-region",
         in_export=False,
     ),
+    _server(
+        "server.invite",
+        "Registration invites",
+        "SHA-256 of each one-time invite code the operator made for a server that admits "
+        "new accounts by invitation only, and when it expires. Not linked to anyone: the "
+        "code is deleted when an account is created with it.",
+        ("registration_invites.code_hash", "registration_invites.expires_at"),
+        Category("system.authentication", DPV + "NonPersonalData"),
+        ("security",),
+        ("baat",),
+        retention=Retention("P30D", "the code is made", "deleted when used or when it expires"),
+        subjects=(),
+        source="the operator",
+        storage="server-region",
+        in_export=False,
+        since=6,
+    ),
 )
 
 CLIENT_ENTRIES: tuple[Entry, ...] = (

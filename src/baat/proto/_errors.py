@@ -42,6 +42,9 @@ class ErrorCode(StrEnum):
     AUTH_TIMEOUT = "auth_timeout"
     # An upload would keep more one-time prekeys than the per-account cap (issue 13).
     TOO_MANY_PREKEYS = "too_many_prekeys"
+    # Quotas (docs/PROTOCOL.md, "Quotas"); both are retryable: the sender keeps the message.
+    RECIPIENT_QUEUE_FULL = "recipient_queue_full"
+    RECIPIENT_RATE_LIMITED = "recipient_rate_limited"
 
 
 # Errors after which the connection cannot continue.

@@ -83,8 +83,12 @@ async def register(
     body: object,
     region: str,
     taken_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
+    admit: Callable[[dict[str, object]], Awaitable[None]] | None = None,
 ) -> Registered:
-    """Create an account and its first device from a JSON body.
+    """Create an account and its first device from a JSON body. ``admit`` runs once the
+    request is known to be valid, before the name is looked up: the place for rate limits
+    and invites (``baat.server.admission``), so that invalid requests charge nothing and
+    names cannot be probed faster than accounts can be made.
 
     Raises:
         RegistrationError: invalid input, bad proof of possession.
@@ -116,6 +120,8 @@ async def register(
         raise RegistrationError(
             "invalid_key", "identity_dh_sig does not verify with the identity key"
         ) from exc
+    if admit is not None:
+        await admit(body)
     if await store.account_by_username(username) is not None or (
         taken_elsewhere is not None and await taken_elsewhere(username)
     ):

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -21,15 +20,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from baat import __version__
 from baat.privacy.http import http_exception_as_json
 from baat.privacy.http import routes as privacy_routes
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import region_for
 from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
-from baat.proto import PROTOCOL_VERSION
+from baat.server import upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
+from baat.server.admission import Admission, AdmissionRefused
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
@@ -39,10 +38,14 @@ from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
+from baat.server.health import routes as health_routes
 from baat.server.linking import LinkRelay
 from baat.server.linking import routes as link_routes
+from baat.server.quotas import SendQuotas
 from baat.server.regions.links import Regions, RegionUnavailable
+from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
+from baat.server.regions.signing import RegionSigner, load_private_key
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
 
@@ -66,7 +69,10 @@ class ServerState:
     prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
     link_relay: LinkRelay = field(default_factory=LinkRelay)
     _seen: dict[str, int] = field(default_factory=dict)
-    _registrations: deque[float] = field(default_factory=deque)
+    admission: Admission = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.admission = Admission.from_config(self.config)
 
     async def touch(self, account_id: str) -> None:
         """Record the day of last connection (a day, never a time; written once a day)."""
@@ -74,15 +80,6 @@ class ServerState:
         if self._seen.get(account_id) != day:
             self._seen[account_id] = day
             await self.store.touch_last_seen(account_id, day)
-
-    def registration_allowed(self) -> bool:
-        now = time.monotonic()
-        while self._registrations and now - self._registrations[0] >= 60:
-            self._registrations.popleft()
-        if len(self._registrations) >= self.config.registrations_per_minute:
-            return False
-        self._registrations.append(now)
-        return True
 
 
 async def authenticate(request: Request) -> DeviceCredentials:
@@ -99,26 +96,8 @@ async def authenticate(request: Request) -> DeviceCredentials:
     return creds
 
 
-async def healthz(request: Request) -> Response:
-    state: ServerState = request.app.state.server
-    body = {
-        "status": "ok" if state.router.storage_error is None else "degraded",
-        "version": __version__,
-        "protocol": PROTOCOL_VERSION,
-        "node": state.config.node_id,
-        "region": state.config.region,
-    }
-    if state.router.storage_error:
-        body["storage_error"] = state.router.storage_error
-    bus = state.router.bus
-    body["bus"] = "ok" if bus is not None and bus.healthy else "down"
-    return JSONResponse(body)
-
-
 async def create_account(request: Request) -> Response:
     state: ServerState = request.app.state.server
-    if not state.registration_allowed():
-        return error("rate_limited", "too many registrations; try again in a minute", 429)
     try:
         body = await request.json()
     except ValueError:
@@ -142,13 +121,26 @@ async def create_account(request: Request) -> Response:
                 status_code=421,
             )
     taken = regions.username_taken if regions is not None else None
+    host = request.client.host if request.client else None
+
+    used: list[tuple[str, int] | None] = []
+
+    async def admit(valid: dict[str, object]) -> None:
+        used.append(await state.admission.admit_registration(state.store.engine, host, valid))
+
     try:
-        reg = await register(state.store, body, state.config.region, taken)
+        reg = await register(state.store, body, state.config.region, taken, admit)
+    except AdmissionRefused as exc:
+        response = error(exc.code, exc.message, exc.status)
+        response.headers.update(exc.headers)
+        return response
     except RegistrationError as exc:
         return error(exc.code, exc.message, exc.status)
     except UsernameTaken:
+        await state.admission.give_back(state.store.engine, used[0] if used else None)
         return error("username_taken", "that username is taken; choose another", 409)
     except RegionUnavailable as exc:
+        await state.admission.give_back(state.store.engine, used[0] if used else None)
         return error("region_unavailable", f"cannot check the name in every region: {exc}", 503)
     return JSONResponse(
         {
@@ -193,7 +185,8 @@ def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await SqlStore.open(config.db_url)
+        store = await SqlStore.open(config.db_url, migrate=False)
+        await upgrade.prepare(store, auto=config.migrate)
         regions = _make_regions(config)
         router = Router(
             store,
@@ -202,6 +195,12 @@ def create_app(config: ServerConfig) -> Starlette:
             ack_grace=config.ack_grace,
             envelopes_per_second=config.envelopes_per_second,
             envelope_burst=config.envelope_burst,
+            quotas=SendQuotas(
+                store.engine,
+                config.max_queued_envelopes,
+                config.max_queued_bytes,
+                config.recipient_envelopes_per_second,
+            ),
         )
         if regions is not None:
             await regions.start()
@@ -225,7 +224,7 @@ def create_app(config: ServerConfig) -> Starlette:
             await store.close()
 
     routes: list[BaseRoute] = [
-        Route("/healthz", healthz),
+        *health_routes(),
         Route("/v1/accounts", create_account, methods=["POST"]),
         Route("/v1/accounts/{username}", lookup_account),
         # /v1/ws is not an ASGI route: baat.server.transport takes the upgrade itself.
@@ -258,7 +257,10 @@ def _make_regions(config: ServerConfig) -> Regions | None:
     if not config.peers:
         return None
     gate = RegionGate(Policy.current(), config.region, time.time)
-    return Regions(config.region, config.peers, config.region_secret, gate)
+    signer = RegionSigner(load_private_key(config.region_key)) if config.region_key else None
+    # Several nodes share a Redis bus: they share the nonces of region requests there too.
+    nonces = SharedNonces(config.bus, f"baat:{config.region}") if config.bus else None
+    return Regions(config.region, config.peers, signer, config.peer_keys, gate, nonces=nonces)
 
 
 async def _flush_counts(state: ServerState) -> None:

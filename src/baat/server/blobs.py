@@ -11,7 +11,8 @@ how many devices fetched it.
     GET   /v1/blobs/{id}   [Range: bytes=a-b]                      -> 200/206 the ciphertext
 
 A blob is deleted when ``fetches_allowed`` distinct devices (other than the uploader) have
-each downloaded it to the last byte, or after 30 days, whichever comes first.
+each been served the whole of it (in one download or resumed ones, ``blob_progress``), or
+after 30 days, whichever comes first.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.server.blob_progress import ServedPrefixes
+from baat.server.quotas import QuotaExceeded, check_blob_quota
 from baat.server.regions.ids import region_of_blob
 from baat.server.regions.links import RegionUnavailable
 from baat.server.storage.blob_store import (
@@ -55,6 +58,8 @@ _BLOB_ID = re.compile(r"^[A-Za-z0-9_-]{32}$")
 _NO_STORE = {"Cache-Control": "no-store"}
 # One blob store per server store, shared by the routes and the expiry loop.
 _STORES: weakref.WeakKeyDictionary[SqlStore, BlobStore] = weakref.WeakKeyDictionary()
+# What each fetching device has been served so far, per blob store.
+_SERVED: weakref.WeakKeyDictionary[BlobStore, ServedPrefixes] = weakref.WeakKeyDictionary()
 
 
 def blob_store(state: ServerState) -> BlobStore:
@@ -122,6 +127,16 @@ async def create_blob(request: Request) -> Response:
     limit = max_blob_bytes(state)
     if length > limit:
         return _error("blob_too_large", f"blobs are limited to {limit} bytes", 413)
+    try:
+        await check_blob_quota(
+            state.store.engine,
+            creds.account_id,
+            length,
+            state.config.max_blobs_per_account,
+            state.config.max_blob_bytes_per_account,
+        )
+    except QuotaExceeded as exc:
+        return _error(str(exc.code), exc.message, 413)
     info = await blob_store(state).create(
         creds.account_id, creds.device_id, length, fetches, time.time()
     )
@@ -273,12 +288,21 @@ def _get(request: Request, store: BlobStore, info: BlobInfo, creds: DeviceCreden
 async def _stream(
     store: BlobStore, info: BlobInfo, start: int, end: int, fetcher: DeviceCredentials | None
 ) -> AsyncIterator[bytes]:
+    served = _SERVED.get(store)
+    if served is None:
+        served = _SERVED[store] = ServedPrefixes()
+    key = (info.blob_id, fetcher.account_id, fetcher.device_id) if fetcher else None
+    position = start
     async for data in store.read(info, start, end):
         yield data
-    # Reached only once the last byte has been handed to the connection: a download
-    # that dropped earlier is cancelled before this line and is not counted. A ranged
-    # download that ends at the last byte completes a resumed fetch, so it counts too.
-    if fetcher is not None and end == info.length:
+        # Past the yield, the chunk has been handed to the connection: a download that
+        # drops is cancelled at the yield, and what it had is all that counts.
+        if key is not None:
+            served.advance(key, position, position + len(data))
+        position += len(data)
+    # Counted only once this device has been served every byte from the first, in one
+    # download or in resumed ones; the end of a blob alone (``bytes=-1``) is not a fetch.
+    if fetcher is not None and key is not None and served.complete(key, info.length):
         # Shielded: a client that hangs up right after the last byte cancels this task
         # while the count is being written, and an uncounted fetch would keep the blob
         # until it expires.

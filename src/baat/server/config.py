@@ -21,19 +21,40 @@ class ServerConfig:
     # The other regions of this deployment: region id -> base URL (any node of it, or its
     # load balancer). Empty: this deployment stores every account it registers.
     peers: Mapping[str, str] = field(default_factory=dict)
-    # Shared by all regions of one operator; authenticates the calls between them.
-    region_secret: str | None = None
+    # This region's own private key (``baat admin region-key``), and each linked region's
+    # public key: calls between regions are signed with the caller's key and the callee
+    # knows the caller by it (baat.server.regions.signing).
+    region_key: str | None = None
+    peer_keys: Mapping[str, bytes] = field(default_factory=dict)
     node_id: str = "node-1"
     # None: a single node (in-process bus). redis://... for several nodes.
     bus: str | None = None
     limits: Limits = field(default_factory=Limits)
     envelopes_per_second: float = 5000.0
     envelope_burst: float = 10_000.0
+    # Server-wide ceiling on new accounts a minute, and each client address's share of it
+    # (baat.server.admission); "invite" admits only holders of a ``baat admin invite`` code.
     registrations_per_minute: int = 60
+    registrations_per_address: int = 10
+    registration: str = "open"
+    # The same for linking new devices, counted apart from registrations.
+    links_per_minute: int = 60
+    links_per_address: int = 10
     ack_grace: float = 0.005
     affiliate_url: str | None = None
     # Largest attachment blob accepted (ciphertext bytes).
     max_blob_bytes: int = 100 * 1024 * 1024
+    # Quotas (docs/PROTOCOL.md, "Quotas"; baat.server.quotas): per offline device, what may
+    # wait in its queue; per sending account, envelopes a second to one device and the
+    # attachment blobs it may have stored at once.
+    max_queued_envelopes: int = 10_000
+    max_queued_bytes: int = 256 * 1024 * 1024
+    recipient_envelopes_per_second: float = 50.0
+    max_blobs_per_account: int = 1000
+    max_blob_bytes_per_account: int = 2048 * 1024 * 1024
+    # Apply pending schema migrations at start (False: refuse a database that is behind;
+    # ``baat admin migrate`` applies them). Never applied to a newer schema (docs/UPGRADE.md).
+    migrate: bool = True
     # Timeouts, connection caps and body limits (docs/DEPLOY.md, "Limits").
     transport: TransportSettings = field(default_factory=TransportSettings)
 

@@ -53,6 +53,7 @@ from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
 if TYPE_CHECKING:
+    from baat.server.quotas import SendQuotas
     from baat.server.regions.links import Regions
 
 log = logging.getLogger("baat.delivery")
@@ -159,6 +160,8 @@ class Router:
     node_id: str = "node-1"
     # Other storage regions: envelopes for their accounts are handed to them (regions/).
     regions: Regions | None = None
+    # Per-recipient quotas (baat.server.quotas), checked before anything is accepted.
+    quotas: SendQuotas | None = None
 
     def __post_init__(self) -> None:
         if self.bus is None:
@@ -351,6 +354,8 @@ class Router:
                 results[index] = RecipientResult(
                     env.recipient_account, env.recipient_device, "unknown_account"
                 )
+        if self.quotas is not None:
+            await self._check_quotas(sender[0], envelopes, addressed, unknown)
         if elsewhere:
             # Local checks passed (nothing is accepted yet); the other regions accept theirs
             # before any local envelope is, so that a refusal there refuses the whole send.
@@ -399,6 +404,30 @@ class Router:
                 self._unpushed.append(entry)
                 self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
                 self._wake.set()
+
+    async def _check_quotas(
+        self,
+        sender_account: str,
+        envelopes: list[OutgoingEnvelope],
+        addressed: dict[str, set[int]],
+        unknown: set[str],
+    ) -> None:
+        from baat.server.quotas import QuotaExceeded
+
+        assert self.quotas is not None
+        local = [
+            e
+            for e in envelopes
+            if e.recipient_account in addressed and e.recipient_account not in unknown
+        ]
+        try:
+            await self.quotas.check(sender_account, local, self.online)
+        except QuotaExceeded as exc:
+            raise SendRefused(ErrorCode(exc.code), exc.message, exc.retry_after_ms) from exc
+        except StorageUnavailable as exc:
+            raise SendRefused(
+                ErrorCode.STORAGE_UNAVAILABLE, f"storage unavailable: {exc}", 1000
+            ) from exc
 
     def _remember(self, key: tuple[str, int, str]) -> None:
         now_ms = int(time.time() * 1000)

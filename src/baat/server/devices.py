@@ -24,6 +24,7 @@ from starlette.routing import BaseRoute, Route
 from baat.crypto import InvalidSignature as InvalidIdentitySignature
 from baat.crypto import verify_identity_dh_signature
 from baat.server.accounts import RegistrationError, b64_field
+from baat.server.admission import AdmissionRefused
 from baat.server.auth import BadCredentials, DeviceCredentials, new_token
 from baat.server.storage.base import Device, TooManyDevices
 from baat.server.storage.sql import today
@@ -80,8 +81,6 @@ async def create_link_code(request: Request) -> Response:
 
 async def link_device(request: Request) -> Response:
     state = _state(request)
-    if not state.registration_allowed():
-        return _error("rate_limited", "too many new devices; try again in a minute", 429)
     try:
         body = await request.json()
     except ValueError:
@@ -105,6 +104,14 @@ async def link_device(request: Request) -> Response:
         verify_identity_dh_signature(identity_key, identity_dh_key, identity_dh_sig)
     except (InvalidSignature, InvalidIdentitySignature, ValueError):
         return _error("bad_proof", "the proof or key signature does not verify", 401)
+    # Charged only now that the request is valid (baat.server.admission), and before the
+    # code is looked up, so that guessing codes is limited too.
+    try:
+        state.admission.admit_link(request.client.host if request.client else None)
+    except AdmissionRefused as exc:
+        response = _error(exc.code, exc.message, exc.status)
+        response.headers.update(exc.headers)
+        return response
     account_id = await state.store.consume_link_code(_hash(code), int(time.time()))
     if account_id is None:
         return _error("invalid_link_code", "the link code is unknown, used or expired", 404)

@@ -24,6 +24,7 @@ def serve(config: ServerConfig) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    _check_schema(config)
     inner = create_app(config)
     settings = config.transport
     # Region calls carry forwarded sends: room for a few maximal frames.
@@ -66,6 +67,26 @@ def serve(config: ServerConfig) -> None:
     )
     uvicorn.Server(uv).run()
     sys.stdout.flush()
+
+
+def _check_schema(config: ServerConfig) -> None:
+    """Migrate (or check) before binding, and end the process with one clear line: status 2
+    for a schema this code cannot run on (a restart cannot help, docs/UPGRADE.md), 1 for a
+    database that cannot be reached (a restart later may)."""
+    from baat.server import upgrade
+    from baat.server.storage.base import StorageUnavailable
+
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        applied = upgrade.preflight(config.db_url, auto=config.migrate)
+    except upgrade.SchemaError as exc:
+        print(f"baat serve: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
+    except StorageUnavailable as exc:
+        print(f"baat serve: cannot reach the database: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    if applied:
+        print(f"baat serve: migrated the database schema to version {applied[-1]}", flush=True)
 
 
 def _redact(url: str) -> str:

@@ -20,10 +20,11 @@ Errors form one tree under ``WhatsAppImportError``; see ``baat.importers.whatsap
 
 from ._api import WhatsAppExport, open_export, parse_export
 from ._build import ProgressCallback
-from ._container import DEFAULT_MAX_TRANSCRIPT_BYTES, chat_name_from_file
+from ._container import DEFAULT_MAX_TRANSCRIPT_BYTES, chat_name_from_file, default_attachment_limit
 from ._errors import (
     AmbiguousDateOrder,
     AttachmentNotInExport,
+    AttachmentsTooLarge,
     Calendar,
     CorruptZip,
     DateOrder,
@@ -65,6 +66,7 @@ __all__ = [
     "Attachment",
     "AttachmentNotInExport",
     "AttachmentStatus",
+    "AttachmentsTooLarge",
     "Calendar",
     "Call",
     "ChatImport",
@@ -97,6 +99,7 @@ __all__ = [
     "WhatsAppExport",
     "WhatsAppImportError",
     "chat_name_from_file",
+    "default_attachment_limit",
     "open_export",
     "parse_export",
 ]

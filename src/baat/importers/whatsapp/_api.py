@@ -95,6 +95,7 @@ class WhatsAppExport:
 
         Raises:
             AttachmentNotInExport: the export holds no such file.
+            AttachmentsTooLarge: with this one, the attachments read exceed the limit.
             CorruptZip: the zip entry is damaged.
         """
         name = attachment if isinstance(attachment, str) else _entry_name(attachment)
@@ -105,6 +106,7 @@ class WhatsAppExport:
 
         Raises:
             AttachmentNotInExport: the export holds no such file.
+            AttachmentsTooLarge: with this one, the attachments read exceed the limit.
             CorruptZip: the zip entry is damaged or fails its CRC check.
         """
         name = attachment if isinstance(attachment, str) else _entry_name(attachment)
@@ -134,8 +136,13 @@ def open_export(
     *,
     chat_name: str | None = None,
     max_transcript_bytes: int = DEFAULT_MAX_TRANSCRIPT_BYTES,
+    max_attachment_bytes: int | None = None,
 ) -> WhatsAppExport:
     """Open an export given as a path (``.txt`` or ``.zip``) or as the file's bytes.
+
+    ``max_attachment_bytes`` bounds what the attachments read from a zip may add up to
+    (``None``: half the free disk space, see ``default_attachment_limit``); reading past it
+    raises ``AttachmentsTooLarge``.
 
     A zip is recognised by its content, not its name. ``chat_name`` feeds the import keys;
     pass the name of the conversation being imported into so that keys survive a renamed
@@ -150,7 +157,11 @@ def open_export(
         CorruptZip: a truncated or damaged zip.
         OSError: the path cannot be read.
     """
-    container = Container(source, max_transcript_bytes=max_transcript_bytes)
+    container = Container(
+        source,
+        max_transcript_bytes=max_transcript_bytes,
+        max_attachment_bytes=max_attachment_bytes,
+    )
     if chat_name is None:
         for name in (container.transcript_name, container.file_name):
             if name:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import unicodedata
 import zipfile
 import zlib
@@ -23,6 +24,7 @@ from typing import IO, BinaryIO
 from ._dialect import looks_like_chat
 from ._errors import (
     AttachmentNotInExport,
+    AttachmentsTooLarge,
     CorruptZip,
     ExportTooLarge,
     NoChatInZip,
@@ -33,6 +35,14 @@ Source = str | os.PathLike[str] | bytes
 
 DEFAULT_MAX_TRANSCRIPT_BYTES = 256 * 1024 * 1024
 """WhatsApp caps exports near 40 000 messages (spec 1), a few MB; far above that is a bomb."""
+
+
+def default_attachment_limit(where: Path | None = None) -> int:
+    """Half the free space on the disk of ``where`` (the home directory, where profiles
+    live, by default): what the attachments of one import may add up to. Half, because
+    what is written goes through SQLite's write-ahead log before the database."""
+    return shutil.disk_usage(where or Path.home()).free // 2
+
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 _SNIFF_BYTES = 4096
@@ -95,7 +105,18 @@ class _FileIndex:
 class Container:
     """An opened export: the transcript's bytes, and the zip for lazy attachment reads."""
 
-    def __init__(self, source: Source, *, max_transcript_bytes: int) -> None:
+    def __init__(
+        self,
+        source: Source,
+        *,
+        max_transcript_bytes: int,
+        max_attachment_bytes: int | None = None,
+    ) -> None:
+        # Counted by each entry's declared size, which bounds what zipfile will inflate
+        # from it (more fails its CRC check); each entry once however often it is read.
+        self._attachment_limit = max_attachment_bytes
+        self._attachments_opened: set[str] = set()
+        self.attachment_bytes = 0
         self._zip: zipfile.ZipFile | None = None
         self._handle: BinaryIO | None = None
         self.transcript = b""
@@ -197,8 +218,24 @@ class Container:
         info = self.files.info(name) if self._zip is not None else None
         if info is None or self._zip is None:
             raise AttachmentNotInExport(f"{name!r} is not in this export")
+        self._count(info)
         with self._translated():
             return self._zip.open(info)
+
+    def _count(self, info: zipfile.ZipInfo) -> None:
+        if info.filename in self._attachments_opened:
+            return
+        if self._attachment_limit is None:
+            self._attachment_limit = default_attachment_limit()
+        total = self.attachment_bytes + info.file_size
+        if total > self._attachment_limit:
+            raise AttachmentsTooLarge(
+                f"the attachments would add up to {total:,} bytes with {info.filename!r}, "
+                f"more than the limit of {self._attachment_limit:,} bytes (by default half "
+                "the free disk space): free some space, or import the chat without its media"
+            )
+        self._attachments_opened.add(info.filename)
+        self.attachment_bytes = total
 
     def read_file(self, name: str) -> bytes:
         with self.open_file(name) as f, self._translated():

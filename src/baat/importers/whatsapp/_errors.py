@@ -7,6 +7,7 @@ whole family with one ``except``::
     ├── NotAChatExport          binary data, or text that is not UTF-8 / UTF-16
     ├── EmptyExport             nothing but whitespace, BOMs and direction marks
     ├── ExportTooLarge          the transcript is bigger than the caller's limit
+    │   └── AttachmentsTooLarge the attachments read add up to more than the limit
     ├── UnknownDialect          text, but no line carries a header we can read
     ├── NoChatInZip             a zip that holds no chat transcript
     ├── CorruptZip              a truncated or damaged zip (bad directory, CRC, deflate)
@@ -49,6 +50,11 @@ class EmptyExport(WhatsAppImportError):
 
 class ExportTooLarge(WhatsAppImportError):
     """The transcript is larger than the limit the caller set (guards against zip bombs)."""
+
+
+class AttachmentsTooLarge(ExportTooLarge):
+    """The attachments read from the zip would add up to more than the caller's limit
+    (by default half the free disk space): guards against zip bombs and full disks."""
 
 
 class UnknownDialect(WhatsAppImportError):

@@ -26,6 +26,8 @@ from baat.proto import DeviceBundleRecord, ErrorCode, OutgoingEnvelope, Recipien
 from baat.server.delivery import SendRefused
 from baat.server.regions import wire
 from baat.server.regions.ids import new_account_id, region_of
+from baat.server.regions.nonces import SharedNonces
+from baat.server.regions.signing import SIGNATURE_HEADER, RegionSigner, RegionVerifier
 
 __all__ = ["RegionRefused", "RegionUnavailable", "Regions", "new_account_id", "region_of"]
 
@@ -45,26 +47,37 @@ class RegionRefused(Exception):
 
 
 class Regions:
-    """This node's view of the other regions: ``peers`` maps region id to base URL."""
+    """This node's view of the other regions: ``peers`` maps region id to base URL and
+    ``peer_keys`` region id to its public key; ``signer`` holds this region's private key
+    (``baat.server.regions.signing``)."""
 
     def __init__(
         self,
         local: str,
         peers: Mapping[str, str],
-        secret: str | None,
+        signer: RegionSigner | None,
+        peer_keys: Mapping[str, bytes],
         gate: RegionGate,
         *,
         timeout: float = 10.0,
+        nonces: SharedNonces | None = None,
     ) -> None:
-        if peers and not secret:
-            raise ValueError("linking regions needs a shared region secret (BAAT_REGION_SECRET)")
+        if peers and signer is None:
+            raise ValueError("linking regions needs this region's key (--region-key-file)")
+        if set(peers) != set(peer_keys):
+            raise ValueError(
+                "every linked region needs its public key (--peer-key), and only those"
+            )
         if local in peers:
             raise ValueError(f"region {local!r} cannot be its own peer")
         for region in (local, *peers):
             new_account_id(region)  # validates the id's shape
         self.local = local
         self.peers = {r: url.rstrip("/") for r, url in peers.items()}
-        self.secret = secret or ""
+        self.signer = signer
+        self.verifier = RegionVerifier(local, peer_keys)
+        # With several nodes (a Redis bus), the nonces seen are shared between them.
+        self.nonces = nonces
         self.gate = gate
         self.timeout = timeout
         self._http: httpx.AsyncClient | None = None
@@ -85,17 +98,15 @@ class Regions:
         if self.peers and self._http is None:
             self._http = httpx.AsyncClient(
                 timeout=self.timeout,
-                headers={
-                    "authorization": f"{wire.AUTH_SCHEME} {self.secret}",
-                    wire.REGION_HEADER: self.local,
-                    "content-type": wire.MEDIA_TYPE,
-                },
+                headers={"content-type": wire.MEDIA_TYPE},
             )
 
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
             self._http = None
+        if self.nonces is not None:
+            await self.nonces.close()
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -105,10 +116,15 @@ class Regions:
         base = self.peers.get(region)
         if base is None or self._http is None:
             raise RegionRefused(ErrorCode.UNKNOWN_ACCOUNT, f"region {region!r} is not linked here")
+        headers = {SIGNATURE_HEADER: self._sign(region, method, path, body or b"")}
         try:
-            return await self._http.request(method, base + path, content=body)
+            return await self._http.request(method, base + path, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise RegionUnavailable(f"region {region!r} is unreachable: {exc}") from exc
+
+    def _sign(self, region: str, method: str, path: str, body: bytes, fetcher: str = "") -> str:
+        assert self.signer is not None
+        return self.signer.header(region, method, path, body, fetcher)
 
     @staticmethod
     def _refusal(region: str, r: httpx.Response) -> RegionRefused | RegionUnavailable:
@@ -175,12 +191,15 @@ class Regions:
         base = self.peers.get(region)
         if base is None or self._http is None:
             raise RegionUnavailable(f"region {region!r} is not linked here")
-        headers = {wire.FETCHER_HEADER: f"{fetcher[0]}.{fetcher[1]}"}
+        path = f"/v1/regions/blobs/{blob_id}"
+        who = f"{fetcher[0]}.{fetcher[1]}"
+        headers = {
+            wire.FETCHER_HEADER: who,
+            SIGNATURE_HEADER: self._sign(region, "GET", path, b"", who),
+        }
         if range_header:
             headers["range"] = range_header
-        request = self._http.build_request(
-            "GET", f"{base}/v1/regions/blobs/{blob_id}", headers=headers
-        )
+        request = self._http.build_request("GET", base + path, headers=headers)
         try:
             return await self._http.send(request, stream=True)
         except httpx.HTTPError as exc:

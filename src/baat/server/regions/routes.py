@@ -1,15 +1,15 @@
 """What a region serves to the other regions (``/v1/regions/...``).
 
-Only linked regions may call (the shared secret and a ``Baat-Region`` header naming a
-peer); each answer is about this region's own accounts only, and passes the transfer gate
-before any byte of it leaves.
+Only linked regions may call: each request is signed with the calling region's own key and
+the caller is the region whose key verifies (``baat.server.regions.signing``). Each answer
+is about this region's own accounts only, and passes the transfer gate before any byte of
+it leaves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -26,6 +26,7 @@ from baat.server.bundles import NoSuchDevice, claim_bundles, public_details
 from baat.server.delivery import SendRefused
 from baat.server.regions import wire
 from baat.server.regions.ids import region_of, region_of_blob
+from baat.server.regions.signing import SIGNATURE_HEADER, BadRegionSignature
 from baat.server.storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
@@ -56,17 +57,24 @@ def _state(request: Request) -> tuple[ServerState, Regions]:
     return state, state.regions
 
 
-def _caller(request: Request, regions: Regions) -> str:
-    """The calling region, once its secret checks out."""
-    auth = request.headers.get("authorization", "")
-    scheme, _, secret = auth.partition(" ")
-    if scheme != wire.AUTH_SCHEME or not hmac.compare_digest(
-        secret.encode(), regions.secret.encode()
-    ):
-        raise _Refused(401, "unauthorized", "missing or wrong region secret")
-    caller = request.headers.get(wire.REGION_HEADER, "")
-    if caller not in regions.peers:
-        raise _Refused(403, "unknown_region", f"region {caller!r} is not linked here")
+async def _caller(request: Request, regions: Regions) -> str:
+    """The calling region: the one whose key signed this very request (never a header the
+    caller chooses). The body is read here to check its digest; Starlette keeps it for
+    the handler."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    try:
+        caller, nonce = regions.verifier.verify(
+            request.headers.get(SIGNATURE_HEADER),
+            request.method,
+            target,
+            await request.body(),
+            request.headers.get(wire.FETCHER_HEADER, ""),
+        )
+    except BadRegionSignature as exc:
+        status = 403 if exc.code == "unknown_region" else 401
+        raise _Refused(status, exc.code, exc.message) from exc
+    if regions.nonces is not None and not await regions.nonces.first_time(caller, nonce):
+        raise _Refused(401, "replayed_request", "this request was already received")
     return caller
 
 
@@ -108,7 +116,7 @@ async def _body(request: Request, type_: type[T]) -> T:
 @_endpoint
 async def lookup(request: Request) -> Response:
     state, regions = _state(request)
-    caller = _caller(request, regions)
+    caller = await _caller(request, regions)
     try:
         name = normalize_username(request.path_params["username"])
     except RegistrationError as exc:
@@ -124,7 +132,7 @@ async def lookup(request: Request) -> Response:
 @_endpoint
 async def bundles(request: Request) -> Response:
     state, regions = _state(request)
-    caller = _caller(request, regions)
+    caller = await _caller(request, regions)
     req = await _body(request, wire.BundleRequest)
     if regions.home(req.account_id) is not None:
         raise _Refused(404, ErrorCode.UNKNOWN_ACCOUNT, "that account is not stored here")
@@ -139,7 +147,7 @@ async def bundles(request: Request) -> Response:
 @_endpoint
 async def send(request: Request) -> Response:
     state, regions = _state(request)
-    caller = _caller(request, regions)
+    caller = await _caller(request, regions)
     req = await _body(request, wire.RegionSend)
     if region_of(req.sender_account) != caller:
         raise _Refused(403, "unknown_region", "a region sends only for its own accounts")
@@ -157,7 +165,11 @@ async def send(request: Request) -> Response:
         )
     except SendRefused as exc:
         status = 409 if exc.code == ErrorCode.STALE_DEVICES else 503
-        if exc.code == ErrorCode.RATE_LIMITED:
+        if exc.code in (
+            ErrorCode.RATE_LIMITED,
+            ErrorCode.RECIPIENT_QUEUE_FULL,
+            ErrorCode.RECIPIENT_RATE_LIMITED,
+        ):
             status = 429
         raise _Refused(status, exc.code, exc.message, exc.retry_after_ms) from exc
     try:
@@ -176,7 +188,7 @@ async def blob(request: Request) -> Response:
     from baat.server.blobs import blob_store, send_blob
 
     state, regions = _state(request)
-    caller = _caller(request, regions)
+    caller = await _caller(request, regions)
     account, _, device = request.headers.get(wire.FETCHER_HEADER, "").rpartition(".")
     if region_of(account) != caller or not device.isdigit():
         raise _Refused(403, "unknown_region", "a region fetches only for its own devices")

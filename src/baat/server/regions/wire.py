@@ -1,9 +1,9 @@
 """Requests between regional deployments (docs/PROTOCOL.md, "Between regions").
 
-MessagePack bodies over HTTP, one request per send, bundle fetch or lookup. Each carries the
-sending region in the ``Baat-Region`` header and the operator's shared secret in
-``Authorization: BaatRegion <secret>``; the receiving region serves only its own accounts and
-accepts sends only on behalf of the sending region's accounts.
+MessagePack bodies over HTTP, one request per send, bundle fetch or lookup. Each is signed
+with the sending region's own key (``Baat-Signature``, see ``signing``); the receiving region
+knows the caller from that key, serves only its own accounts and accepts sends only on
+behalf of the calling region's accounts.
 """
 
 from __future__ import annotations
@@ -14,10 +14,8 @@ import msgspec
 
 from baat.proto import DeviceBundleRecord, OutgoingEnvelope, RecipientResult
 
-REGION_HEADER = "baat-region"
 # The device of the calling region a blob is fetched for: "<account>.<device>".
 FETCHER_HEADER = "baat-fetcher"
-AUTH_SCHEME = "BaatRegion"
 MEDIA_TYPE = "application/vnd.baat.region+msgpack"
 
 T = TypeVar("T")

@@ -72,6 +72,16 @@ MIGRATIONS: list[Migration] = [
         5, "storage regions: daily counts of transfers between regions", ["region_transfers"]
     ),
     Migration(8, "consent ledger: the signed chain head", ["ledger_head"]),
+    Migration(
+        11,
+        "one-time registration invites; blobs by uploader for the blob quota",
+        ["registration_invites"],
+        {
+            "*": lambda conn: conn.execute(
+                text("CREATE INDEX IF NOT EXISTS blobs_by_uploader ON blobs (uploader_account)")
+            ).close()
+        },
+    ),
 ]
 
 

@@ -159,6 +159,8 @@ blobs = Table(
     # Seconds since the epoch; the blob is deleted then even if nobody fetched it.
     Column("expires_at", BigInteger, nullable=False, info=_inv("blob.expires_at")),
     Index("blobs_by_expiry", "expires_at"),
+    # The per-account blob quota counts an account's blobs (baat.server.quotas).
+    Index("blobs_by_uploader", "uploader_account"),
 )
 
 # Ciphertext bytes when the database is PostgreSQL (several nodes share it); with SQLite
@@ -190,4 +192,13 @@ device_lists = Table(
     Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
     Column("version", BigInteger, nullable=False, info=_inv("account.device_list")),
     Column("signed_list", LargeBinary, nullable=False, info=_inv("account.device_list")),
+)
+
+# One-time registration invites for ``baat serve --registration invite``: SHA-256 of the
+# code (``baat admin invite`` shows the code once), deleted when used or expired.
+registration_invites = Table(
+    "registration_invites",
+    metadata,
+    Column("code_hash", LargeBinary(32), primary_key=True, info=_inv("server.invite")),
+    Column("expires_at", BigInteger, nullable=False, info=_inv("server.invite")),
 )

@@ -1,0 +1,99 @@
+"""``baat serve`` options for quotas and for the keys of linked regions.
+
+Each quota is a ``ServerConfig`` field of the same name (docs/PROTOCOL.md, "Quotas").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+MIB = 1024 * 1024
+
+# (option, default, type, help): the option's name with dashes is the config field's.
+QUOTAS: tuple[tuple[str, Any, type, str], ...] = (
+    (
+        "--max-queued-envelopes",
+        10_000,
+        int,
+        "Envelopes queued for one offline device; past it senders get the retryable "
+        "'recipient_queue_full' and keep the message in their outbox.",
+    ),
+    (
+        "--max-queued-bytes",
+        256 * MIB,
+        int,
+        "Ciphertext bytes queued for one offline device (same error).",
+    ),
+    (
+        "--recipient-envelopes-per-second",
+        50.0,
+        float,
+        "Envelopes one account may send to one device per second (bursts of ten times "
+        "that); past it the retryable 'recipient_rate_limited'.",
+    ),
+    (
+        "--max-blobs-per-account",
+        1000,
+        int,
+        "Attachment blobs one account may have stored at once ('blob_quota_exceeded').",
+    ),
+    (
+        "--max-blob-bytes-per-account",
+        2048 * MIB,
+        int,
+        "Attachment bytes one account may have stored at once ('blob_quota_exceeded').",
+    ),
+)
+
+
+def quota_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    for name, default, kind, text in reversed(QUOTAS):
+        f = click.option(name, default=default, show_default=True, type=kind, help=text)(f)
+    return f
+
+
+def region_keys(
+    linked: dict[str, str], key_file: Path | None, values: tuple[str, ...]
+) -> tuple[str | None, dict[str, bytes]]:
+    """This region's private key text and the linked regions' public keys.
+
+    Raises:
+        click.BadParameter: a key is missing, malformed or names an unlinked region.
+    """
+    from baat.server.regions.signing import decode_public_key, load_private_key
+
+    private = None
+    if key_file is not None:
+        private = key_file.read_text().strip()
+        try:
+            load_private_key(private)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--region-key-file") from exc
+    keys: dict[str, bytes] = {}
+    for value in values:
+        region, sep, text = value.partition("=")
+        if not sep or region not in linked:
+            raise click.BadParameter(
+                f"use REGION=PUBLIC_KEY for a region given with --peer (got {value!r})",
+                param_hint="--peer-key",
+            )
+        try:
+            keys[region] = decode_public_key(text)
+        except ValueError as exc:
+            raise click.BadParameter(f"{region}: {exc}", param_hint="--peer-key") from exc
+    if linked and private is None:
+        raise click.BadParameter(
+            "linking regions needs this region's key: --region-key-file "
+            "(make one with 'baat admin region-key')",
+            param_hint="--peer",
+        )
+    missing = sorted(set(linked) - set(keys))
+    if missing:
+        raise click.BadParameter(
+            f"no public key for linked region(s) {', '.join(missing)}", param_hint="--peer-key"
+        )
+    return private, keys

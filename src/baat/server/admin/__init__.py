@@ -1,0 +1,1 @@
+"""Operator tasks that run beside a server: backups."""
