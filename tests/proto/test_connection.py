@@ -216,7 +216,7 @@ client_frames = st.one_of(
         Send,
         names,
         st.lists(
-            st.builds(OutgoingEnvelope, names, st.integers(0, 2**31), small_bytes),
+            st.builds(OutgoingEnvelope, names, st.integers(0, 2**31 - 1), small_bytes),
             min_size=1,
             max_size=4,
         ),

@@ -9,6 +9,8 @@ from typing import Any
 import click
 
 from baat import __version__
+from baat.cli._limits import OPTIONS as TRANSPORT_OPTIONS
+from baat.cli._limits import settings_kwargs, transport_options
 from baat.cli._serve_options import quota_options
 from baat.cli._serve_options import region_keys as _region_keys
 
@@ -200,6 +202,7 @@ def root() -> None:
     help="auto: apply pending schema migrations at start; off: refuse a database that "
     "needs them (run `baat admin migrate`). A newer schema is always refused.",
 )
+@transport_options
 def serve(
     data_dir: Path,
     db: str | None,
@@ -231,6 +234,7 @@ def serve(
     from baat.server.config import ServerConfig
     from baat.server.main import serve as run
     from baat.server.storage.sql import engine_url
+    from baat.server.transport import TransportSettings
 
     if bus is not None and not bus.startswith(("redis://", "rediss://", "unix://")):
         raise click.BadParameter("use redis://HOST:PORT/DB", param_hint="--bus")
@@ -274,6 +278,10 @@ def serve(
             support_url=support_url,
             unserved_jurisdictions=unserved_jurisdictions,
             peers=linked,
+            # Both option groups arrive in **quotas: the transport's are taken out here.
+            transport=TransportSettings(
+                **settings_kwargs({n: quotas.pop(n) for n, *_ in TRANSPORT_OPTIONS})
+            ),
             region_key=region_key,
             peer_keys=keys,
             migrate=migrate == "auto",

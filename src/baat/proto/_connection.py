@@ -58,6 +58,7 @@ from baat.proto._frames import (
     decode_client,
     decode_server,
     encode,
+    peek,
 )
 
 
@@ -139,18 +140,25 @@ _CLIENT_TAGS = frozenset(
 
 
 def _unknown_tag(data: bytes) -> bool:
-    """True when ``data`` is a well-formed frame array whose tag no client frame uses."""
-    try:
-        raw = msgspec.msgpack.decode(data)
-    except (msgspec.DecodeError, ValueError):  # ValueError: invalid UTF-8 in a string
-        return False
-    return (
-        isinstance(raw, list)
-        and bool(raw)
-        and isinstance(raw[0], int)
-        and not isinstance(raw[0], bool)
-        and raw[0] not in _CLIENT_TAGS
-    )
+    """True when ``data`` starts like a frame array whose tag no client frame uses (read
+    from the first bytes only: the rest may be anything, nested arbitrarily deep)."""
+    tag, _ = peek(data)
+    return tag is not None and tag not in _CLIENT_TAGS
+
+
+def request_hint(data: bytes) -> tuple[int, str]:
+    """Best effort: the request id or message id of a refused frame, so that the peer can
+    match the error to what it sent."""
+    tag, second = peek(data)
+    if (
+        tag in (FetchBundle.__struct_config__.tag, UploadPrekeys.__struct_config__.tag)
+        and isinstance(second, int)
+        and 0 <= second < 2**63
+    ):
+        return second, ""
+    if tag == Send.__struct_config__.tag and isinstance(second, str):
+        return 0, second[:64]
+    return 0, ""
 
 
 def error_frame(exc: RemoteProtocolError | LocalProtocolError, request_id: int = 0) -> Error:
@@ -159,6 +167,9 @@ def error_frame(exc: RemoteProtocolError | LocalProtocolError, request_id: int =
 
 class ServerConnection:
     """The server's view of one device connection."""
+
+    # One per connected device: slots keep an idle connection small (docs/PERFORMANCE.md).
+    __slots__ = ("_bucket", "account_id", "device_id", "limits", "nonce", "state")
 
     def __init__(self, nonce: bytes, now: float, limits: Limits | None = None) -> None:
         self.limits = limits or Limits()

@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     # The home region of an addressed account is unreachable; retry later (appended in
     # protocol version 1 with storage regions).
     REGION_UNAVAILABLE = "region_unavailable"
+    # The connection did not authenticate within the server's limit (issue 14 timeouts).
+    AUTH_TIMEOUT = "auth_timeout"
     # An upload would keep more one-time prekeys than the per-account cap (issue 13).
     TOO_MANY_PREKEYS = "too_many_prekeys"
     # Quotas (docs/PROTOCOL.md, "Quotas"); both are retryable: the sender keeps the message.
@@ -56,6 +58,7 @@ FATAL_CODES = frozenset(
         ErrorCode.UNEXPECTED_FRAME,
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.DEVICE_REMOVED,
+        ErrorCode.AUTH_TIMEOUT,
     }
 )
 

@@ -18,8 +18,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
-from starlette.types import Receive, Scope, Send
+from starlette.routing import BaseRoute, Route
 
 from baat.privacy import residency
 from baat.privacy.errors import PrivacyError
@@ -49,7 +48,6 @@ from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
-from baat.server.session import Session
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
 
@@ -206,14 +204,6 @@ async def lookup_account(request: Request) -> Response:
     return error("unknown_account", f"no user named {name!r}", 404)
 
 
-class WebSocketEndpoint:
-    """The WebSocket route as a bare ASGI app (an instance, so that Starlette does not wrap
-    it): the session speaks ASGI messages itself."""
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await Session(receive, send, scope["app"].state.server).run()
-
-
 async def _storage_error_handler(request: Request, exc: Exception) -> Response:
     return error("storage_unavailable", f"storage unavailable, retry: {exc}", 503)
 
@@ -265,7 +255,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *health_routes(),
         Route("/v1/accounts", create_account, methods=["POST"]),
         Route("/v1/accounts/{username}", lookup_account),
-        WebSocketRoute("/v1/ws", WebSocketEndpoint()),
+        # /v1/ws is not an ASGI route: baat.server.transport takes the upgrade itself.
         *privacy_routes(),
         *blob_routes(),
         *device_routes(),

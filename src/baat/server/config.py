@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baat.proto import Limits
+from baat.server.transport.guard import TransportSettings
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,8 @@ class ServerConfig:
     # Apply pending schema migrations at start (False: refuse a database that is behind;
     # ``baat admin migrate`` applies them). Never applied to a newer schema (docs/UPGRADE.md).
     migrate: bool = True
+    # Timeouts, connection caps and body limits (docs/DEPLOY.md, "Limits").
+    transport: TransportSettings = field(default_factory=TransportSettings)
 
     @property
     def db_url(self) -> str:

@@ -315,6 +315,10 @@ class Router:
             if outlet is not None:
                 outlet.close_removed()
 
+    def knows_devices(self, account_id: str) -> bool:
+        """True when the account's device list is cached (a send to it needs no storage)."""
+        return account_id in self._devices
+
     async def _device_ids(self, account_id: str) -> frozenset[int]:
         ids = self._devices.get(account_id)
         if ids is None:

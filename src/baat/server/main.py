@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 
@@ -9,6 +10,13 @@ import uvicorn
 
 from baat.server.app import create_app
 from baat.server.config import ServerConfig
+from baat.server.transport import (
+    BodyLimit,
+    ConnectionGuard,
+    GuardedHttpProtocol,
+    Hub,
+    WebSocketProtocol,
+)
 
 
 def serve(config: ServerConfig) -> None:
@@ -17,7 +25,18 @@ def serve(config: ServerConfig) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _check_schema(config)
-    app = create_app(config)
+    inner = create_app(config)
+    settings = config.transport
+    # Region calls carry forwarded sends: room for a few maximal frames.
+    app = BodyLimit(inner, settings.max_json_body, max(settings.max_json_body, 8 * 1024 * 1024))
+    hub = Hub(
+        settings,
+        ConnectionGuard(settings),
+        lambda: getattr(inner.state, "server", None),
+        # Frames between the protocol's limit and this one get a typed error from the
+        # protocol layer; only absurd ones are cut by the codec (close code 1009).
+        max_message=config.limits.max_frame_bytes * 4,
+    )
     try:
         import uvloop  # noqa: F401
 
@@ -29,16 +48,12 @@ def serve(config: ServerConfig) -> None:
         host=config.host,
         port=config.port,
         loop=loop,
-        http="httptools",
-        ws="websockets-sansio",
-        # Frames between the protocol's limit and this one get a typed error from the
-        # protocol layer; only absurd ones are cut by the transport (close code 1009).
-        ws_max_size=config.limits.max_frame_bytes * 4,
-        # Envelopes are ciphertext: compression gains nothing and costs ~38 KiB of memory
-        # per connection and CPU per frame (bench/route.py, docs/PERFORMANCE.md).
-        ws_per_message_deflate=False,
-        ws_ping_interval=30.0,
-        ws_ping_timeout=30.0,
+        # uvicorn parses HTTP; the upgrade to /v1/ws is taken over by GuardedHttpProtocol,
+        # which hands the socket to WebSocketProtocol (never instantiated by uvicorn, but
+        # naming it makes uvicorn pass upgrades on). docs/ARCHITECTURE.md says why.
+        http=functools.partial(GuardedHttpProtocol, hub=hub),  # type: ignore[arg-type]
+        ws=WebSocketProtocol,
+        timeout_keep_alive=int(settings.keep_alive_timeout) or 1,
         lifespan="on",
         log_level="warning",
         access_log=False,

@@ -1,8 +1,10 @@
-"""One device's WebSocket session: the only code that touches the socket.
+"""One device's WebSocket session: the frame handlers, without any socket code.
 
-Bytes from the socket go to ``proto.ServerConnection``; the frames it returns go to the
-handlers below; everything written goes through one queue drained by one task, so a slow
-reader costs memory up to ``MAX_QUEUED`` frames and then back-pressure on the drain.
+The transport (``baat.server.transport.ws``, an ``asyncio.Protocol``) owns the socket and
+the RFC 6455 codec; it hands every whole binary message to ``Session.receive`` and writes
+what the session pushes straight to the socket. Messages of one connection are handled one
+at a time, in order: the transport holds the next ones (and stops reading) while a handler
+waits for storage. Back-pressure comes from the socket (``pause_writing``), not a queue.
 """
 
 from __future__ import annotations
@@ -12,15 +14,12 @@ import contextlib
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from starlette.types import Receive as AsgiReceive
-from starlette.types import Send as AsgiSend
 
 from baat.crypto import (
     PREKEY_KIND_CURVE_ONE_TIME,
@@ -52,6 +51,7 @@ from baat.proto import (
     auth_message,
     encode,
     error_frame,
+    request_hint,
 )
 from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
 from baat.server.delivery import DeviceKey, SendRefused
@@ -63,7 +63,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("baat.session")
 
-MAX_QUEUED = 1024
 CURVE_KEY_BYTES = 32
 KEM_KEY_BYTES = frozenset({1184, 1568})  # ML-KEM-768 and ML-KEM-1024 encapsulation keys
 _SIGNED_KINDS = (PREKEY_KIND_CURVE_SIGNED, PREKEY_KIND_KEM_LAST_RESORT)
@@ -74,36 +73,42 @@ CLOSE_TOO_BIG = 1009
 CLOSE_GOING_AWAY = 1001
 
 
-class Session:
-    """Speaks ASGI's WebSocket messages directly (no framework wrapper on the hot path:
-    bench/route.py measured the wrapper and a queue per frame as a large share of the
-    server's time per envelope)."""
+class Link(Protocol):
+    """What the session needs from its transport."""
 
-    def __init__(self, receive: AsgiReceive, send: AsgiSend, state: ServerState) -> None:
-        self._asgi_receive = receive
-        self._asgi_send = send
+    def write_message(self, data: bytes) -> None: ...
+
+    async def wait_writable(self) -> None: ...
+
+    def close(self, code: int) -> None: ...
+
+    def authenticated(self) -> None: ...
+
+    @property
+    def peer(self) -> str: ...
+
+
+class Session:
+    """One connection's protocol state and handlers; the router's ``Outlet``."""
+
+    __slots__ = ("_closed", "_tasks", "conn", "key", "link", "state")
+
+    def __init__(self, link: Link, state: ServerState) -> None:
+        self.link = link
         self.state = state
         self.conn = ServerConnection(os.urandom(32), time.monotonic(), state.config.limits)
         self.key: DeviceKey = ("", 0)
-        self._out: deque[bytes] = deque()
-        self._wake = asyncio.Event()
-        self._writable = asyncio.Event()
-        self._writable.set()
         self._closed = False
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[object]] | None = None
 
     # -- Outlet --------------------------------------------------------------------------
 
     def push(self, data: bytes) -> None:
-        if self._closed:
-            return
-        self._out.append(data)
-        self._wake.set()
-        if len(self._out) >= MAX_QUEUED:
-            self._writable.clear()
+        if not self._closed:
+            self.link.write_message(data)
 
     async def wait_writable(self) -> None:
-        await self._writable.wait()
+        await self.link.wait_writable()
 
     def close_removed(self) -> None:
         """The device was removed from its account: it stops receiving at once."""
@@ -123,89 +128,64 @@ class Session:
         self.push(encode(Error(code="superseded", message="another connection took over")))
         self._close_soon()
 
-    # -- the loop ------------------------------------------------------------------------
+    # -- lifecycle (called by the transport) ---------------------------------------------
 
-    async def run(self) -> None:
-        first = await self._asgi_receive()
-        if first["type"] != "websocket.connect":
-            return
-        await self._asgi_send({"type": "websocket.accept"})
-        writer = asyncio.create_task(self._write_loop())
+    def start(self) -> None:
         self.push(self.conn.challenge())
-        try:
-            while not self._closed:
-                message = await self._asgi_receive()
-                if message["type"] != "websocket.receive":
-                    break  # websocket.disconnect
-                data = message.get("bytes")
-                if data is None:
-                    self.push(
-                        encode(
-                            Error(
-                                code=ErrorCode.MALFORMED_FRAME,
-                                message="text messages are not part of this protocol",
-                                fatal=True,
-                            )
-                        )
-                    )
-                    self._close_soon(CLOSE_POLICY)
-                    break
-                await self._receive(data)
-        except Exception:
-            log.exception("session of %s/%s failed", *self.key)
-            raise
-        finally:
-            log.debug("session of %s/%s ended (close code %s)", *self.key, self._close_code)
-            self._closed = True
-            if self.conn.account_id is not None:
-                self.state.router.detach(self)
-            self._wake.set()
-            with contextlib.suppress(Exception):
-                await writer
-            for task in list(self._tasks):
-                task.cancel()
 
-    async def _write_loop(self) -> None:
-        out = self._out
-        send = self._asgi_send
-        try:
-            while True:
-                while out:
-                    await send({"type": "websocket.send", "bytes": out.popleft()})
-                    if len(out) < MAX_QUEUED // 2:
-                        self._writable.set()
-                if self._closed:
-                    break
-                self._wake.clear()
-                await self._wake.wait()
-        except Exception as exc:  # the peer went away mid-write
-            log.debug("write to %s/%s failed: %r", *self.key, exc)
-            self._closed = True
-        finally:
-            self._writable.set()
-            with contextlib.suppress(Exception):
-                await send({"type": "websocket.close", "code": self._close_code or 1000})
+    def refuse(self, code: ErrorCode, message: str, close_code: int = CLOSE_POLICY) -> None:
+        """A fatal error decided by the transport (text message, timeout, slow reader)."""
+        log.info("%s refused: %s (%s)", self._who(), code, message)
+        self.push(encode(Error(code=code, message=message, fatal=True)))
+        self._close_soon(close_code)
 
-    _close_code: int | None = None
+    def closed(self) -> None:
+        """The socket is gone: stop routing to this session."""
+        if self._closed and self.conn.account_id is None:
+            return
+        self._closed = True
+        if self.conn.account_id is not None:
+            self.state.router.detach(self)
+            self.conn.account_id = None
+        for task in list(self._tasks or ()):
+            task.cancel()
 
     def _close_soon(self, code: int = CLOSE_POLICY) -> None:
         # Whatever was pushed before (the error frame saying why) still goes out first.
-        self._close_code = code
-        self._closed = True
-        self._wake.set()
+        if not self._closed:
+            self._closed = True
+            self.link.close(code)
 
     def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
+        if self._tasks is None:
+            self._tasks = set()
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _who(self) -> str:
+        if self.key[0]:
+            return f"{self.key[0]}/{self.key[1]}"
+        return f"unauthenticated {self.link.peer}"
+
     # -- frames --------------------------------------------------------------------------
 
-    async def _receive(self, data: bytes) -> None:
+    def receive(self, data: bytes) -> tuple[Coroutine[Any, Any, None] | None, bool]:
+        """Handle one whole binary message.
+
+        Returns ``(None, _)`` when it was handled at once (``Ack``, ``Ping``, a refused
+        frame), else the coroutine that handles it and whether that coroutine may be
+        started outside a task: true only for a ``Send`` whose recipients' device lists are
+        cached, which then completes without touching storage (the hot path).
+        """
+        if self._closed:
+            return None, False
         try:
             frame = self.conn.receive(data, time.monotonic())
         except RemoteProtocolError as exc:
-            request_id, message_id = _request_hint(data)
+            # One line per refused frame; never a traceback for what a client sent.
+            log.info("%s sent a refused frame: %s", self._who(), exc)
+            request_id, message_id = request_hint(data)
             err = error_frame(exc, request_id)
             if message_id:
                 err = msgspec.structs.replace(err, message_id=message_id)
@@ -213,14 +193,23 @@ class Session:
             if exc.fatal:
                 code = CLOSE_TOO_BIG if exc.code == ErrorCode.FRAME_TOO_LARGE else CLOSE_POLICY
                 self._close_soon(code)
-            return
+            return None, False
+        if isinstance(frame, Ack):
+            self.state.router.ack(self.key, frame.guids)
+            return None, False
+        if isinstance(frame, Ping):
+            self.push(encode(Pong(nonce=frame.nonce)))
+            return None, False
+        eager = isinstance(frame, Send) and self.state.regions is None
+        if eager:
+            known = self.state.router.knows_devices
+            eager = all(known(env.recipient_account) for env in frame.envelopes)  # type: ignore[union-attr]
+        return self._handle(frame), eager
+
+    async def _handle(self, frame: Send | Authenticate | FetchBundle | UploadPrekeys) -> None:
         try:
             if isinstance(frame, Send):
                 await self._on_send(frame)
-            elif isinstance(frame, Ack):
-                self.state.router.ack(self.key, frame.guids)
-            elif isinstance(frame, Ping):
-                self.push(encode(Pong(nonce=frame.nonce)))
             elif isinstance(frame, Authenticate):
                 await self._on_authenticate(frame)
             elif isinstance(frame, FetchBundle):
@@ -256,10 +245,14 @@ class Session:
             self.push(self.conn.reject("signature does not verify"))
             self._close_soon()
             return
+        if self._closed:  # the socket went away while the device was looked up
+            return
         self.key = (frame.account_id, frame.device_id)
         self.push(self.conn.accept(frame.account_id, frame.device_id))
+        self.link.authenticated()
         await self.state.touch(frame.account_id)
-        self._spawn(self._attach())
+        if not self._closed:
+            self._spawn(self._attach())
 
     async def _attach(self) -> None:
         try:
@@ -379,19 +372,3 @@ def _check_prekey(identity_key: bytes, rec: PrekeyRecord, kinds: tuple[int, ...]
         except InvalidPrekeySignature as exc:
             raise ValueError(f"prekey {rec.key_id} (kind {rec.kind}): {exc}") from exc
     return Prekey(rec.kind, rec.key_id, rec.public_key, rec.signature)
-
-
-def _request_hint(data: bytes) -> tuple[int, str]:
-    """Best effort: the request id or message id of a refused frame, so that the client can
-    match the error to what it sent."""
-    try:
-        raw = msgspec.msgpack.decode(data)
-    except (msgspec.DecodeError, ValueError):
-        return 0, ""
-    if not isinstance(raw, list) or len(raw) < 2:
-        return 0, ""
-    if raw[0] in (4, 5) and isinstance(raw[1], int):
-        return raw[1], ""
-    if raw[0] == 2 and isinstance(raw[1], str):
-        return 0, raw[1][:64]
-    return 0, ""
