@@ -156,6 +156,27 @@ class SendQuotas:
             and usage[1] + adding[1] <= self.max_queued_bytes
         )
 
+    def answers_from_memory(
+        self, envelopes: Sequence[OutgoingEnvelope], online: Container[DeviceKey]
+    ) -> bool:
+        """True when ``check`` for these envelopes needs no database read: every offline
+        recipient device's queue size is cached, fresh, and leaves room. The socket path
+        runs such a send without a task (docs/ARCHITECTURE.md, "The socket path"), where
+        the database must not be touched."""
+        now = self.clock()
+        added: dict[DeviceKey, tuple[int, int]] = {}
+        for env in envelopes:
+            key = (env.recipient_account, env.recipient_device)
+            n, size = added.get(key, (0, 0))
+            added[key] = (n + 1, size + len(env.content))
+        for device, adding in added.items():
+            if device in online:
+                continue
+            usage = self._usage.get(device)
+            if usage is None or now - usage[2] > USAGE_TTL_S or not self._fits(usage, adding):
+                return False
+        return True
+
     async def check(
         self,
         sender_account: str,

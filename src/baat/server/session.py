@@ -204,6 +204,12 @@ class Session:
         if eager:
             known = self.state.router.knows_devices
             eager = all(known(env.recipient_account) for env in frame.envelopes)  # type: ignore[union-attr]
+            quotas = self.state.router.quotas
+            # A quota that must read the queue's size from the database needs a task.
+            eager = eager and (
+                quotas is None
+                or quotas.answers_from_memory(frame.envelopes, self.state.router.online)  # type: ignore[union-attr]
+            )
         return self._handle(frame), eager
 
     async def _handle(self, frame: Send | Authenticate | FetchBundle | UploadPrekeys) -> None:
