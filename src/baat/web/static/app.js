@@ -161,7 +161,11 @@ function connectEvents() {
   };
 }
 
-const refreshList = debounce(() => chats.refreshList());
+// Events can arrive just before the account is deleted or the profile locked: a refresh
+// that fires after that would only meet a refusal.
+const refreshList = debounce(() => {
+  if (app.state === "ready") chats.refreshList();
+});
 
 function handle(event) {
   groups.onEvent(event);
