@@ -26,7 +26,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-SECRET_BYTES = 32  # 256 bits; the brief's floor is 128
+SECRET_BYTES = 32  # 256 bits, twice the 128-bit floor for a capability secret
 
 
 def new_secret() -> str:
