@@ -267,12 +267,16 @@ async function deleteAccount() {
     toast("The username did not match; nothing was deleted.", "error");
     return;
   }
+  // While the account goes, no view or list refresh may start: it would ask for a profile
+  // that is being deleted (route() and the list refresh run only in the "ready" state).
+  app.state = "leaving";
   try {
     await api("/api/account/delete", { method: "POST", body: { confirm: username } });
-    location.hash = "#/";
     await refreshState();
+    location.hash = "#/";
     toast("Your account was deleted. Baat forgot everything on this device too.");
   } catch (err) {
+    app.state = "ready";
     toast(`Not deleted: ${err.message}`, "error");
   }
 }
