@@ -133,8 +133,8 @@ def test_access_keys_come_from_the_profile_key_and_rotate_with_it() -> None:
 
 def test_profile_fields_open_only_with_the_profile_key_and_hide_the_length() -> None:
     pk = new_profile_key()
-    short = encrypt_profile_field(pk, "name", "Asha".encode())
-    longer = encrypt_profile_field(pk, "name", "Asha Ramachandran-Iyer".encode())
+    short = encrypt_profile_field(pk, "name", b"Asha")
+    longer = encrypt_profile_field(pk, "name", b"Asha Ramachandran-Iyer")
     assert len(short) == len(longer)
     assert decrypt_profile_field(pk, "name", short) == b"Asha"
     avatar = encrypt_profile_field(pk, "avatar", b"\x89PNG" + bytes(100))

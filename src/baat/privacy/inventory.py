@@ -191,6 +191,8 @@ _ACCOUNT_ID_COLUMNS = (
     "consent_subjects.account_id",
     "link_codes.account_id",
     "device_lists.account_id",
+    "delivery_access.account_id",
+    "profiles.account_id",
 )
 
 SERVER_ENTRIES: tuple[Entry, ...] = (
@@ -335,6 +337,31 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         ("service", "security"),
         ("baat", "baat-regions", "correspondents"),
         since=2,
+    ),
+    _server(
+        "account.delivery_access",
+        "Sealed-sender access",
+        "The SHA-256 of your delivery access key and whether you take sealed messages from "
+        "anyone. The key is derived from your profile key, which your device shares only "
+        "end to end with your contacts; presenting it lets them send you a message without "
+        "the server learning who sent it.",
+        ("delivery_access.verifier", "delivery_access.anyone"),
+        _CREDENTIAL,
+        ("service", "security"),
+        ("baat",),
+        since=8,
+    ),
+    _server(
+        "account.encrypted_profile",
+        "Encrypted profile",
+        "Your display name and avatar, encrypted on your device under your profile key; "
+        "the server stores only the ciphertext and cannot read them.",
+        ("profiles.version", "profiles.name", "profiles.avatar"),
+        Category("user.name", PD + "Name"),
+        ("service",),
+        ("baat", "correspondents"),
+        visible=False,
+        since=8,
     ),
     _server(
         "device.prekeys",
@@ -782,6 +809,15 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
         Category("user.account.settings", PD + "Preference"),
         required=False,
         source="you",
+    ),
+    _client(
+        "client.profile_keys",
+        "Profile keys",
+        "Your profile key, the profile keys your contacts shared with you end to end, and "
+        "this device's sender certificate: they open encrypted profiles and seal messages.",
+        _CREDENTIAL,
+        subjects=("user", "correspondent"),
+        since=8,
     ),
     _client(
         "client.credentials",

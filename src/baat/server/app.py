@@ -48,6 +48,8 @@ from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
+from baat.server.sealed import SealedGate, open_gate
+from baat.server.sealed import routes as sealed_routes
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
 
@@ -70,6 +72,8 @@ class ServerState:
     regions: Regions | None = None
     prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
     link_relay: LinkRelay = field(default_factory=LinkRelay)
+    # Sealed sender (server/sealed.py): certificates and the access check.
+    sealed: SealedGate | None = None
     _seen: dict[str, int] = field(default_factory=dict)
     admission: Admission = field(init=False)
 
@@ -234,6 +238,8 @@ def create_app(config: ServerConfig) -> Starlette:
         await router.start()
         state = ServerState(config, store, router, regions=regions)
         state.privacy = await _open_privacy(store, config)
+        state.sealed = open_gate(state)
+        app.state.sealed_keys = state.sealed.keys
         register_stores(state)
         app.state.server = state
         app.state.store = store
@@ -261,6 +267,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *device_routes(),
         *link_routes(),
         *region_routes(),
+        *sealed_routes(),
     ]
     return Starlette(
         routes=routes,

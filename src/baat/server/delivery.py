@@ -240,11 +240,12 @@ class Router:
         keep = [
             (a, d, m, x)
             for (a, d, m), x in self._recent.items()
-            if x >= now_ms and (regions is None or regions.home(a) is None)
+            if x >= now_ms and (not a or regions is None or regions.home(a) is None)
         ]
         # An account erased while the bus could not tell this node stays out of the table.
-        alive = await self.store.existing_accounts(a for a, _, _, _ in keep)
-        await self.store.save_recent_sends(r for r in keep if r[0] in alive)
+        # Sealed sends are remembered as ("", 0, message id): no sender to check.
+        alive = await self.store.existing_accounts(a for a, _, _, _ in keep if a)
+        await self.store.save_recent_sends(r for r in keep if not r[0] or r[0] in alive)
 
     def forget_devices(self, account_id: str) -> None:
         """Drop the cached device list of an account (a device was added or removed)."""
@@ -335,8 +336,13 @@ class Router:
         message_id: str,
         envelopes: list[OutgoingEnvelope],
         callback: Callable[[SendResult], None],
+        *,
+        rate_key: str | None = None,
     ) -> None:
         """Accept one send; ``callback`` receives its ``SendResult`` when final.
+
+        A sealed send has the sender ``("", 0)`` and a ``rate_key`` (server/sealed.py): its
+        rate and quotas are counted under that key, never under a sender.
 
         Raises:
             SendRefused: rate limit or shutdown; the send was not accepted at all.
@@ -363,16 +369,18 @@ class Router:
                 )
             )
             return
-        bucket = self._buckets.get(sender[0])
         now = self.clock()
-        if bucket is None:
-            bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
-            self._buckets[sender[0]] = bucket
-        wait = bucket.take(now, len(envelopes))
-        if wait:
-            raise SendRefused(
-                ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
-            )
+        if rate_key is None:
+            # A sealed send was rated by its access key and connection already.
+            bucket = self._buckets.get(sender[0])
+            if bucket is None:
+                bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
+                self._buckets[sender[0]] = bucket
+            wait = bucket.take(now, len(envelopes))
+            if wait:
+                raise SendRefused(
+                    ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
+                )
         results: list[RecipientResult | None] = [None] * len(envelopes)
         # Envelopes for accounts stored in another region, by region (index into envelopes).
         elsewhere: dict[str, list[int]] = {}
@@ -406,7 +414,7 @@ class Router:
                     env.recipient_account, env.recipient_device, "unknown_account"
                 )
         if self.quotas is not None:
-            await self._check_quotas(sender[0], envelopes, addressed, unknown)
+            await self._check_quotas(rate_key or sender[0], envelopes, addressed, unknown)
         if elsewhere:
             # Local checks passed (nothing is accepted yet); the other regions accept theirs
             # before any local envelope is, so that a refusal there refuses the whole send.

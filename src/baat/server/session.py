@@ -37,16 +37,19 @@ from baat.proto import (
     ErrorCode,
     FetchBundle,
     LocalProtocolError,
+    OutgoingEnvelope,
     Ping,
     Pong,
     PrekeyRecord,
     PrekeysLow,
     PrekeyStatus,
     RemoteProtocolError,
+    SealedSend,
     Send,
     SendResult,
     ServerConnection,
     ServerFrame,
+    TokenBucket,
     UploadPrekeys,
     auth_message,
     encode,
@@ -56,6 +59,7 @@ from baat.proto import (
 from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
 from baat.server.delivery import DeviceKey, SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
+from baat.server.sealed import sealed_send
 from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
 
 if TYPE_CHECKING:
@@ -91,7 +95,7 @@ class Link(Protocol):
 class Session:
     """One connection's protocol state and handlers; the router's ``Outlet``."""
 
-    __slots__ = ("_closed", "_tasks", "conn", "key", "link", "state")
+    __slots__ = ("_closed", "_sealed_bucket", "_tasks", "conn", "key", "link", "state")
 
     def __init__(self, link: Link, state: ServerState) -> None:
         self.link = link
@@ -100,6 +104,8 @@ class Session:
         self.key: DeviceKey = ("", 0)
         self._closed = False
         self._tasks: set[asyncio.Task[object]] | None = None
+        # The sealed-send rate of this connection (server/sealed.py), made on first use.
+        self._sealed_bucket: TokenBucket | None = None
 
     # -- Outlet --------------------------------------------------------------------------
 
@@ -200,6 +206,8 @@ class Session:
         if isinstance(frame, Ping):
             self.push(encode(Pong(nonce=frame.nonce)))
             return None, False
+        if isinstance(frame, SealedSend):
+            return self._on_sealed_send(frame), self._sealed_eager(frame)
         eager = isinstance(frame, Send) and self.state.regions is None
         if eager:
             known = self.state.router.knows_devices
@@ -288,6 +296,51 @@ class Session:
                     message_id=frame.message_id,
                 )
             )
+
+    def _sealed_eager(self, frame: SealedSend) -> bool:
+        """As for ``Send``: a sealed send checked from memory runs without a task."""
+        gate, router = self.state.sealed, self.state.router
+        return (
+            gate is not None
+            and self.state.regions is None
+            and gate.cached(frame.recipient_account)
+            and router.knows_devices(frame.recipient_account)
+            and (
+                router.quotas is None
+                or router.quotas.answers_from_memory(
+                    [
+                        OutgoingEnvelope(frame.recipient_account, e.recipient_device, e.content)
+                        for e in frame.envelopes
+                    ],
+                    router.online,
+                )
+            )
+        )
+
+    async def _on_sealed_send(self, frame: SealedSend) -> None:
+        # Nothing here names this connection's account: a sealed send may come from a
+        # connection that never authenticated, and one that did is not asked who it is.
+        if self._sealed_bucket is None:
+            self._sealed_bucket = TokenBucket(
+                self.state.config.envelopes_per_second,
+                self.state.config.envelope_burst,
+                time.monotonic(),
+            )
+
+        def reply(code: ErrorCode, message: str, retry_after_ms: int) -> None:
+            self._reply(
+                Error(
+                    code=code,
+                    message=f"{message} (message {frame.message_id})",
+                    retry_after_ms=retry_after_ms,
+                    message_id=frame.message_id,
+                )
+            )
+
+        try:
+            await sealed_send(self.state, frame, self._sealed_bucket, reply, self._send_result)
+        except StorageUnavailable as exc:
+            reply(ErrorCode.STORAGE_UNAVAILABLE, f"storage unavailable, retry: {exc}", 1000)
 
     def _send_result(self, result: SendResult) -> None:
         if not self._closed:

@@ -513,8 +513,10 @@ class SqlStore:
                         "guid": e.guid,
                         "recipient_account": e.recipient_account,
                         "recipient_device": e.recipient_device,
-                        "sender_account": e.sender_account,
-                        "sender_device": e.sender_device,
+                        # A sealed envelope ("" sender) stores NULL: the column is absent
+                        # for it in every sense that a copy of the database can show.
+                        "sender_account": e.sender_account or None,
+                        "sender_device": e.sender_device if e.sender_account else None,
                         "message_id": e.message_id,
                         "content": e.content,
                         "stored_at": e.stored_at,
@@ -550,7 +552,7 @@ class SqlStore:
                 .order_by(e.c.seq)
                 .limit(limit)
             )
-            return [QueuedEnvelope(**r._mapping) for r in rows]
+            return [_queued(r._mapping) for r in rows]
 
     async def delete_envelopes(
         self, account_id: str, device_id: int, guids: Iterable[bytes]
@@ -604,6 +606,14 @@ class SqlStore:
             out = [(x.sender_account, x.sender_device, x.message_id, x.expires_at) for x in rows]
             await conn.execute(delete(r))
             return out
+
+
+def _queued(row: Any) -> QueuedEnvelope:
+    """A stored envelope; a sealed one (NULL sender) reads as sender ``("", 0)``."""
+    fields = dict(row)
+    fields["sender_account"] = fields["sender_account"] or ""
+    fields["sender_device"] = fields["sender_device"] or 0
+    return QueuedEnvelope(**fields)
 
 
 def _fields(obj: Any) -> dict[str, Any]:
