@@ -243,17 +243,22 @@ class CertificateValidator:
             raise InvalidCertificate("server certificate expired", claimed)
         return cert
 
-    def _verify(self, cert: SenderCertificate) -> None:
-        claimed = (cert.account_id, cert.device_id)
-        server = cert.server
+    def vouches(self, server: ServerCertificate) -> bool:
+        """True when a pinned root signed this server certificate (a root rotation is
+        accepted only through one, docs/CRYPTO.md §18.1)."""
         message = _server_cert_message(server.key_id, server.key, server.not_after_ms)
         for root in self.roots:
             try:
                 ed25519_verify(root, server.signature, message)
-                break
+                return True
             except (CryptoError, ValueError):
                 continue
-        else:
+        return False
+
+    def _verify(self, cert: SenderCertificate) -> None:
+        claimed = (cert.account_id, cert.device_id)
+        server = cert.server
+        if not self.vouches(server):
             raise InvalidCertificate("server certificate not signed by a pinned root", claimed)
         try:
             ed25519_verify(
