@@ -215,13 +215,13 @@ async def test_group_of_five_with_two_devices_each_is_sealed(
     ana = primaries[0]
     try:
         chat = await ana.groups.create("team", list(names[1:]))
-        await until(everyone, lambda: all(len(c.groups.all()) == 1 for c in everyone))
+        await until(everyone, lambda: all(len(c.groups.all()) == 1 for c in everyone), 60)
         # Each member writes once: the others learn its profile key end to end, and each
         # linked device learns its account's key from its first device.
         for c in primaries:
             await c.groups.send_text("team", f"hello from {c.info.username}")
         wanted = {f"hello from {n}" for n in names}
-        await until(everyone, lambda: all(wanted <= set(texts(c, chat)) for c in everyone))
+        await until(everyone, lambda: all(wanted <= set(texts(c, chat)) for c in everyone), 60)
         for c in everyone:
             others = [
                 p.info.account_id for p in primaries if p.info.account_id != c.info.account_id
@@ -240,7 +240,7 @@ async def test_group_of_five_with_two_devices_each_is_sealed(
             assert after["sealed"] - before["sealed"] >= 8  # with any sender-key update
             assert after["fallback"] == before["fallback"]
         wanted = {"sealed from ana/1", "sealed from cai/2"}
-        await until(everyone, lambda: all(wanted <= set(texts(c, chat)) for c in everyone))
+        await until(everyone, lambda: all(wanted <= set(texts(c, chat)) for c in everyone), 60)
         db = server_db(server.data_dir, None)
         for a in primaries:
             for b in primaries:

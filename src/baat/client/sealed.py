@@ -26,6 +26,7 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -70,13 +71,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("baat.client.sealed")
 
 # settings names (all in the encrypted store)
-_OWN_KEY = "sealed.profile_key"
+_OWN_KEY = "own"
 _ANYONE = "sealed.anyone"
 _REGISTERED = "sealed.registered"
-_ROOTS = "sealed.roots"
-_CERT = "sealed.certificate"
+_ROOTS = "roots"
+_CERT = "certificate"
 _STATS = "sealed.stats"
-_CONTACT = "sealed.key."
+_CONTACT = "contact:"
 CERT_REFRESH_MS = 3600 * 1000
 DENIED = "sealed_access_denied"
 
@@ -112,6 +113,30 @@ class SealedSender:
     def _store(self) -> Any:
         return self.client.store
 
+    def _get(self, name: str, default: Any = None) -> Any:
+        from sqlalchemy import select
+
+        from baat.client import schema as s
+
+        table = s.sealed_keys
+        with self._store.transaction() as tx:
+            row = tx.execute(select(table).where(table.c.name == name)).first()
+        if row is None:
+            return default
+        return json.loads(self._store.sealer.open(f"sealed_keys.{name}", row.value_blob))
+
+    def _put(self, tx: Connection, name: str, value: Any) -> None:
+        from sqlalchemy import insert, update
+
+        from baat.client import schema as s
+
+        table = s.sealed_keys
+        blob = self._store.sealer.seal(f"sealed_keys.{name}", json.dumps(value).encode())
+        if not tx.execute(
+            update(table).where(table.c.name == name).values(value_blob=blob)
+        ).rowcount:
+            tx.execute(insert(table).values(name=name, value_blob=blob))
+
     @property
     def primary(self) -> bool:
         return self.client.info.device_id == 1
@@ -119,14 +144,14 @@ class SealedSender:
     def own_key(self) -> bytes | None:
         """This account's profile key. The first device makes it on first use and owns it;
         a linked device has it once a copy from the first device carried it (``adopt``)."""
-        raw = self._store.setting(_OWN_KEY)
+        raw = self._get(_OWN_KEY)
         if raw is not None:
             return base64.b64decode(raw)
         if not self.primary:
             return None
         key = new_profile_key()
         with self._store.transaction() as tx:
-            self._store.put_setting(tx, _OWN_KEY, _b64(key))
+            self._put(tx, _OWN_KEY, _b64(key))
         return key
 
     def profile_key(self) -> bytes:
@@ -147,7 +172,7 @@ class SealedSender:
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
                 key = _content_decoder.decode(content.data).profile_key
         if key is not None and len(key) == PROFILE_KEY_BYTES:
-            self._store.put_setting(tx, _OWN_KEY, _b64(key))
+            self._put(tx, _OWN_KEY, _b64(key))
 
     def rotate_profile_key(self) -> bytes:
         """A new profile key (first device only): the old access key stops working once
@@ -161,11 +186,11 @@ class SealedSender:
             raise ValueError("only the first device rotates the profile key")
         key = new_profile_key()
         with self._store.transaction() as tx:
-            self._store.put_setting(tx, _OWN_KEY, _b64(key))
+            self._put(tx, _OWN_KEY, _b64(key))
         return key
 
     def contact_key(self, account_id: str) -> bytes | None:
-        raw = self._store.setting(_CONTACT + account_id)
+        raw = self._get(_CONTACT + account_id)
         return None if raw is None else base64.b64decode(raw)
 
     def learn(self, tx: Connection, account_id: str, key: bytes | None, device_id: int = 0) -> None:
@@ -175,9 +200,9 @@ class SealedSender:
             return
         if account_id == self.client.info.account_id:
             if device_id == 1 and not self.primary:
-                self._store.put_setting(tx, _OWN_KEY, _b64(key))
+                self._put(tx, _OWN_KEY, _b64(key))
             return
-        self._store.put_setting(tx, _CONTACT + account_id, _b64(key))
+        self._put(tx, _CONTACT + account_id, _b64(key))
 
     def share(self) -> bytes | None:
         """The profile key to put into an outgoing message people see."""
@@ -210,12 +235,12 @@ class SealedSender:
 
     def status(self) -> dict[str, Any]:
         """What the privacy screen and ``baat sealed status`` show."""
-        cert = self._store.setting(_CERT)
+        cert = self._get(_CERT)
         return {
             "sealed_from_anyone": self.anyone,
             "access_key_registered": self._store.setting(_REGISTERED) is not None,
             "certificate_expires_ms": None if cert is None else cert["expires_ms"],
-            "trust_roots": len(self._store.setting(_ROOTS, [])),
+            "trust_roots": len(self._get(_ROOTS, [])),
             "contacts_with_profile_key": self._contacts_with_keys(),
             **self.stats(),
         }
@@ -227,7 +252,7 @@ class SealedSender:
 
         with self._store.transaction() as tx:
             count = tx.execute(
-                select(func.count()).where(s.settings.c.name.like(_CONTACT + "%"))
+                select(func.count()).where(s.sealed_keys.c.name.like(_CONTACT + "%"))
             ).scalar_one()
         return int(count)
 
@@ -257,7 +282,7 @@ class SealedSender:
         if published is None:
             return
         root = base64.b64decode(published["trust_root"])
-        pinned: list[str] = self._store.setting(_ROOTS, [])
+        pinned: list[str] = self._get(_ROOTS, [])
         if not pinned:
             # Trust on first use, as for contacts' identity keys (THREAT_MODEL.md).
             pinned = [_b64(root)]
@@ -274,11 +299,11 @@ class SealedSender:
                 return
             pinned = [*pinned, _b64(root)]
         with self._store.transaction() as tx:
-            self._store.put_setting(tx, _ROOTS, pinned)
+            self._put(tx, _ROOTS, pinned)
         self._validator = None
 
     async def _refresh_certificate(self, force: bool = False) -> None:
-        cert = self._store.setting(_CERT)
+        cert = self._get(_CERT)
         now = int(time.time() * 1000)
         if not force and cert is not None and cert["expires_ms"] - now > CERT_REFRESH_MS:
             return
@@ -287,7 +312,7 @@ class SealedSender:
             return
         body = r.json()
         with self._store.transaction() as tx:
-            self._store.put_setting(
+            self._put(
                 tx, _CERT, {"certificate": body["certificate"], "expires_ms": body["expires_ms"]}
             )
 
@@ -343,7 +368,7 @@ class SealedSender:
     # -- sending (step 3) -------------------------------------------------------------------
 
     def _certificate(self) -> bytes | None:
-        cert = self._store.setting(_CERT)
+        cert = self._get(_CERT)
         if cert is None or cert["expires_ms"] <= int(time.time() * 1000):
             return None
         return base64.b64decode(cert["certificate"])
@@ -510,7 +535,7 @@ class SealedSender:
 
     def _roots(self) -> CertificateValidator:
         if self._validator is None:
-            roots = [base64.b64decode(r) for r in self._store.setting(_ROOTS, [])]
+            roots = [base64.b64decode(r) for r in self._get(_ROOTS, [])]
             self._validator = CertificateValidator(roots)
         return self._validator
 

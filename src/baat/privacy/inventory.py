@@ -813,8 +813,9 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
     _client(
         "client.profile_keys",
         "Profile keys",
-        "Your profile key, the profile keys your contacts shared with you end to end, and "
-        "this device's sender certificate: they open encrypted profiles and seal messages.",
+        "Your profile key, the profile keys your contacts shared with you end to end, the "
+        "server's pinned trust root and this device's sender certificate: they open "
+        "encrypted profiles and seal messages.",
         _CREDENTIAL,
         subjects=("user", "correspondent"),
         since=8,
