@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import BadCredentials, DeviceCredentials, parse_header
 from baat.privacy import residency
 from baat.privacy.errors import PrivacyError
 from baat.privacy.http import http_exception_as_json
@@ -30,7 +31,7 @@ from baat.privacy.service import PrivacyService
 from baat.server import upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.admission import Admission, AdmissionRefused
-from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
+from baat.server.auth import check_token
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
 from baat.server.bundles import DrainLimiter, public_details

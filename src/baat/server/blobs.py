@@ -28,7 +28,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.contract import BadCredentials, DeviceCredentials
 from baat.server.blob_progress import ServedPrefixes
 from baat.server.quotas import QuotaExceeded, check_blob_quota
 from baat.server.regions.ids import region_of_blob

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.contract import BadCredentials, DeviceCredentials
 
 if TYPE_CHECKING:
     from baat.server.app import ServerState

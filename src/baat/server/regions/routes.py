@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import DeviceCredentials
 from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
 from baat.proto import ErrorCode, SendResult
 from baat.server.accounts import RegistrationError, normalize_username
-from baat.server.auth import DeviceCredentials
 from baat.server.bundles import NoSuchDevice, claim_bundles, public_details
 from baat.server.delivery import SendRefused
 from baat.server.regions import wire
