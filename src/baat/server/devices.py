@@ -27,11 +27,12 @@ from baat.crypto import verify_identity_dh_signature
 from baat.server.accounts import RegistrationError, b64_field
 from baat.server.admission import AdmissionRefused
 from baat.server.auth import new_token
+from baat.server.state import authenticate
 from baat.server.storage.base import Device, TooManyDevices
 from baat.server.storage.sql import today
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 PRIMARY_DEVICE = 1
 LINK_CODE_TTL_S = 600
@@ -53,8 +54,6 @@ def _state(request: Request) -> ServerState:
 
 
 async def _auth(request: Request) -> DeviceCredentials:
-    from baat.server.app import authenticate
-
     return await authenticate(request)
 
 
