@@ -65,7 +65,7 @@ from baat.proto import (
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
-    from baat.client.sdk import Client
+    from baat.client.core import ClientCore
     from baat.client.transport import Transport
 
 log = logging.getLogger("baat.client.sealed")
@@ -98,7 +98,7 @@ def _b64(data: bytes) -> str:
 
 
 class SealedSender:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         self.cache = SealCache()
         self._validator: CertificateValidator | None = None
@@ -167,7 +167,7 @@ class SealedSender:
             return
         key = content.profile_key
         if key is None and content.type == "sync" and content.data:
-            from baat.client.sdk import _content_decoder
+            from baat.client.core import _content_decoder
 
             with contextlib.suppress(msgspec.DecodeError, msgspec.ValidationError):
                 key = _content_decoder.decode(content.data).profile_key
@@ -392,7 +392,7 @@ class SealedSender:
         Raises:
             SendRefused, NotConnected: as for an authenticated send.
         """
-        from baat.client.sdk import SendRefused
+        from baat.client.core import SendRefused
 
         cert = self._certificate()
         by_account: dict[str, list[int]] = {}
@@ -439,7 +439,7 @@ class SealedSender:
         cert: bytes,
         envelopes: list[OutgoingEnvelope],
     ) -> SendResult | None:
-        from baat.client.sdk import NotConnected, SendRefused
+        from baat.client.core import NotConnected, SendRefused
 
         keys = self._device_keys(account_id, [e.recipient_device for e in envelopes])
         if keys is None:
@@ -518,7 +518,7 @@ class SealedSender:
                     fut.set_result(frame)
         for fut in self._results.values():
             if not fut.done():
-                from baat.client.sdk import NotConnected
+                from baat.client.core import NotConnected
 
                 fut.set_exception(NotConnected(f"connection lost: {t.close_reason}"))
 

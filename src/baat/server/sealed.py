@@ -41,6 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import BadCredentials
 from baat.crypto._primitives import hkdf_sha256
 from baat.crypto.sealed import (
     ACCESS_KEY_BYTES,
@@ -52,12 +53,11 @@ from baat.crypto.sealed import (
     issue_server_certificate,
 )
 from baat.proto import ErrorCode, OutgoingEnvelope, SealedSend, TokenBucket
-from baat.server.auth import BadCredentials
-from baat.server.delivery import SendRefused
+from baat.server.errors import SendRefused
 from baat.server.storage.schema import delivery_access, profiles
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
     from baat.server.storage.sql import SqlStore
 
 ROOT_KEY_FILE = "sealed-sender-root.key"
@@ -321,7 +321,7 @@ def _server(request: Request) -> ServerState:
 
 async def certificate(request: Request) -> Response:
     """``GET /v1/certificate/delivery``: a sender certificate for the calling device."""
-    from baat.server.app import authenticate
+    from baat.server.state import authenticate  # state -> ... -> session -> this module
 
     try:
         creds = await authenticate(request)
@@ -343,7 +343,7 @@ async def certificate(request: Request) -> Response:
 
 async def access(request: Request) -> Response:
     """``GET``/``PUT /v1/profile/access``: the account's delivery access."""
-    from baat.server.app import authenticate
+    from baat.server.state import authenticate  # state -> ... -> session -> this module
 
     try:
         creds = await authenticate(request)
@@ -385,7 +385,7 @@ async def access(request: Request) -> Response:
 
 async def profile(request: Request) -> Response:
     """``PUT /v1/profile`` (own), ``GET /v1/profile/{account_id}``: encrypted profiles."""
-    from baat.server.app import authenticate
+    from baat.server.state import authenticate  # state -> ... -> session -> this module
 
     try:
         creds = await authenticate(request)
