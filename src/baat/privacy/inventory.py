@@ -276,8 +276,8 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
     _server(
         "envelope.sender",
         "Envelope sender",
-        "The sending account and device, kept to route the acknowledgement and to drop "
-        "retried sends.",
+        "For a message sent authenticated (not sealed), the sending account and device, kept "
+        "to drop retried sends. A sealed message has none.",
         ("envelopes.sender_account", "envelopes.sender_device"),
         _METADATA,
         ("service",),
