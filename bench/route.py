@@ -15,6 +15,12 @@ per connection.
     .venv/bin/python bench/route.py --only idle --idle 1000,5000
     .venv/bin/python bench/route.py --nodes 2 --seconds 8         # 1 node vs 2, PostgreSQL
     .venv/bin/python bench/route.py --nodes 2 --cross             # every envelope via Redis
+    .venv/bin/python bench/route.py --sealed --only routing       # sealed sends beside Baat's
+
+With ``--sealed`` every single-node case also runs with sealed sends (``SealedSend`` from a
+connection that never authenticates, the receiver's access key checked, a sealed 256-byte
+envelope): the table adds a "sealed" row and the sealed/Baat ratio (target >= 0.9x). Both
+servers then run with ``--auth-timeout 3600`` so that the anonymous senders stay connected.
 
 With ``--nodes N`` (N > 1) every routing case runs twice on PostgreSQL (``--db``, by
 default ``postgresql://postgres@127.0.0.1:5432/test``): once on one node, once on N
@@ -62,6 +68,7 @@ TARGET_USERS = 50
 TARGET_WINDOW = 1
 TARGET_NODES_SPEEDUP = 1.6
 TARGET_NODES_USERS = 500
+TARGET_SEALED_RATIO = 0.9
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_BUS = "redis://127.0.0.1:6379/0"
 NODES_CASES = [(500, 1), (500, 2), (50, 1)]
@@ -221,6 +228,9 @@ def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
         cmd += ["--registrations-per-minute", UNLIMITED, "--registrations-per-address", UNLIMITED]
     if ctx.region:
         cmd += ["--region", ctx.region]
+    if ctx.args.sealed:
+        # Anonymous (sealed) senders never authenticate: keep them for the whole case.
+        cmd += ["--auth-timeout", "3600"]
     return cmd
 
 
@@ -295,7 +305,7 @@ def relay_server(ctx: Context) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def server(ctx: Context, kind: str, nodes: int = 1) -> Iterator[Server]:
-    cm = baat_server(ctx, nodes) if kind == "baat" else relay_server(ctx)
+    cm = baat_server(ctx, nodes) if kind in ("baat", "sealed") else relay_server(ctx)
     with cm as s:
         yield s
 
@@ -372,12 +382,14 @@ def routing_case(
         "window": window,
         "seconds": a.seconds,
         "warmup": a.warmup,
+        "sealed": kind == "sealed",
     }
     busy_before = wait_quiet(a.quiet_wait) if a.quiet_wait > 0 else float("nan")
     try:
         with server(ctx, kind, nodes) as srv:
             result = run_load(ctx, srv, cfg, timeout=a.seconds + a.warmup + 600)
             result["busy_before"] = busy_before
+            result["target"] = kind
             return result
     except BenchError as exc:
         return {
@@ -504,7 +516,7 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     for r in results:
         by_case.setdefault((r["users"], r["window"]), {})[r["target"]] = r
     for (users, window), pair in by_case.items():
-        for kind in ("baat", "relay"):
+        for kind in ("baat", "sealed", "relay"):
             found = pair.get(kind)
             if found is None:
                 continue
@@ -533,7 +545,7 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 [
                     str(users),
                     str(window),
-                    "Baat" if kind == "baat" else "relay",
+                    {"baat": "Baat", "sealed": "Baat, sealed"}.get(kind, "relay"),
                     _f(r["rate"]),
                     _f(r["p50_ms"], ".2f"),
                     _f(r["p99_ms"], ".2f"),
@@ -545,7 +557,25 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                     "; ".join(notes),
                 ]
             )
-        b, y = pair.get("baat"), pair.get("relay")
+        b, sealed = pair.get("baat"), pair.get("sealed")
+        if b and sealed and "failed" not in b and "failed" not in sealed:
+            rows.append(
+                [
+                    str(users),
+                    str(window),
+                    "sealed/Baat",
+                    _ratio(sealed["rate"], b["rate"]),
+                    _ratio(sealed["p50_ms"], b["p50_ms"]),
+                    _ratio(sealed["p99_ms"], b["p99_ms"]),
+                    "",
+                    _ratio(_per_env_us(sealed), _per_env_us(b)),
+                    "",
+                    "",
+                    _ratio(sealed["server_rss_peak_kib"], b["server_rss_peak_kib"]),
+                    "",
+                ]
+            )
+        y = pair.get("relay")
         if b and y and "failed" not in b and "failed" not in y:
             rows.append(
                 [
@@ -811,6 +841,26 @@ def verdicts(routing: list[dict[str, Any]], idle: list[dict[str, Any]]) -> list[
             f"p99 < {TARGET_P99_MS:.0f} ms: measured {case['p99_ms']:.2f} ms -> "
             f"{'met' if ok_p99 else 'NOT met'}"
         )
+    for r in routing:
+        if r["target"] != "sealed" or "failed" in r:
+            continue
+        base = next(
+            (
+                b
+                for b in routing
+                if b["target"] == "baat"
+                and (b["users"], b["window"]) == (r["users"], r["window"])
+                and "failed" not in b
+            ),
+            None,
+        )
+        if base is not None:
+            ratio = r["rate"] / base["rate"]
+            out.append(
+                f"Target sealed >= {TARGET_SEALED_RATIO}x unsealed ({r['users']} users, window "
+                f"{r['window']}): {r['rate']:,.0f} vs {base['rate']:,.0f} envelopes/s = "
+                f"{ratio:.2f}x -> {'met' if ratio >= TARGET_SEALED_RATIO else 'NOT met'}"
+            )
     baat_idle = next((r for r in idle if r["target"] == "baat" and r["rows"]), None)
     if baat_idle is None:
         out.append(f"Target idle connection <= {TARGET_IDLE_KIB:.0f} KiB: not measured")
@@ -862,6 +912,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="idle-connection counts (0 skips; capped by the open-file limit)",
     )
     p.add_argument("--only", choices=("all", "routing", "idle"), default="all")
+    p.add_argument(
+        "--sealed", action="store_true", help="also run each case with sealed sends (issue 16)"
+    )
     p.add_argument("--skip-relay", action="store_true", help="measure Baat only")
     p.add_argument(
         "--deflate",
@@ -991,6 +1044,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in ("all", "routing"):
             # With --nodes N: the same case on one node, then on N nodes.
             plan = [("baat", 1)] if args.nodes == 1 else [("baat", 1), ("baat", args.nodes)]
+            if args.nodes == 1 and args.sealed:
+                plan.append(("sealed", 1))
             if args.nodes == 1 and not args.skip_relay:
                 plan.append(("relay", 1))
             for users, window in args.cases:

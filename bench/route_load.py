@@ -42,6 +42,8 @@ from baat.proto import (
     OutgoingEnvelope,
     QueueDrained,
     Ready,
+    SealedEnvelope,
+    SealedSend,
     Send,
     SendResult,
     auth_message,
@@ -493,6 +495,78 @@ class BaatPair:
                 st.latencies.append(now - sent)
 
 
+class SealedPair(BaatPair):
+    """The same exchange as a sealed send (docs/PROTOCOL.md, "Sealed sender"): the sender's
+    connection never authenticates, each ``SealedSend`` carries the receiver's access key
+    and a sealed envelope (``SEALED``: 256 bytes sealed with a sender certificate, as a
+    client makes it; made once, since the server never opens it)."""
+
+    def __init__(
+        self, st: Stats, sender: WsClient, receiver: WsClient, to: Device, key: bytes
+    ) -> None:
+        super().__init__(st, sender, receiver, to)
+        self.key = key
+
+    def send_one(self) -> None:
+        st = self.st
+        st.seq += 1
+        mid = str(st.seq)
+        st.sent_at[mid] = _clock()
+        st.outstanding += 1
+        env = SealedEnvelope(self.to_device, SEALED)
+        self.sender.send(encode(SealedSend(mid, self.to_account, self.key, [env])))
+
+
+def _sealed_content() -> bytes:
+    from baat.crypto import IdentityKeyPair
+    from baat.crypto.sealed import issue_sender_certificate, issue_server_certificate, seal
+
+    me, them = IdentityKeyPair.generate(), IdentityKeyPair.generate()
+    root, server = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    now = int(time.time() * 1000)
+    scert = issue_server_certificate(root, 1, _raw(server), now + 10**9)
+    cert = issue_sender_certificate(
+        server, scert, "in-" + "a" * 29, 1, me.identity_key, me.identity_dh_key, now + 10**8
+    )
+    return seal(them.identity_dh_key, me.dh_pair, cert, CONTENT)
+
+
+SEALED = _sealed_content()
+
+
+async def anonymous_connect(host: str, port: int, timeout: float) -> WsClient:
+    """A connection that reads the Challenge and never authenticates."""
+    client = await ws_connect(host, port, "/v1/ws", timeout)
+    challenge = decode_server(await client.recv(timeout))
+    if not isinstance(challenge, Challenge):
+        client.close()
+        raise ConnectionLost(f"expected Challenge, got {challenge!r}")
+    return client
+
+
+async def grant_access(db_url: str, receivers: list[Device]) -> list[bytes]:
+    """Each receiver's delivery access (the hash of a fresh access key), written as its
+    first device would with ``PUT /v1/profile/access``; returns the keys."""
+    from baat.crypto.sealed import access_key, access_verifier, new_profile_key
+    from baat.server.storage.schema import delivery_access
+    from baat.server.storage.sql import SqlStore
+
+    keys = [access_key(new_profile_key()) for _ in receivers]
+    store = await SqlStore.open(db_url, migrate=False)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                delivery_access.insert(),
+                [
+                    {"account_id": d.account_id, "verifier": access_verifier(k), "anyone": 0}
+                    for d, k in zip(receivers, keys, strict=True)
+                ],
+            )
+    finally:
+        await store.close()
+    return keys
+
+
 class RelayPair:
     """The same exchange through the relay: payload out, payload in, ack, ack."""
 
@@ -553,6 +627,21 @@ async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | Relay
     n_pairs = cfg["pairs"]
     deflate = bool(cfg.get("deflate"))
     conc = cfg.get("connect_concurrency", 64)
+    if cfg["target"] == "baat" and cfg.get("sealed"):
+        devs = await register_all(cfg, 2 * n_pairs)
+        keys = await grant_access(cfg["db_url"], devs[1::2])
+        receivers = await bounded(
+            n_pairs,
+            conc,
+            lambda i: baat_connect(host, client_port(cfg, 2 * i + 1), devs[2 * i + 1], timeout),
+        )
+        senders = await bounded(
+            n_pairs, conc, lambda i: anonymous_connect(host, client_port(cfg, 2 * i), timeout)
+        )
+        return [
+            SealedPair(st, senders[i], receivers[i], devs[2 * i + 1], keys[i])
+            for i in range(n_pairs)
+        ]
     if cfg["target"] == "baat":
         devs = await register_all(cfg, 2 * n_pairs)
         clients = await bounded(
