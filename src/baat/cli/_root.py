@@ -34,6 +34,7 @@ LAZY_COMMANDS = {
     "reply": "baat.cli.groups:reply",
     "typing": "baat.cli.groups:typing_",
     "settings": "baat.cli.groups:settings",
+    "sealed": "baat.cli.sealed:sealed",
     "timer": "baat.cli.groups:timer",
     "app": "baat.cli.app:app",
     "import": "baat.cli.leave:import_",
