@@ -163,7 +163,7 @@ async def sealed_server_stop(server: ServerProcess) -> None:
     await asyncio.to_thread(server.stop)
 
 
-async def test_from_anyone_is_off_by_default_and_rate_limited_per_key(
+async def test_from_anyone_is_off_by_default_and_devices_are_checked(
     sealed_server: ServerProcess,
 ) -> None:
     url = sealed_server.url
@@ -203,3 +203,50 @@ async def _assert_no_sender(
     sender at all."""
     db = server_db(server.data_dir, None if "sqlite" in db_url else db_url)
     assert await linking_rows(db, [sender.account_id], recipient) == []
+
+
+async def test_rate_limits_per_access_key_and_per_connection(tmp_path: Path) -> None:
+    # One envelope a second, bursts of two: for each access key and each connection.
+    server = ServerProcess(tmp_path / "server", None, "--envelopes-per-second", "1").start()
+    try:
+        url = server.url
+        alice, alice_id = await register(url, "alice")
+        bob, bob_id = await register(url, "bob")
+        carol, carol_id = await register(url, "carol")
+        keys = {}
+        async with httpx.AsyncClient(base_url=url) as http:
+            cert = base64.b64decode(
+                (await http.get("/v1/certificate/delivery", headers=bearer(alice))).json()[
+                    "certificate"
+                ]
+            )
+            for who in (bob, carol):
+                keys[who.account_id] = access_key(new_profile_key())
+                await http.put(
+                    "/v1/profile/access",
+                    headers=bearer(who),
+                    json={"verifier": b64(access_verifier(keys[who.account_id])), "anyone": False},
+                )
+
+        async def send(t: Transport, mid: str, to: DeviceUnderTest, dh: bytes) -> str:
+            body = seal(dh, alice_id.dh_pair, cert, b"x")
+            await t.send(
+                SealedSend(mid, to.account_id, keys[to.account_id], [SealedEnvelope(1, body)])
+            )
+            frame = await next_frame(t, (SendResult, Error))
+            return frame.results[0].status if isinstance(frame, SendResult) else frame.code
+
+        first = await anonymous(url)
+        got = [await send(first, f"a{i}", bob, bob_id.identity_dh_key) for i in range(3)]
+        assert got == ["stored", "stored", "rate_limited"]
+        # Bob's key is spent whichever connection presents it ...
+        second = await anonymous(url)
+        assert await send(second, "b0", bob, bob_id.identity_dh_key) == "rate_limited"
+        # ... while Carol's is not, and the second connection still has its own allowance.
+        assert await send(second, "b1", carol, carol_id.identity_dh_key) == "stored"
+        # The first connection's allowance is spent, whichever key it presents.
+        assert await send(first, "a5", carol, carol_id.identity_dh_key) == "rate_limited"
+        await asyncio.sleep(1.2)  # the buckets refill
+        assert await send(first, "a6", bob, bob_id.identity_dh_key) == "stored"
+    finally:
+        server.stop()

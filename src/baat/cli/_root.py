@@ -103,7 +103,7 @@ def root() -> None:
     default=5000.0,
     show_default=True,
     type=float,
-    help="Per-account send rate limit.",
+    help="Per-account send rate limit; sealed sends: per access key and per connection.",
 )
 @click.option(
     "--frames-per-second",
