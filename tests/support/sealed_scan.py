@@ -17,9 +17,10 @@ def server_db(data_dir: Path, db: str | None) -> str:
 
 
 async def linking_rows(db: str, sender_ids: list[str], recipient_id: str) -> list[str]:
-    """Rows of any table that hold one of ``sender_ids`` (an account id, or
-    ``account.device``) together with the recipient's account id, and envelopes with a
-    sender at all."""
+    """Rows of any table that hold one of ``sender_ids`` together with the recipient's
+    account id, and envelopes naming a sender other than their recipient's own account (a
+    copy between one account's devices goes authenticated, and says nothing of whom it
+    writes to)."""
     store = await SqlStore.open(db, migrate=False)
     found: list[str] = []
     try:
@@ -37,12 +38,12 @@ async def linking_rows(db: str, sender_ids: list[str], recipient_id: str) -> lis
                 await conn.execute(
                     text(
                         "SELECT count(*) FROM envelopes WHERE sender_account IS NOT NULL "
-                        "OR sender_device IS NOT NULL"
+                        "AND sender_account <> recipient_account"
                     )
                 )
             ).scalar_one()
             if senders:
-                found.append(f"envelopes: {senders} with a sender")
+                found.append(f"envelopes: {senders} with another account as sender")
     finally:
         await store.close()
     return found

@@ -47,7 +47,7 @@ from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
 from baat.server.sealed import open_gate
-from baat.server.sealed import routes as sealed_routes
+from baat.server.sealed_routes import routes as sealed_routes
 from baat.server.state import ServerState, authenticate
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore
@@ -198,7 +198,7 @@ def create_app(config: ServerConfig) -> Starlette:
         await router.start()
         state = ServerState(config, store, router, regions=regions)
         state.privacy = await _open_privacy(store, config)
-        state.sealed = open_gate(state)
+        state.sealed = open_gate(config, store)
         app.state.sealed_keys = state.sealed.keys
         register_stores(state)
         app.state.server = state

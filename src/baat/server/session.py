@@ -60,7 +60,7 @@ from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
 from baat.server.delivery import DeviceKey
 from baat.server.errors import SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
-from baat.server.sealed import sealed_send
+from baat.server.sealed_send import sealed_send
 from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
 
 if TYPE_CHECKING:
