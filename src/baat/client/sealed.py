@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import msgspec
 
-from baat.crypto import CryptoError, DecryptionError, MalformedMessage
+from baat.crypto import CryptoError, MalformedMessage
 from baat.crypto.sealed import (
     PROFILE_KEY_BYTES,
     CertificateValidator,
@@ -48,9 +48,6 @@ from baat.crypto.sealed import (
     new_profile_key,
     open_sealed,
     seal,
-)
-from baat.crypto.sealed import (
-    SealedContent as _SealedContent,  # noqa: F401 - re-exported for tests of the layout
 )
 from baat.proto import (
     Deliver,
@@ -413,6 +410,8 @@ class SealedSender:
                     sealed = await self._send_sealed(
                         message_id, account_id, key, cert, [envelopes[i] for i in indexes]
                     )
+                    if sealed is None:
+                        self._count(fallback=len(indexes), reason="no session key")
                 except SendRefused as exc:
                     if exc.code != DENIED:
                         raise
@@ -575,4 +574,4 @@ class SealedSender:
         )
 
 
-__all__ = ["DENIED", "DecryptionError", "InvalidCertificate", "SealedSender"]
+__all__ = ["DENIED", "InvalidCertificate", "SealedSender"]
