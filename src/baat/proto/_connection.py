@@ -10,13 +10,15 @@ Server side::
 
     AWAITING_AUTH --Authenticate--> AUTHENTICATING --accept()--> OPEN
           |                               |--reject()--> CLOSED
-          +--any other frame but Ping--> error UNAUTHENTICATED, CLOSED
-    OPEN --Send | Ack | FetchBundle | UploadPrekeys | Ping--> OPEN
+          |--SealedSend | Ping--> AWAITING_AUTH   (a sealed send names no sender)
+          +--any other frame--> error UNAUTHENTICATED, CLOSED
+    OPEN --Send | SealedSend | Ack | FetchBundle | UploadPrekeys | Ping--> OPEN
     OPEN --Authenticate--> error UNEXPECTED_FRAME, CLOSED
 
 Client side::
 
     CONNECTING --Challenge--> CHALLENGED --authenticate()--> AUTHENTICATING --Ready--> OPEN
+    CHALLENGED --SendResult | Error | Pong--> CHALLENGED   (anonymous: SealedSend only)
     AUTHENTICATING --Error(fatal)--> CLOSED
     OPEN --Deliver | QueueDrained | SendResult | BundleResult | PrekeyStatus | Pong
            | Error--> OPEN
