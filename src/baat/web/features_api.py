@@ -211,9 +211,29 @@ async def set_timer(request: Request) -> Response:
     return ok({"timer": client.features.timer(chat)})
 
 
+@typed
+async def message_info(request: Request) -> Response:
+    """ "Message info" of one of our messages: per recipient, when it was delivered and
+    read (``None`` while not yet), from the receipts this device logged."""
+    client = runtime_of(request).need_client()
+    m = _message(client, {"id": request.path_params["id"]})
+    if m.direction != "out":
+        raise ApiError(400, "not_author", "message info is kept for your own messages")
+    return ok(
+        {
+            "id": m.message_id,
+            "chat": m.chat,
+            "status": m.status,
+            "sent_at": m.sent_at,
+            "recipients": client.features.receipt_details(m),
+        }
+    )
+
+
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/reply", reply, methods=["POST"]),
+        Route("/api/messages/{id}/info", message_info, methods=["GET"]),
         Route("/api/react", react, methods=["POST"]),
         Route("/api/edit", edit, methods=["POST"]),
         Route("/api/delete", delete, methods=["POST"]),

@@ -3,11 +3,12 @@
 // chats). The app's store stays the source of truth: events name what changed and the
 // open screen reloads it.
 
-import { $, api, confirmDialog, dayKey, dayLabel, debounce, h, toast } from "./dom.js";
+import { $, api, confirmDialog, debounce, h, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
 import * as convo from "./convo.js";
+import { Timeline } from "./timeline.js";
 
-let open = null; // the group on screen: { chat, data }
+let open = null; // the group on screen: { chat, data, timeline }
 
 export function paneSection(titleId, title, ...children) {
   return h("section", { class: "privacy", "aria-labelledby": titleId },
@@ -30,7 +31,7 @@ export function failed(err) {
 // -- the group list ----------------------------------------------------------------------
 
 export async function showGroups() {
-  open = null;
+  leave();
   loading("Loading your groups…");
   let data;
   try {
@@ -45,8 +46,8 @@ export async function showGroups() {
       h("a", { href: `#/group/${encodeURIComponent(g.id)}`, class: "chat-item" },
         h("span", { class: "avatar", "aria-hidden": "true" }, (g.name || "?").slice(0, 1).toUpperCase()),
         h("span", { class: "chat-main" },
-          h("span", { class: "chat-name" }, g.name, g.member ? "" : " (left)"),
-          h("span", { class: "chat-last" }, g.last ? `${g.last.direction === "out" ? "You" : g.last.sender || "?"}: ${g.last.text || ""}`
+          h("span", { class: "chat-name", dir: "auto" }, g.name, g.member ? "" : " (left)"),
+          h("span", { class: "chat-last", dir: "auto" }, g.last ? `${g.last.direction === "out" ? "You" : g.last.sender || "?"}: ${g.last.text || ""}`
             : `${g.members.length} member${g.members.length === 1 ? "" : "s"}`)),
         h("span", { class: "chat-side" }, g.unread ? h("span", { class: "badge" }, String(g.unread),
           h("span", { class: "sr-only" }, " unread")) : null)))));
@@ -98,7 +99,7 @@ async function createGroup(event) {
 export async function showGroup(chat) {
   // Redrawn after a change made in its panel: the panel stays open.
   const panelOpen = Boolean(open && open.chat === chat && $("#group-details")?.open);
-  open = null;
+  leave();
   loading("Loading the group…");
   let data;
   try {
@@ -110,13 +111,14 @@ export async function showGroup(chat) {
   if (!stillOn("group", chat)) return;
   open = { chat, data };
   const text = h("textarea", { id: "group-composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
-    "aria-describedby": "group-composer-hint", disabled: !data.member, onkeydown: composerKey,
+    "aria-describedby": "group-composer-hint", disabled: !data.member, dir: "auto",
+    onkeydown: (e) => convo.composerKey(e, context(chat)),
     oninput: () => { if (open) convo.typingInput(open.chat); } });
   $("#pane").replaceChildren(
     h("section", { class: "chat", "aria-labelledby": "group-title" },
       h("header", { class: "pane-head" },
         h("a", { href: "#/groups", class: "back", "aria-label": "Back to groups" }, "←"),
-        h("h2", { id: "group-title", tabindex: "-1" }, data.name),
+        h("h2", { id: "group-title", tabindex: "-1", dir: "auto" }, data.name),
         h("span", { class: "pill", id: "group-count" }, `${data.members.length} member${data.members.length === 1 ? "" : "s"}`),
         convo.timerPill()),
       h("details", { class: "group-members", id: "group-details", open: panelOpen },
@@ -129,8 +131,10 @@ export async function showGroup(chat) {
       h("form", { class: "composer", onsubmit: sendGroup },
         h("label", { for: "group-composer-text", class: "sr-only" }, `Message to ${data.name}`),
         text,
-        h("span", { id: "group-composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line."),
+        h("span", { id: "group-composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape cancels a reply or an edit, Up edits your last message."),
         h("button", { type: "submit", class: "primary", disabled: !data.member }, "Send"))));
+  open.timeline = new Timeline($("#messages"), { draw: (m) => messageNode(m, context(chat)),
+    seen: (ids) => api(`/api/groups/${encodeURIComponent(chat)}/seen`, { method: "POST", body: { ids } }).catch(() => {}) });
   drawManage();
   convo.showTimer(data.timer || 0);
   await reloadMessages();
@@ -160,9 +164,9 @@ function drawManage() {
   box.replaceChildren(
     h("ul", { class: "list", id: "group-member-list", "aria-label": "Members" },
       ...d.members.map((m) => h("li", { class: "row" },
-        h("span", { class: "chat-name" }, m.name, m.you ? " (you)" : "", m.admin ? " · admin" : ""),
+        h("span", { class: "chat-name", dir: "auto" }, m.name, m.you ? " (you)" : "", m.admin ? " · admin" : ""),
         d.admin && !m.admin ? h("button", { type: "button", class: "small",
-          "aria-label": `Make ${m.name} admin`, onclick: () => promote(m.name) }, "Make admin") : null,
+          "aria-label": `Make admin: ${m.name}`, onclick: () => promote(m.name) }, "Make admin") : null,
         d.admin && !m.you ? h("button", { type: "button", class: "small",
           "aria-label": `Remove ${m.name}`, onclick: () => removeMember(m.name) }, "Remove") : null))),
     // Shown to every member: the SDK decides, and a non-admin learns why it was refused.
@@ -239,25 +243,8 @@ async function reloadMessages() {
     toast(err.message, "error");
     return;
   }
-  const box = $("#messages");
-  if (!open || open.chat !== chat || !box) return;
-  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  const focused = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : null;
-  const nodes = [];
-  let day = null;
-  for (const m of data.messages) {
-    if (dayKey(m.sent_at) !== day) {
-      day = dayKey(m.sent_at);
-      nodes.push(h("p", { class: "day", role: "separator" }, h("span", {}, dayLabel(m.sent_at))));
-    }
-    nodes.push(messageNode(m, context(chat)));
-  }
-  box.replaceChildren(...nodes);
-  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
-  if (nearBottom) box.scrollTop = box.scrollHeight;
-  if (data.messages.some((m) => m.status === "new") && document.visibilityState === "visible") {
-    api(`/api/groups/${encodeURIComponent(chat)}/seen`, { method: "POST" }).catch(() => {});
-  }
+  if (!open || open.chat !== chat || !$("#messages")) return;
+  open.timeline.merge(data.messages);
 }
 
 function context(chat) {
@@ -267,26 +254,22 @@ function context(chat) {
     peer: null,
     reload: reloadSoon,
     jump: (id) => {
-      const node = document.getElementById(`gm-${id}`);
+      const node = open && open.timeline.node(id);
       if (!node) return;
       node.scrollIntoView({ block: "center" });
       node.focus();
     },
+    lastOwn: () => open && open.timeline.lastOwn(),
     held: () => ["Held: compare the sender's safety number to show it."],
   };
 }
 
 function messageNode(m, ctx) {
-  return h("div", { class: `msg ${m.direction}${m.notice ? " notice" : ""}${m.deleted ? " deleted" : ""}`,
-    id: `gm-${m.id}`, tabindex: "-1", dataset: { id: m.id, status: m.status } },
+  const node = h("div", { class: `msg ${m.direction}${m.notice ? " notice" : ""}${m.deleted ? " deleted" : ""}`,
+    id: `gm-${m.id}`, dataset: { id: m.id, status: m.status } },
   ...convo.messageParts(m, ctx));
-}
-
-function composerKey(event) {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    event.currentTarget.form.requestSubmit();
-  }
+  node.baatMessage = m;
+  return node;
 }
 
 async function sendGroup(event) {
@@ -338,6 +321,9 @@ async function showGroupQuietly() {
 }
 
 export function leave() {
-  if (open) convo.typingStop(open.chat);
+  if (open) {
+    convo.typingStop(open.chat);
+    if (open.timeline) open.timeline.destroy();
+  }
   open = null;
 }
