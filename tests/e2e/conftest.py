@@ -54,6 +54,7 @@ class AppProcess:
         self.url = ""
         self.secret = ""
         self.log_path = profile.parent / f"{profile.name}-app.log"
+        self.args: list[str] = []  # more options for the next start (``--new-secret``)
 
     @property
     def base(self) -> str:
@@ -66,7 +67,7 @@ class AppProcess:
         env["PYTHONUNBUFFERED"] = "1"
         cmd = [sys.executable, "-c", "from baat.cli.app import app; app()"]
         cmd += ["--profile", str(self.profile), "--port", str(self.port)]
-        cmd += ["--server", self.server_url, "--no-browser"]
+        cmd += ["--server", self.server_url, "--no-browser", *self.args]
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT

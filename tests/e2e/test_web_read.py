@@ -122,9 +122,7 @@ def test_read_only_when_on_screen_with_unread_divider_and_new_messages_button(
     expect(bob.locator("#unread-divider")).to_have_text("1 unread message")
     wait_status(alice_app, bob_chat, "Seen from Settings?", "read")
     expect(bob).to_have_title("Baat")
-    print(
-        f"\nlatency: other screen {delivered_ms:.0f} ms, read after the button {read_ms:.0f} ms"
-    )
+    print(f"\nlatency: other screen {delivered_ms:.0f} ms, read after the button {read_ms:.0f} ms")
     assert pages.errors(bob) == []
 
 

@@ -47,7 +47,8 @@ function showOnboarding(info) {
 }
 
 function showUnlock(info) {
-  $("#unlock-profile").textContent = info.profile;
+  // The account's name, not a path on disk: the path means nothing to most people.
+  $("#unlock-profile").textContent = info.profile_name || "your Baat profile";
   $("#unlock-passphrase").focus();
 }
 
@@ -142,23 +143,40 @@ let socketFailures = 0;
 function connectEvents() {
   const socket = new WebSocket(`ws://${location.host}/ws`);
   socket.onopen = () => {
+    const back = socketFailures > 0;
     socketDelay = 500;
     socketFailures = 0;
+    // The app restarted (or the network came back): what happened meanwhile is reloaded.
+    if (back && app.state === "ready") {
+      chats.refreshList();
+      route();
+    }
   };
   socket.onmessage = (msg) => handle(JSON.parse(msg.data));
   socket.onclose = () => {
     socketFailures += 1;
     setConnection("offline");
-    if (socketFailures >= 3) {
-      // Each launch has a new secret: a restarted app needs the URL it printed.
-      const el = $("#connection");
-      el.textContent = "The Baat app stopped: run 'baat app' and open the address it prints";
-      el.dataset.state = "stopped";
-      $("#retry").hidden = true;
-    }
+    if (socketFailures >= 3) stopped();
     socketDelay = Math.min(socketDelay * 2, 8000);
     setTimeout(connectEvents, socketDelay);
   };
+}
+
+// The socket keeps failing: the app is not running, or it runs with a new secret (the
+// secret is kept in the profile, so that happens only after 'baat app --new-secret').
+async function stopped() {
+  const el = $("#connection");
+  let text = "The Baat app stopped: this page reconnects when 'baat app' runs again";
+  try {
+    const r = await fetch("/api/state", { headers: { accept: "application/json" } });
+    if (r.status === 403) text = "The Baat app has a new address: open the one 'baat app' printed";
+  } catch {
+    // Not running: the first text is right.
+  }
+  if (socketFailures < 3) return; // reconnected meanwhile
+  el.textContent = text;
+  el.dataset.state = "stopped";
+  $("#retry").hidden = true;
 }
 
 // Events can arrive just before the account is deleted or the profile locked: a refresh
