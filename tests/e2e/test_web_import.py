@@ -98,7 +98,7 @@ def test_import_whatsapp_export(
 
     # Import: the result, then the chat in the list with its messages and attachments.
     page.locator("#import-confirm").click()
-    expect(page.locator("#import-result")).to_have_text("Imported 6 messages.")
+    expect(page.locator("#import-result")).to_have_text("Imported 5 messages and 1 notice.")
     expect(page.locator("#import-progress")).to_have_js_property("value", 1)
     page.locator("#import-open").click()
     expect(page.locator("#chat-title")).to_have_text("Zara")

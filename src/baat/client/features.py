@@ -68,6 +68,15 @@ def timer_key(chat: str) -> str:
     return f"timer:{chat}"
 
 
+def timer_words(seconds: int) -> str:
+    """``3600`` -> "1 hour": the timer as people say it."""
+    for size, unit in ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'' if n == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
 class Features:
     def __init__(self, client: Client) -> None:
         self.client = client
@@ -190,10 +199,52 @@ class Features:
         return target
 
     async def set_timer(self, chat: str, seconds: int, body: dict[str, Any]) -> str:
-        """Disappearing messages in ``chat``: ``seconds`` after arrival (0 turns it off)."""
+        """Disappearing messages in ``chat``: ``seconds`` after arrival (0 turns it off).
+        A notice in the chat's history says so, here and on every other device in it."""
         with self.client.store.transaction() as tx:
             self.client.store.put_setting(tx, timer_key(chat), seconds)
-        return await self.post(chat, self._content("timer", expire=seconds), body)
+        message_id = await self.post(chat, self._content("timer", expire=seconds), body)
+        c = self.client
+        origin = Origin(
+            chat=chat,
+            sender_account=c.info.account_id,
+            sender_device=c.info.device_id,
+            message_id=message_id,
+            direction="out",
+            status="sent",
+            sender_name=c.info.username,
+            peer=str(body.get("peer", "")),
+            group=body.get("group"),
+        )
+        with c.store.transaction() as tx:
+            self._timer_notice(tx, origin, seconds, c.clock())
+        return message_id
+
+    def _timer_notice(self, tx: Connection, o: Origin, seconds: int, now: int) -> None:
+        """The line "NAME turned on disappearing messages: 1 hour" in the chat's history,
+        so that the change is seen in the chat and not only in its header."""
+        who = "You" if o.direction == "out" else o.sender_name
+        text = (
+            f"{who} turned on disappearing messages: {timer_words(seconds)}"
+            if seconds
+            else f"{who} turned off disappearing messages"
+        )
+        body: dict[str, Any] = {"text": text, "peer": o.peer, "sender": o.sender_name}
+        if o.group:
+            body["group"] = o.group
+        m = StoredMessage(
+            chat=o.chat,
+            sender_account=o.sender_account,
+            sender_device=o.sender_device,
+            message_id=o.message_id,
+            direction=o.direction,
+            # A notice is never "unread": it counts in no badge and asks for no receipt.
+            status="sent" if o.direction == "out" else "seen",
+            body={**body, "notice": True, "timer": seconds},
+            sent_at=now,
+            received_at=now,
+        )
+        self.client.store.add_message(tx, m)
 
     async def typing(self, chat: str, started: bool = True) -> bool:
         """Tell the chat we are typing; returns whether it went. Nothing is sent when typing
@@ -324,6 +375,7 @@ class Features:
                     listener(o.chat, o.sender_name, content.kind)
         elif kind == "timer":
             self.client.store.put_setting(tx, timer_key(o.chat), max(0, content.expire))
+            self._timer_notice(tx, o, max(0, content.expire), content.sent_at or now)
             changed.add(o.chat)
         else:
             for target in self.client.store.find_messages(tx, content.ref):

@@ -194,6 +194,15 @@ async def timer(request: Request) -> Response:
     return ok({"timer": client.features.timer(str(request.path_params["chat"]))})
 
 
+def _names_of(client: Client, chat: str) -> dict[str, Any]:
+    """The names a message in ``chat`` carries (``peer``; ``group`` for a group)."""
+    if is_group_chat(chat):
+        _, state, _ = client.groups.find(chat)
+        return {"peer": state.name, "group": state.name}
+    contact = next((c for c in client.store.contacts() if c.account_id == chat), None)
+    return {"peer": contact.username} if contact is not None else {}
+
+
 @typed
 async def set_timer(request: Request) -> Response:
     """Messages sent into the chat from now on disappear ``seconds`` after they arrive,
@@ -206,7 +215,7 @@ async def set_timer(request: Request) -> Response:
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= MAX_TIMER:
         raise ApiError(400, "invalid_timer", f"seconds is a whole number from 0 to {MAX_TIMER}")
     _writable(client, chat)
-    await client.features.set_timer(chat, seconds, {})
+    await client.features.set_timer(chat, seconds, _names_of(client, chat))
     _changed(runtime, chat, "timer")
     return ok({"timer": client.features.timer(chat)})
 

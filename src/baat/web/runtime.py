@@ -135,7 +135,8 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "reply_to": None if held else body.get("reply_to") or None,
         "reactions": reactions if isinstance(reactions, dict) and not held else {},
         "edited": bool(body.get("edited")),
-        "deleted": bool(body.get("deleted")),
+        # An imported "This message was deleted" is a deleted message too, not an empty one.
+        "deleted": bool(body.get("deleted")) or body.get("kind") == "deleted",
         "notice": bool(body.get("notice")),
         # Per reader of an outgoing message: "delivered" or "read" (groups have several).
         "receipts": receipts if isinstance(receipts, dict) and m.direction == "out" else {},

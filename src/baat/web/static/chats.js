@@ -85,12 +85,14 @@ async function startChat(event) {
   const input = $("#new-chat-name");
   const error = $("#new-chat-error");
   error.textContent = "";
+  input.setAttribute("aria-describedby", "new-chat-error");
   const username = input.value.trim();
   if (!username) return;
   try {
     const found = await api("/api/lookup", { method: "POST", body: { username } });
     names.set(found.chat, found.username);
     input.value = "";
+    input.removeAttribute("aria-invalid"); // the last failed lookup is over
     go(`#/chat/${encodeURIComponent(found.chat)}`);
   } catch (err) {
     error.textContent = err.code === "unknown_contact" ? `Nobody is called ${username} on this server.`

@@ -22,10 +22,12 @@ export function loading(text) {
   $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", { role: "status" }, text)));
 }
 
-export function failed(err) {
+// A screen that could not load: why, and a way back that fits the screen (a Devices or
+// Settings screen has nothing to do with groups).
+export function failed(err, back = ["#/groups", "Back to groups"]) {
   $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", { role: "alert" },
     err.code === "not_connected" ? "Cannot reach the server. Try again when online." : err.message),
-    h("a", { href: "#/groups" }, "Back to groups")));
+    h("a", { href: back[0] }, back[1])));
 }
 
 // -- the group list ----------------------------------------------------------------------
@@ -161,7 +163,8 @@ function drawManage() {
     .map((id) => [id, document.getElementById(id)])
     .filter(([, el]) => el && el === document.activeElement).map(([id, el]) => [id, el.value]));
   const refused = $("#group-error")?.textContent || "";
-  box.replaceChildren(
+  // replaceChildren would write a null as the text "null": only real nodes go in.
+  box.replaceChildren(...[
     h("ul", { class: "list", id: "group-member-list", "aria-label": "Members" },
       ...d.members.map((m) => h("li", { class: "row" },
         h("span", { class: "chat-name", dir: "auto" }, m.name, m.you ? " (you)" : "", m.admin ? " · admin" : ""),
@@ -182,7 +185,7 @@ function drawManage() {
       h("button", { type: "submit" }, "Add")) : h("p", { class: "hint" }, "Only admins add or remove members."),
     h("p", { id: "group-error", class: "form-error", role: "alert" }),
     d.member ? h("button", { type: "button", class: "danger", onclick: leaveGroup }, "Leave group")
-      : h("p", { class: "hint" }, "You are no longer a member of this group."));
+      : h("p", { class: "hint" }, "You are no longer a member of this group.")].filter(Boolean));
   for (const [id, value] of Object.entries(typed)) document.getElementById(id).value = value;
   $("#group-error").textContent = refused;
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();

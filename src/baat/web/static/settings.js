@@ -21,7 +21,7 @@ export async function showSettings() {
   try {
     data = await api("/api/settings");
   } catch (err) {
-    if (stillOn("settings")) failed(err);
+    if (stillOn("settings")) failed(err, ["#/", "Back to chats"]);
     return;
   }
   if (!stillOn("settings")) return;
