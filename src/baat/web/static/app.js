@@ -294,6 +294,25 @@ function route() {
   } else chats.showNothing();
 }
 
+// Phones: the six screens sit behind one "Menu" button, so the top bar stays one row.
+function initMenu() {
+  const toggle = $("#nav-toggle");
+  const nav = $("#main-nav");
+  const close = (focus) => {
+    nav.removeAttribute("data-open");
+    toggle.setAttribute("aria-expanded", "false");
+    if (focus) toggle.focus();
+  };
+  toggle.addEventListener("click", () => {
+    const open = !nav.hasAttribute("data-open");
+    nav.toggleAttribute("data-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) nav.querySelector("a").focus();
+  });
+  nav.addEventListener("click", (e) => { if (e.target.closest("a")) close(false); });
+  nav.addEventListener("keydown", (e) => { if (e.key === "Escape" && nav.hasAttribute("data-open")) close(true); });
+}
+
 export async function refreshState() {
   applyState(await api("/api/state"));
 }
@@ -306,6 +325,7 @@ async function boot() {
   $("#unlock-form").addEventListener("submit", unlock);
   $("#retry").addEventListener("click", () => api("/api/reconnect", { method: "POST" }).catch(() => {}));
   window.addEventListener("hashchange", route);
+  initMenu();
   document.addEventListener("visibilitychange", () => chats.onVisible());
   chats.init();
   notify.init();

@@ -350,6 +350,29 @@ export function typingGone(name) {
   if (typers.delete(name)) drawTyping();
 }
 
+// -- the conversation header ---------------------------------------------------------------
+
+// The header's tools (timer, safety number): in the header row on wide screens; behind one
+// "Chat options" button on phones, so that the header stays one compact bar.
+export function headOptions(...tools) {
+  const box = h("div", { id: "chat-options", class: "head-options" }, ...tools);
+  const button = h("button", { type: "button", class: "small head-more", "aria-expanded": "false",
+    "aria-controls": "chat-options", "aria-label": "Chat options",
+    onclick: () => {
+      const open = !box.hasAttribute("data-open");
+      box.toggleAttribute("data-open", open);
+      button.setAttribute("aria-expanded", String(open));
+    } }, "⋯");
+  box.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && box.hasAttribute("data-open")) {
+      box.removeAttribute("data-open");
+      button.setAttribute("aria-expanded", "false");
+      button.focus();
+    }
+  });
+  return [button, box];
+}
+
 // -- disappearing messages ---------------------------------------------------------------
 
 const TIMERS = [[0, "Off"], [30, "30 seconds"], [300, "5 minutes"], [3600, "1 hour"], [86400, "1 day"], [604800, "1 week"]];
