@@ -163,6 +163,7 @@ def test_every_screen_passes_axe_at_both_widths(
     alice.fill("#composer-text", "Yes, see you")
     alice.press("#composer-text", "Enter")
     expect(alice.locator(".msg.out")).to_have_count(1)
+    expect(alice.locator(".msg.out")).to_have_attribute("data-status", "delivered")
     with bob_app.http() as http:  # Bob reads it: the "Read" tick is on screen too
         found = http.get("/api/messages").json()["messages"]
         seen = [m for m in found if m["text"] == "Yes, see you"]
