@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from baat.client.sdk import UNCONFIRMED, Client, ClientError, Incident, UnknownContact
+from baat.client.core import UNCONFIRMED, ClientError, Incident, UnknownContact
+from baat.client.sdk import Client
 from baat.client.store import PROFILE_FILE, STORE_FILE, StoredMessage
 from baat.client.transport import TransportError
 from baat.crypto import LinkCode
