@@ -439,8 +439,6 @@ class Features:
     def _status_after(
         self, tx: Connection, m: StoredMessage, log_: dict[str, dict[str, Any]], kind: str
     ) -> str:
-        from baat.client.group_messaging import is_group_chat
-
         if not is_group_chat(m.chat):
             return "read" if kind == "read" or m.status == "read" else "delivered"
         expected = self.recipients_of(tx, m)
@@ -454,10 +452,8 @@ class Features:
 
     def recipients_of(self, tx: Connection, m: StoredMessage) -> list[str]:
         """The accounts an outgoing message went to: for a group message, the members when
-        it was sent (``recipients``, stored by ``post``), or today's
-        members for messages stored before that was kept; for a 1:1 message, the peer."""
-        from baat.client.group_messaging import is_group_chat
-
+        it was sent (``recipients``, stored by ``post``), or today's members for messages
+        stored before that was kept; for a 1:1 message, the peer."""
         if not is_group_chat(m.chat):
             return [m.chat]
         stored = m.body.get("recipients")
