@@ -12,6 +12,7 @@ import * as groups from "./groups.js";
 import * as devices from "./devices.js";
 import * as settings from "./settings.js";
 import * as notify from "./notify.js";
+import * as keys from "./keys.js";
 
 export const app = { state: null, info: null };
 
@@ -34,6 +35,11 @@ function applyState(info) {
     chats.reset();
     chats.refreshList();
     route();
+    // After sign-up or unlock the focus was on a form that is gone: give it a place.
+    if (!$("#shell").contains(document.activeElement) || document.activeElement === document.body) {
+      const composer = document.querySelector(".composer textarea");
+      (composer && !composer.disabled ? composer : $("#new-chat-name")).focus();
+    }
   }
 }
 
@@ -326,6 +332,7 @@ async function boot() {
   $("#retry").addEventListener("click", () => api("/api/reconnect", { method: "POST" }).catch(() => {}));
   window.addEventListener("hashchange", route);
   initMenu();
+  keys.init(() => app.state === "ready");
   document.addEventListener("visibilitychange", () => chats.onVisible());
   chats.init();
   notify.init();
