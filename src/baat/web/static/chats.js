@@ -5,7 +5,7 @@
 
 import { $, api, debounce, h, shortWhen, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
-import { composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
+import { acceptFiles, composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
 import * as convo from "./convo.js";
 import { Timeline } from "./timeline.js";
 import { setUnread } from "./notify.js";
@@ -166,6 +166,9 @@ export async function showChat(chat) {
         h("span", { id: "composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape cancels a reply or an edit, Up edits your last message."),
         h("button", { type: "submit", class: "primary" }, "Send"))));
   view.timeline = new Timeline($("#messages"), { draw: (m) => messageNode(m), seen: (ids) => markSeen(chat, ids) });
+  if (!readOnly) {
+    acceptFiles($("#pane > section.chat"), text, () => view && view.chat === chat && { chat, username }, () => reloadSoon());
+  }
   highlightCurrent();
   updateHeader();
   const focusNow = document.activeElement;
@@ -372,7 +375,10 @@ async function runSearch() {
     }
   }
   const needle = query.toLocaleLowerCase();
-  const hits = allMessages.filter((m) => m.text && m.text.toLocaleLowerCase().includes(needle)).reverse().slice(0, 100);
+  // A file is found by its name too (its caption is its text).
+  const fileName = (m) => (m.attachment && m.attachment.file_name) || "";
+  const hits = allMessages.filter((m) => !m.deleted && ((m.text || "").toLocaleLowerCase().includes(needle)
+    || fileName(m).toLocaleLowerCase().includes(needle))).reverse().slice(0, 100);
   // Chats (imported ones too) whose name matches come first.
   const named = [...chatsById.values()].filter((c) => (c.username || "").toLocaleLowerCase().includes(needle));
   summary.textContent = (named.length ? `${named.length} chat${named.length === 1 ? "" : "s"}, ` : "")
@@ -390,7 +396,9 @@ async function runSearch() {
       } },
       h("span", { class: "chat-main" },
         h("span", { class: "chat-name", dir: "auto" }, m.direction === "out" ? `You to ${m.peer}` : m.peer || "unknown"),
-        h("span", { class: "chat-last", dir: "auto" }, ...highlighted(m.text, needle))),
+        h("span", { class: "chat-last", dir: "auto" },
+          ...((m.text || "").toLocaleLowerCase().includes(needle) ? highlighted(m.text, needle)
+            : ["📎 ", ...highlighted(fileName(m), needle)]))),
       h("span", { class: "chat-side" }, h("time", {}, shortWhen(m.sent_at)))))));
 }
 

@@ -6,6 +6,7 @@
 import { $, api, confirmDialog, debounce, h, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
 import * as convo from "./convo.js";
+import { acceptFiles, composerAttach, uploadsList } from "./attachments.js";
 import { Timeline } from "./timeline.js";
 
 let open = null; // the group on screen: { chat, data, timeline }
@@ -129,14 +130,17 @@ export async function showGroup(chat) {
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
         "aria-label": `Messages in ${data.name}`, tabindex: "0" }),
       convo.typingLine(),
+      data.member ? uploadsList() : null,
       ...convo.composerContext(),
       h("form", { class: "composer", onsubmit: sendGroup },
+        ...(data.member ? composerAttach(() => open && open.chat === chat && { chat, username: "" }, () => reloadSoon()) : []),
         h("label", { for: "group-composer-text", class: "sr-only" }, `Message to ${data.name}`),
         text,
         h("span", { id: "group-composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape cancels a reply or an edit, Up edits your last message."),
         h("button", { type: "submit", class: "primary", disabled: !data.member }, "Send"))));
   open.timeline = new Timeline($("#messages"), { draw: (m) => messageNode(m, context(chat)),
     seen: (ids) => api(`/api/groups/${encodeURIComponent(chat)}/seen`, { method: "POST", body: { ids } }).catch(() => {}) });
+  if (data.member) acceptFiles($("#pane > section.chat"), text, () => open && open.chat === chat && { chat, username: "" }, () => reloadSoon());
   drawManage();
   convo.showTimer(data.timer || 0);
   await reloadMessages();
