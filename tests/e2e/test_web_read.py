@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -182,3 +182,88 @@ def test_send_delivery_and_read_latency(
     print(f"\nlatency (Enter to): {summary}")
     assert all(max(v) < 5 for v in figures.values()), figures
     assert pages.errors(alice) == [] and pages.errors(bob) == []
+
+
+# Headless Chromium cannot hide a tab: the page's visibility is driven by the test.
+VISIBILITY = """() => {
+  window.__hidden = false;
+  Object.defineProperty(document, "visibilityState", {
+    get: () => (window.__hidden ? "hidden" : "visible"), configurable: true });
+  Object.defineProperty(document, "hidden", { get: () => window.__hidden, configurable: true });
+}"""
+
+
+def group_ids(http: Any, chat: str, text: str) -> list[str]:
+    found = http.get(f"/api/groups/{chat}/messages").json()["messages"]
+    return [m["id"] for m in found if m["text"] == text]
+
+
+def set_hidden(page: Any, hidden: bool) -> None:
+    page.evaluate(
+        "(h) => { window.__hidden = h; document.dispatchEvent(new Event('visibilitychange')); }",
+        hidden,
+    )
+
+
+def test_group_read_only_when_everyone_saw_it_and_hidden_tabs_read_nothing(
+    web_server: ServerProcess, apps: Callable[..., AppProcess], pages: Pages
+) -> None:
+    alice_app = registered(apps, web_server, "galice9")
+    bob_app = registered(apps, web_server, "gbob9")
+    carol_app = registered(apps, web_server, "gcarol9")
+    with alice_app.http() as http:
+        r = http.post("/api/groups", json={"name": "Tea", "members": "gbob9, gcarol9"})
+        assert r.status_code == 201, r.text
+        chat = r.json()["id"]
+
+    def group_send(text: str) -> None:
+        with alice_app.http() as http:
+            assert http.post(f"/api/groups/{chat}/send", json={"text": text}).status_code == 200
+
+    bob = pages.open("bob", bob_app.url)
+    bob.evaluate(VISIBILITY)  # the app reads these at each use
+    expect(bob.locator("#connection")).to_have_text("Online")
+
+    # Bob is on another screen: the message reaches him, nobody has read it.
+    bob.get_by_role("link", name="Settings").click()
+    group_send("Tea at four?")
+    wait_status(alice_app, chat, "Tea at four?", "delivered")  # both members have it
+    time.sleep(SETTLE)
+    assert statuses(alice_app, chat)["Tea at four?"] == "delivered"
+
+    # Bob opens the group: read by Bob, yet "delivered" until Carol has read it too.
+    bob.goto(f"{bob_app.base}/#/group/{chat}")
+    expect(bob.locator(".msg.in .text").last).to_have_text("Tea at four?")
+    expect(bob.locator("#unread-divider")).to_have_text("1 unread message")
+    with alice_app.http() as http:
+        deadline = time.monotonic() + 15
+        while True:
+            found = http.get(f"/api/groups/{chat}/messages").json()["messages"]
+            mine = next(m for m in found if m["text"] == "Tea at four?")
+            if mine["receipts"].get("gbob9") == "read" or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+    assert mine["receipts"] == {"gbob9": "read", "gcarol9": "delivered"}
+    assert mine["status"] == "delivered"
+    with carol_app.http() as http:
+        ids = group_ids(http, chat, "Tea at four?")
+        assert http.post(f"/api/groups/{chat}/seen", json={"ids": ids}).json() == {"seen": 1}
+    wait_status(alice_app, chat, "Tea at four?", "read")
+
+    # The tab is hidden while the group is open at its end: a new message waits there
+    # unread; showing the tab again reads it.
+    bob.goto(f"{bob_app.base}/#/group/{chat}")
+    set_hidden(bob, True)
+    group_send("Still on?")
+    expect(bob.locator(".msg.in .text").last).to_have_text("Still on?")
+    with carol_app.http() as http:  # Carol reads it at once
+        deadline = time.monotonic() + 15
+        while not (ids := group_ids(http, chat, "Still on?")):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        http.post(f"/api/groups/{chat}/seen", json={"ids": ids})
+    time.sleep(SETTLE)
+    assert statuses(alice_app, chat)["Still on?"] == "delivered"
+    set_hidden(bob, False)
+    wait_status(alice_app, chat, "Still on?", "read")
+    assert pages.errors(bob) == []
