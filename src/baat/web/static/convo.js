@@ -103,7 +103,7 @@ function actions(m, who, ctx) {
   const pressed = Boolean(mine && mine[1] === REACTION);
   const more = h("select", { class: "small", "aria-label": `Other reaction to ${who}'s message`,
     onchange: (e) => { if (e.currentTarget.value) react(m, e.currentTarget.value, ctx); } },
-  h("option", { value: "" }, "＋"), ...MORE_REACTIONS.map((e) => h("option", { value: e }, e)));
+  h("option", { value: "" }, "+"), ...MORE_REACTIONS.map((e) => h("option", { value: e }, e)));
   return h("span", { class: "actions" },
     h("button", { type: "button", class: "small", "aria-label": `Reply to ${who}'s message`, onclick: () => startReply(m, who) }, "Reply"),
     h("button", { type: "button", class: "small react", id: `react-${m.id}`, "aria-label": `React ${REACTION} to ${who}'s message`,
