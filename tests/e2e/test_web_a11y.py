@@ -8,6 +8,7 @@ or "critical". At 390 px nothing may overflow sideways and no control may be cut
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Callable
@@ -77,6 +78,21 @@ def registered(apps: Callable[..., AppProcess], server: ServerProcess, name: str
     return app
 
 
+def png() -> bytes:
+    image = pytest.importorskip("PIL.Image", reason="the image needs Pillow")
+    out = io.BytesIO()
+    image.new("RGB", (40, 30), (200, 120, 40)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def stage_file(page: Any, folder: Path) -> None:
+    note = folder / "list.txt"
+    note.write_text("milk, tea\n")
+    with page.expect_file_chooser() as chooser:
+        page.get_by_role("button", name="Attach a file or image").click()
+    chooser.value.set_files(str(note))
+
+
 class Audit:
     def __init__(self) -> None:
         self.found: dict[str, list[dict[str, Any]]] = {}
@@ -123,6 +139,15 @@ def test_every_screen_passes_axe_at_both_widths(
     with bob_app.http() as http:
         for text in ("Salaam! Tea at five? https://example.org/menu", "👍", "مرحبا، الساعة 5"):
             assert http.post("/api/send", json={"to": "axalice", "text": text}).status_code == 200
+    with bob_app.http() as http:  # an image, for the viewer
+        chat = http.post("/api/lookup", json={"username": "axalice"}).json()["chat"]
+        r = http.post(
+            "/api/attachments",
+            params={"chat": chat, "to": "axalice", "name": "tea.png", "upload": "a11yupload1"},
+            content=png(),
+            headers={"x-baat-request": "1", "content-type": "application/octet-stream"},
+        )
+        assert r.status_code == 201, r.text
     with alice_app.http() as http:
         group = http.post("/api/groups", json={"name": "Chai club", "members": "axbob"}).json()[
             "id"
@@ -153,13 +178,13 @@ def test_every_screen_passes_axe_at_both_widths(
     expect(alice.locator("#connection")).to_have_text("Online")
     expect(alice.locator("#chat-list a")).to_have_count(2)
     audit.check(alice, "chat list")
-    alice.fill("#search", "tea")
-    expect(alice.locator("#search-results a")).to_have_count(1)
+    alice.fill("#search", "tea")  # the message, and the image by its file name
+    expect(alice.locator("#search-results a")).to_have_count(2)
     audit.check(alice, "search")
     alice.fill("#search", "")
 
     alice.locator("#chat-list a", has_text="axbob").click()
-    expect(alice.locator(".msg.in")).to_have_count(3)
+    expect(alice.locator(".msg.in")).to_have_count(4)
     alice.fill("#composer-text", "Yes, see you")
     alice.press("#composer-text", "Enter")
     expect(alice.locator(".msg.out")).to_have_count(1)
@@ -178,6 +203,19 @@ def test_every_screen_passes_axe_at_both_widths(
         expect(alice.get_by_role("dialog")).to_be_visible()
         audit.check(alice, "message info")
         alice.keyboard.press("Escape")
+    dialogs = [
+        ("image viewer", lambda: alice.get_by_role("button", name="Open tea.png").click()),
+        ("shortcuts", lambda: alice.locator("#messages").press("Shift+Slash")),
+        ("caption", lambda: stage_file(alice, tmp_path)),
+    ]
+    for name, opening in dialogs:
+        if name == "image viewer":
+            expect(alice.get_by_role("button", name="Open tea.png")).to_be_visible(timeout=15_000)
+        opening()
+        expect(alice.locator("dialog[open]")).to_have_count(1)
+        audit.check(alice, name)
+        alice.keyboard.press("Escape")
+        expect(alice.locator("dialog[open]")).to_have_count(0)
     alice.set_viewport_size(PHONE)
     menu = alice.get_by_role("button", name="Chat options")
     if menu.count() and menu.is_visible():
