@@ -142,6 +142,16 @@ def test_keyboard_rtl_links_emoji_and_reaction_chips(
     )
     assert tab_stops <= 6  # the log and the focused message's own controls, not every message's
 
+    # A search hit is highlighted and focused; Escape ends the selection, back to writing.
+    alice.fill("#search", "menu:")
+    alice.locator("#search-results a").first.click()
+    expect(alice.locator(".msg.hit .text")).to_contain_text("The menu")
+    expect(alice.locator(".msg.hit")).to_be_focused()
+    alice.keyboard.press("Escape")
+    expect(alice.locator(".msg.hit")).to_have_count(0)
+    expect(alice.locator("#composer-text")).to_be_focused()
+    alice.fill("#search", "")
+
     # Alt+ArrowDown: the next chat in the list; "?" lists the shortcuts.
     alice.locator("#composer-text").focus()
     alice.keyboard.press("Alt+ArrowDown")

@@ -119,7 +119,9 @@ def test_read_only_when_on_screen_with_unread_divider_and_new_messages_button(
     time.sleep(SETTLE)
     assert statuses(alice_app, bob_chat)["Seen from Settings?"] == "delivered"
     bob.locator("#chat-list a").first.click()
-    expect(bob.locator("#unread-divider")).to_have_text("1 unread message")
+    # The notice that Bob was added is unread too, and seen with the message.
+    expect(bob.locator("#unread-divider")).to_have_text("2 unread messages")
+    expect(bob).to_have_title("Baat")
     wait_status(alice_app, bob_chat, "Seen from Settings?", "read")
     expect(bob).to_have_title("Baat")
     print(f"\nlatency: other screen {delivered_ms:.0f} ms, read after the button {read_ms:.0f} ms")
@@ -234,7 +236,9 @@ def test_group_read_only_when_everyone_saw_it_and_hidden_tabs_read_nothing(
     # Bob opens the group: read by Bob, yet "delivered" until Carol has read it too.
     bob.goto(f"{bob_app.base}/#/group/{chat}")
     expect(bob.locator(".msg.in .text").last).to_have_text("Tea at four?")
-    expect(bob.locator("#unread-divider")).to_have_text("1 unread message")
+    # The notice that Bob was added is unread too, and seen with the message.
+    expect(bob.locator("#unread-divider")).to_have_text("2 unread messages")
+    expect(bob).to_have_title("Baat")
     with alice_app.http() as http:
         deadline = time.monotonic() + 15
         while True:

@@ -166,6 +166,9 @@ export async function showChat(chat) {
         h("span", { id: "composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape cancels a reply or an edit, Up edits your last message."),
         h("button", { type: "submit", class: "primary" }, "Send"))));
   view.timeline = new Timeline($("#messages"), { draw: (m) => messageNode(m), seen: (ids) => markSeen(chat, ids) });
+  $("#messages").addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && view) view.hitKey = null; // the log drops the highlight
+  });
   if (!readOnly) {
     acceptFiles($("#pane > section.chat"), text, () => view && view.chat === chat && { chat, username }, () => reloadSoon());
   }
@@ -234,7 +237,7 @@ async function reloadChat() {
     view.highlight = null;
     if (node) jumpTo(node);
   }
-  // A redraw must not lose the message the person jumped to.
+  // A redraw must not lose the message the person jumped to (until Escape ends it).
   const hit = view.hitKey && view.timeline.nodes.get(view.hitKey);
   if (hit) hit.classList.add("hit");
 }

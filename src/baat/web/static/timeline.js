@@ -23,8 +23,9 @@ function keyOf(m) {
   return `${m.direction}:${m.id}`;
 }
 
+// Group notices ("X added Y") arrive unread too: they count and are seen like messages.
 function isUnread(m) {
-  return m.direction === "in" && m.status === "new" && !m.notice;
+  return m.direction === "in" && m.status === "new";
 }
 
 function pageAttentive() {
@@ -291,6 +292,16 @@ export class Timeline {
     else if (e.key === "ArrowUp") to = list[at < 0 ? list.length - 1 : Math.max(0, at - 1)];
     else if (e.key === "Home") to = list[0];
     else if (e.key === "End") to = list[list.length - 1];
+    else if (e.key === "Escape") {
+      // Ends a selection (a search hit, a quoted message shown): back to writing.
+      for (const hit of this.box.querySelectorAll(".msg.hit")) hit.classList.remove("hit");
+      const composer = document.querySelector(".composer textarea:not([disabled])");
+      if (composer) {
+        e.preventDefault();
+        composer.focus();
+      }
+      return;
+    }
     if (!to || (e.target.matches("select") && e.key.startsWith("Arrow"))) return;
     e.preventDefault();
     to.focus();
