@@ -153,3 +153,33 @@ def test_devices_screen_offline_offers_the_chats(
         expect(page.get_by_role("link", name="Back to groups")).to_have_count(0)
     finally:
         web_server.start()
+
+
+def test_touch_screen_shows_actions_only_for_the_tapped_message(
+    web_server: ServerProcess, apps: Callable[..., AppProcess], pages: Pages
+) -> None:
+    alice_app = registered(apps, web_server, "touchalice")
+    bob_app = registered(apps, web_server, "touchbob")
+    with bob_app.http() as http:
+        for text in ("one", "two"):
+            r = http.post("/api/send", json={"to": "touchalice", "text": text})
+            assert r.status_code == 200
+    context = pages.browser.new_context(
+        viewport={"width": 390, "height": 844}, has_touch=True, is_mobile=True
+    )
+    page = context.new_page()
+    try:
+        page.goto(alice_app.url)
+        assert page.evaluate("matchMedia('(hover: none)').matches")
+        page.locator("#chat-list a").first.tap()
+        bubbles = page.locator(".msg.in")
+        expect(bubbles).to_have_count(2)
+        expect(page.locator(".msg .actions:visible")).to_have_count(0)
+        bubbles.first.locator(".text").tap()
+        expect(bubbles.first.locator(".actions")).to_be_visible()
+        expect(page.locator(".msg .actions:visible")).to_have_count(1)
+        # Inside the bubble, within the screen: nothing cut off.
+        actions = box(bubbles.first.locator(".actions"))
+        assert actions["x"] >= 0 and actions["x"] + actions["width"] <= 390
+    finally:
+        context.close()

@@ -257,9 +257,20 @@ def test_group_read_only_when_everyone_saw_it_and_hidden_tabs_read_nothing(
     # The tab is hidden while the group is open at its end: a new message waits there
     # unread; showing the tab again reads it.
     bob.goto(f"{bob_app.base}/#/group/{chat}")
+    expect(bob.locator(".msg.in .text").last).to_have_text("Tea at four?")
+    # The log appends: what arrives adds its own bubble and removes nothing (a screen
+    # reader announces it once instead of re-reading the history).
+    bob.evaluate(
+        """() => { window.__log = { added: 0, removed: 0 };
+        new MutationObserver((records) => { for (const r of records) {
+          window.__log.added += r.addedNodes.length;
+          window.__log.removed += r.removedNodes.length; } })
+        .observe(document.getElementById("messages"), { childList: true }); }"""
+    )
     set_hidden(bob, True)
     group_send("Still on?")
     expect(bob.locator(".msg.in .text").last).to_have_text("Still on?")
+    assert bob.evaluate("window.__log") == {"added": 1, "removed": 0}
     with carol_app.http() as http:  # Carol reads it at once
         deadline = time.monotonic() + 15
         while not (ids := group_ids(http, chat, "Still on?")):
