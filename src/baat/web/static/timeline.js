@@ -89,7 +89,7 @@ export class Timeline {
     for (const key of this.order.filter((k) => !wanted.has(k))) this.removeKey(key);
     if (!this.order.every((k, i) => keys[i] === k)) this.clear();
     const atBottom = this.atBottom();
-    let firstLoad = !this.loaded;
+    const firstLoad = !this.loaded;
     const added = [];
     for (const m of list) {
       const key = keyOf(m);
