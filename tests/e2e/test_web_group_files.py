@@ -133,4 +133,15 @@ def test_files_in_a_group_with_captions_drop_paste_viewer_and_search(
     bob.fill("#search", "plan.tx")
     expect(bob.locator("#search-summary")).to_have_text("1 message found")
     expect(bob.locator("#search-results .chat-last")).to_have_text("📎 plan.txt")
+    # Typed refusals: a group this device is not in, a caption over the limit.
+    headers = {"x-baat-request": "1", "content-type": "application/octet-stream"}
+    with alice_app.http() as http:
+        base = {"name": "x.txt", "upload": "refused1"}
+        r = http.post(
+            "/api/attachments", params={**base, "chat": "g:unknown"}, content=b"x", headers=headers
+        )
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "attachment_error")
+        long = {**base, "chat": group, "caption": "x" * 16_001}
+        r = http.post("/api/attachments", params=long, content=b"x", headers=headers)
+        assert (r.status_code, r.json()["error"]["code"]) == (400, "too_long")
     assert pages.errors(alice) == [] and pages.errors(bob) == []
