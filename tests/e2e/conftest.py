@@ -151,12 +151,18 @@ def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
     )
+    sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+# Assertions wait up to 15 s (Playwright's default is 5): the tests share two cores with
+# servers, apps and other test workers, and a loaded machine is slow, not wrong.
+EXPECT_TIMEOUT_MS = 15_000
 
 
 class Pages:
