@@ -127,6 +127,7 @@ def test_chat_list_timer_notice_and_start_field(
 
     # Alice turns on disappearing messages: a notice in her chat and in the other one.
     alice.locator("#chat-list a").first.click()
+    alice.get_by_role("button", name="Chat options").click()  # at phone width
     alice.get_by_label("Disappearing messages").select_option("3600")
     expect(alice.locator(".msg.notice")).to_have_text("You turned on disappearing messages: 1 hour")
     other = online(pages, "long", long_app)
