@@ -50,6 +50,7 @@ from baat.server.bus import (
     LocalBus,
     NodeMessage,
 )
+from baat.server.fairness import DeviceListLoader, SenderShares
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -90,18 +91,26 @@ class Outlet(Protocol):
 class _Waiter:
     """Collects per-recipient statuses of one send and fires once all are final."""
 
-    __slots__ = ("callback", "message_id", "remaining", "results")
+    __slots__ = ("callback", "counted", "message_id", "remaining", "results", "sender", "shares")
 
     def __init__(
         self,
         message_id: str,
         results: list[RecipientResult | None],
         callback: Callable[[SendResult], None],
+        sender: DeviceKey = ("", 0),
+        shares: SenderShares | None = None,
     ) -> None:
         self.message_id = message_id
         self.results = results
         self.remaining = sum(1 for r in results if r is None)
         self.callback = callback
+        self.sender = sender
+        # Counted against the sender's share until the SendResult (server/fairness.py).
+        self.shares = shares
+        self.counted = self.remaining
+        if shares is not None and self.remaining:
+            shares.add(sender, self.remaining)
 
     def settle(self, index: int, result: RecipientResult) -> None:
         if self.results[index] is not None:
@@ -112,6 +121,9 @@ class _Waiter:
             self.fire()
 
     def fire(self) -> None:
+        if self.shares is not None:
+            self.shares.settle(self.sender, self.counted)
+            self.shares = None
         done = [r for r in self.results if r is not None]
         self.callback(SendResult(message_id=self.message_id, results=done))
 
@@ -191,6 +203,8 @@ class Router:
         self._delete_timer: asyncio.TimerHandle | None = None
         self._recent: OrderedDict[tuple[str, int, str], int] = OrderedDict()
         self._devices: dict[str, frozenset[int]] = {}
+        self._device_loader = DeviceListLoader(self.store.device_ids_of)
+        self.shares = SenderShares()
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
         self._force = False
@@ -322,8 +336,9 @@ class Router:
     async def _device_ids(self, account_id: str) -> frozenset[int]:
         ids = self._devices.get(account_id)
         if ids is None:
-            ids = frozenset(d.device_id for d in await self.store.devices(account_id))
-            if ids:
+            # Misses of one loop turn share one read (server/fairness.py, item 3).
+            ids = await self._device_loader.load(account_id)
+            if ids and account_id not in self._devices:
                 self._devices[account_id] = ids
         return ids
 
@@ -384,6 +399,10 @@ class Router:
             else:
                 addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
         unknown: set[str] = set()
+        for account_id in addressed:
+            if account_id not in self._devices:
+                # Every cold list of this send joins the same read (a group's members).
+                self._device_loader.load(account_id)
         for account_id, ids in addressed.items():
             current = await self._device_ids(account_id)
             if not current:
@@ -419,7 +438,7 @@ class Router:
                 for i, result in zip(indexes, remote, strict=True):
                     results[i] = result
         self._remember(key)
-        waiter = _Waiter(message_id, results, callback)
+        waiter = _Waiter(message_id, results, callback, sender, self.shares)
         if waiter.remaining == 0:
             waiter.fire()
             return
@@ -715,6 +734,7 @@ class Router:
             gone = True
         if gone:
             self._sent.pop(key, None)
+            self.shares.forget(key)
             self._spawn(self._release(key))
         for guid in [g for g, e in self._inflight.items() if e.stored and _dest(e) == key]:
             del self._inflight[guid]

@@ -84,6 +84,12 @@ class Link(Protocol):
 
     def authenticated(self) -> None: ...
 
+    def hold_reading(self) -> None:
+        """Stop reading this connection's frames (its sender is over its share)."""
+
+    def release_reading(self) -> None:
+        """Read again (the share allows it); frames held meanwhile were never read."""
+
     @property
     def peer(self) -> str: ...
 
@@ -275,10 +281,15 @@ class Session:
             self._close_soon(CLOSE_GOING_AWAY)
 
     async def _on_send(self, frame: Send) -> None:
+        router = self.state.router
         try:
-            await self.state.router.accept_send(
-                self.key, frame.message_id, frame.envelopes, self._send_result
-            )
+            await router.accept_send(self.key, frame.message_id, frame.envelopes, self._send_result)
+            shares = router.shares
+            if shares.outstanding(self.key) > shares.share() and not shares.is_held(self.key):
+                # Over its share of what the server holds: this sender waits, others do
+                # not (server/fairness.py, item 2).
+                self.link.hold_reading()
+                shares.hold(self.key, self.link.release_reading)
         except SendRefused as exc:
             self._reply(
                 Error(
