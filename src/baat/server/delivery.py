@@ -51,6 +51,7 @@ from baat.server.bus import (
     NodeMessage,
 )
 from baat.server.fairness import DeviceListLoader, SenderShares
+from baat.server.fanout import HOLD_S, FanoutHold
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -137,9 +138,19 @@ class _Entry:
     acked: bool = False
     stored: bool = False
     writing: bool = False
+    held: bool = False  # in the fan-out hold (server/fanout.py)
+    order: int = 0  # acceptance order: a commit writes its batch in this order
 
     def result(self, status: str) -> RecipientResult:
         return RecipientResult(self.env.recipient_account, self.env.recipient_device, status)
+
+    @property
+    def device(self) -> DeviceKey:
+        return (self.env.recipient_account, self.env.recipient_device)
+
+    @property
+    def size(self) -> int:
+        return len(self.env.content)
 
 
 @dataclass
@@ -175,6 +186,9 @@ class Router:
     regions: Regions | None = None
     # Per-recipient quotas (baat.server.quotas), checked before anything is accepted.
     quotas: SendQuotas | None = None
+    # How long online members of a fan-out may take to acknowledge before their envelopes
+    # are committed (server/fanout.py); 0 gives fan-outs the ordinary ack_grace.
+    fanout_hold: float = HOLD_S
 
     def __post_init__(self) -> None:
         if self.bus is None:
@@ -207,6 +221,10 @@ class Router:
         self.shares = SenderShares()
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
+        self._hold: FanoutHold[_Entry] = FanoutHold(self._wake.set, self.fanout_hold)
+        self._order = 0
+        # Devices gone with held envelopes: those (only) are committed in the next pass.
+        self._leaving: set[DeviceKey] = set()
         self._force = False
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -247,6 +265,7 @@ class Router:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        self._hold.cancel()
         now_ms = int(time.time() * 1000)
         # Senders of other regions are remembered in memory only: their account ids are not
         # stored in this region beyond the envelopes in transit (docs/DEPLOY.md, "Regions").
@@ -443,11 +462,20 @@ class Router:
             waiter.fire()
             return
         stored_at = int(time.time() * 1000)
+        count = waiter.remaining
+        # One fan-out, one batch: one call for every guid, one hold decision (fanout.py).
+        guids = os.urandom(16 * count)
+        hold = count >= 2 and self._hold.admits(
+            count, sum(len(envelopes[i].content) for i, r in enumerate(results) if r is None)
+        )
+        order = self._order
+        self._order += count
+        g = 0
         for index, env in enumerate(envelopes):
             if results[index] is not None:
                 continue
             queued = QueuedEnvelope(
-                guid=os.urandom(16),
+                guid=guids[g : g + 16],
                 recipient_account=env.recipient_account,
                 recipient_device=env.recipient_device,
                 sender_account=sender[0],
@@ -456,15 +484,21 @@ class Router:
                 content=env.content,
                 stored_at=stored_at,
             )
-            entry = _Entry(queued, waiter, index)
+            g += 16
+            entry = _Entry(queued, waiter, index, order=order)
+            order += 1
             self.stats.accepted += 1
             dest = (env.recipient_account, env.recipient_device)
             outlet = self.online.get(dest)
             if outlet is not None:
                 self._inflight[queued.guid] = entry
+                self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
+                if hold:
+                    self._hold.add(entry, now)
+                    outlet.push(_deliver(queued))
+                    continue
                 entry.deadline = now + self.ack_grace
                 self._pushed.append(entry)
-                self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
                 outlet.push(_deliver(queued))
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(
@@ -524,6 +558,8 @@ class Router:
                     continue
                 del self._inflight[guid]
                 entry.acked = True
+                if entry.held:
+                    self._hold.release(entry)
                 if not entry.stored and not entry.writing:
                     self._settled_unflushed(device)
                     self.stats.delivered_unstored += 1
@@ -609,6 +645,17 @@ class Router:
                 batch.append(entry)
         batch.extend(self._unpushed)
         self._unpushed = []
+        # Held fan-out envelopes that are due, and any held for a device in this batch, so
+        # that each device's envelopes are committed in the order they were pushed.
+        hold = self._hold
+        leaving, self._leaving = self._leaving, set()
+        devices = ({e.device for e in batch} | leaving) if hold.by_device else ()
+        # A device leaving forces its own held envelopes out, not every fan-out's; only
+        # flush_now (shutdown, erasure, a reconnect's drain) takes the whole hold.
+        held = hold.take(now, bool(waiters), devices) if len(hold) else []
+        if held:
+            batch.extend(held)
+            batch.sort(key=_order)
         deletes, self._deletes = self._deletes, {}
         self._delete_count = 0
         if self._delete_timer is not None:
@@ -676,6 +723,7 @@ class Router:
         if self._pushed and self._timer is None:
             delay = max(0.0, self._pushed[0].deadline - self.clock())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        self._hold.rearm(self.clock())
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -741,6 +789,7 @@ class Router:
         if self._unflushed.get(key):
             # Its unacknowledged envelopes must reach the disk before anything sent later.
             self._force = True
+            self._leaving.add(key)
             self._wake.set()
 
     # -- other nodes ---------------------------------------------------------------------------
@@ -926,6 +975,10 @@ def _forward(env: QueuedEnvelope, seq: int) -> Forward:
         content=env.content,
         stored_at=env.stored_at,
     )
+
+
+def _order(entry: _Entry) -> int:
+    return entry.order
 
 
 def _dest(entry: _Entry) -> DeviceKey:
