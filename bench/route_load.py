@@ -707,6 +707,10 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
 async def _main(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["mode"] == "route":
         return await run_routing(cfg)
+    if cfg["mode"] == "group":
+        from _group_load import run_group
+
+        return await run_group(cfg)
     return await run_idle(cfg)
 
 
