@@ -42,6 +42,7 @@ class RawClient(asyncio.Protocol):
         self.on_message: Callable[[bytes], None] = self.inbox.put_nowait
         self.closed = False
         self._buf = b""
+        self.early: list[bytes] = []  # messages received before QueueDrained
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
@@ -131,7 +132,8 @@ class RawClient(asyncio.Protocol):
 async def connect(
     port: int, account_id: str, device_id: int, key: Ed25519PrivateKey, timeout: float = 30
 ) -> RawClient:
-    """Open, authenticate, and wait for ``QueueDrained`` (the device is then online)."""
+    """Open, authenticate, and wait for ``QueueDrained`` (the device is then online); what
+    the queue held is in ``client.early``."""
     loop = asyncio.get_running_loop()
     _, client = await loop.create_connection(lambda: RawClient(port), "127.0.0.1", port)
     await asyncio.wait_for(client.upgraded, timeout)
@@ -140,9 +142,11 @@ async def connect(
     sig = key.sign(auth_message(challenge.nonce, account_id, device_id))
     client.send(encode(Authenticate(PROTOCOL_VERSION, account_id, device_id, sig)))
     while True:
-        frame = decode_server(await client.recv(timeout))
+        data = await client.recv(timeout)
+        frame = decode_server(data)
         if isinstance(frame, Error):
             raise ConnectionError(f"{frame.code}: {frame.message}")
         if isinstance(frame, QueueDrained):
             return client
-        assert isinstance(frame, Ready), frame
+        if not isinstance(frame, Ready):  # the queue's envelopes come before QueueDrained
+            client.early.append(data)
