@@ -21,12 +21,12 @@ from sqlalchemy import update
 from starlette.applications import Starlette
 
 from baat.cli.privacy import admin, consent, me, policy, transparency
-from baat.privacy.http import routes
+from baat.contract import DeviceCredentials
 from baat.privacy.inventory import Retention
 from baat.privacy.policy import Policy, dump_document
-from baat.privacy.schema import consent_events
-from baat.privacy.service import PrivacyService
-from baat.server.auth import DeviceCredentials
+from baat.server.privacy.http import routes
+from baat.server.privacy.schema import consent_events
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import TODAY, User, make_user

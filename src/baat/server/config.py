@@ -44,7 +44,7 @@ class ServerConfig:
     # Online members of a fan-out get this long to acknowledge (server/fanout.py).
     fanout_hold: float = 2.0
     affiliate_url: str | None = None
-    # Told of erasures of accounts the support desk looked up (privacy/service.py).
+    # Told of erasures of accounts the support desk looked up (server/privacy/service.py).
     support_url: str | None = None
     # Registrations of a jurisdiction whose region this deployment neither runs nor links:
     # "store-here" (declared in the served notice) or "refuse" (privacy/residency.py).
