@@ -168,8 +168,9 @@ class WebSocketProtocol(asyncio.Protocol):
                 if self._pending is not None:
                     self._pending.append(event)
                     self._pause_reading()
-                elif budget <= 0:
-                    # This turn's quantum is spent: the rest waits for the ring.
+                elif budget <= 0 or self._held:
+                    # This turn's quantum is spent (or the sender is over its share): the
+                    # rest waits for the ring.
                     self._pending = deque((event,))
                     self._pause_reading()
                     self._hub.ring.defer(self)
@@ -244,12 +245,17 @@ class WebSocketProtocol(asyncio.Protocol):
 
     def release_reading(self) -> None:
         self._held = False
-        self._maybe_resume_reading()
+        if self._pending and self._drive is None:
+            self._hub.ring.defer(self)  # what it had read waits no longer
+        else:
+            self._maybe_resume_reading()
 
     def take_turn(self, quantum: int) -> bool:
         """The ring's call: handle up to ``quantum`` messages of the backlog."""
-        if self._drive is not None or self.closing:
-            return False  # a handler task holds the backlog; it resumes it when done
+        if self._drive is not None or self.closing or self._held:
+            # A handler task holds the backlog and resumes it when done; a held sender's
+            # backlog waits for ``release_reading``.
+            return False
         self._drain(quantum)
         return self._pending is not None and self._drive is None and not self.closing
 
@@ -348,6 +354,8 @@ class WebSocketProtocol(asyncio.Protocol):
         left for the ring (none are while a handler task waits: it resumes the backlog)."""
         pending = self._pending
         while pending and not self.closing:
+            if self._held:
+                return False  # over its share: release_reading puts it back in the ring
             if quantum <= 0:
                 return True
             quantum -= 1
