@@ -171,7 +171,7 @@ def xmpp_server(ctx: Context, kind: str) -> Iterator[Server]:
             _owned_dir(work, sub, kind)
         shutil.chown(conf, kind, kind)
         node = f"bench{secrets.token_hex(3)}@localhost"
-        cmd = ["runuser", "-u", "ejabberd", "--", "ejabberdctl", "--node", node]
+        cmd = [*_as_user("ejabberd"), "ejabberdctl", "--node", node]
         cmd += ["--config-dir", str(conf), "--spool", str(work / "spool")]
         cmd += ["--logs", str(work / "logs"), "foreground"]
         engine = "beam.smp"
@@ -180,7 +180,7 @@ def xmpp_server(ctx: Context, kind: str) -> Iterator[Server]:
         text = text.replace("@PORT@", str(port)).replace("@DIR@", str(work))
         (work / "prosody.cfg.lua").write_text(text)
         _owned_dir(work, "data", kind)
-        cmd = ["runuser", "-u", "prosody", "--", "prosody", "-F"]
+        cmd = [*_as_user("prosody"), "prosody", "-F"]
         cmd += ["--config", str(work / "prosody.cfg.lua")]
         engine = "lua"
     epmd_before = _pids_of("epmd")
@@ -201,6 +201,12 @@ def xmpp_server(ctx: Context, kind: str) -> Iterator[Server]:
         for pid in _pids_of("epmd") - epmd_before:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+
+
+def _as_user(user: str) -> list[str]:
+    """Run as ``user`` with the open-file limit raised to the hard one: runuser's PAM
+    session resets it to 1,024, which the idle sweep would exceed."""
+    return ["runuser", "-u", user, "--", "sh", "-c", 'ulimit -n "$(ulimit -Hn)"; exec "$@"', "sh"]
 
 
 def _pids_of(name: str) -> set[int]:

@@ -645,6 +645,8 @@ async def run_routing(cfg: dict[str, Any]) -> dict[str, Any]:
         "pair_min": per_pair[0] if per_pair else 0,
         "pair_median": per_pair[len(per_pair) // 2] if per_pair else 0,
         "pair_max": per_pair[-1] if per_pair else 0,
+        # Pairs under a quarter of the median pair's count (issue 18's "starved").
+        "pairs_starved": sum(1 for n in per_pair if n < 0.25 * per_pair[len(per_pair) // 2]),
         "statuses": dict(st.statuses),
         "errors": dict(st.errors),
         "unsettled": st.outstanding,

@@ -339,6 +339,11 @@ class Router:
             if outlet is not None:
                 outlet.close_removed()
 
+    def learn_devices(self, account_id: str, ids: frozenset[int]) -> None:
+        """The account's device ids, just read (at authentication): cache them."""
+        if ids:
+            self._devices[account_id] = ids
+
     def knows_devices(self, account_id: str) -> bool:
         """True when the account's device list is cached (a send to it needs no storage)."""
         return account_id in self._devices

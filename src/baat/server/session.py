@@ -245,7 +245,15 @@ class Session:
             self.push(self.conn.send(frame))
 
     async def _on_authenticate(self, frame: Authenticate) -> None:
-        device = await self.state.store.device(frame.account_id, frame.device_id)
+        # All of the account's devices in the one read: the router keeps their ids, so a
+        # send to this account while it is online never waits for the database (a cold
+        # device list used to stall the first send of every pair: server/fairness.py).
+        devices = await self.state.store.devices(frame.account_id)
+        device = next((d for d in devices if d.device_id == frame.device_id), None)
+        if device is not None:
+            self.state.router.learn_devices(
+                frame.account_id, frozenset(d.device_id for d in devices)
+            )
         if device is None:
             self.push(self.conn.reject("unknown account or device"))
             self._close_soon()
