@@ -14,11 +14,13 @@ Three mechanisms, each small, each aimed at one way a busy server starved some u
    of ``OUTSTANDING_BUDGET`` over the devices with something outstanding, but never less
    than ``MIN_SHARE``) has its socket's reading paused until it is back under half its
    share. Other senders, and its own receiving, are untouched.
-3. **Cold device lists in one read per turn** (``DeviceListLoader``). The first send to an
-   account whose device list is not cached used to read the database inline, one
-   transaction per sender, each behind the last on SQLite's one connection: with 500
+3. **No send waits for a device list of an online account** (``DeviceListLoader``). The
+   first send to an account whose device list was not cached read the database inline,
+   one transaction per sender, each behind the last on SQLite's one connection: with 500
    users starting at once the last senders waited seconds (docs/PERFORMANCE.md,
-   "Fairness"). Every miss of one loop turn now joins a single ``IN (...)`` read.
+   "Fairness"). Authentication now reads all of the account's devices in its one query
+   and the router caches their ids (``Router.learn_devices``); the lists that are still
+   cold (accounts not online here) missed in one loop turn share one ``IN (...)`` read.
 
 Round-robin delivery to recipients follows from 1: a message's pushes happen while its
 sender holds the turn, and each sender holds it for a bounded quantum, in ring order.
