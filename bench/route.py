@@ -69,6 +69,7 @@ TARGET_WINDOW = 1
 TARGET_NODES_SPEEDUP = 1.6
 TARGET_NODES_USERS = 500
 TARGET_SEALED_RATIO = 0.9
+TARGET_FAIR_USERS = 500
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_BUS = "redis://127.0.0.1:6379/0"
 NODES_CASES = [(500, 1), (500, 2), (50, 1)]
@@ -173,6 +174,8 @@ class Context:
     registration: str = "http"
     region: str | None = None
     runs: int = 0
+    # More `baat serve` flags for every server of the run (bench/fanout.py sets --fanout-hold).
+    serve_extra: list[str] = field(default_factory=list)
     # Node ids are unique to the run, so Redis channels never meet another run's.
     node_prefix: str = field(default_factory=lambda: "bench-" + secrets.token_hex(4))
 
@@ -231,7 +234,7 @@ def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
     if ctx.args.sealed:
         # Anonymous (sealed) senders never authenticate: keep them for the whole case.
         cmd += ["--auth-timeout", "3600"]
-    return cmd
+    return cmd + ctx.serve_extra
 
 
 @contextlib.contextmanager
@@ -529,12 +532,14 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             if r.get("runs", 1) > 1:
                 spread = ", ".join(f"{x:,.0f}" for x in r["rates"])
                 notes.append(f"median of {r['runs']}: {spread}")
-            mean_per_pair = r["delivered"] / max(1, users // 2)
-            if r.get("pair_min", 0) < 0.5 * mean_per_pair:
+            # Starved (issue 18): the pair with the fewest envelopes got under 25 % of the
+            # median pair's.
+            if users >= TARGET_FAIR_USERS or r.get("pair_min", 0) < 0.25 * r["pair_median"]:
+                starved = r.get("pair_min", 0) < 0.25 * r["pair_median"]
                 notes.append(
-                    f"unfair: envelopes per pair min {r['pair_min']:,} / median "
-                    f"{r['pair_median']:,} / max {r['pair_max']:,}; max latency "
-                    f"{r['max_ms'] / 1000:.1f} s"
+                    f"{'STARVED: ' if starved else ''}envelopes per pair min "
+                    f"{r['pair_min']:,} / median {r['pair_median']:,} / max "
+                    f"{r['pair_max']:,}; max latency {r['max_ms']:,.0f} ms"
                 )
             stored = r["statuses"].get("stored", 0)
             if stored:
@@ -814,6 +819,32 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def fairness_verdicts(routing: list[dict[str, Any]]) -> list[str]:
+    """Issue 18's targets at 500 users: no starved pair, p99 <= 1.5x and throughput >= 0.8x
+    the relay's in the same run."""
+    out: list[str] = []
+    found = {(r["target"], r["window"]): r for r in routing if r["users"] == TARGET_FAIR_USERS}
+    for window in sorted({w for _, w in found}):
+        baat, relay = found.get(("baat", window)), found.get(("relay", window))
+        if not baat or "failed" in baat:
+            continue
+        fair = baat["pair_min"] >= 0.25 * baat["pair_median"]
+        line = (
+            f"Target {TARGET_FAIR_USERS} users, window {window}: no starved pair (fewest >= 25 % "
+            f"of median): {baat['pair_min']:,} / {baat['pair_median']:,} -> "
+            f"{'met' if fair else 'NOT met'}"
+        )
+        if relay and "failed" not in relay:
+            p99 = baat["p99_ms"] / relay["p99_ms"]
+            rate = baat["rate"] / relay["rate"]
+            line += (
+                f"; p99 {p99:.2f}x the relay's (<= 1.5x) -> {'met' if p99 <= 1.5 else 'NOT met'}"
+                f"; throughput {rate:.2f}x (>= 0.8x) -> {'met' if rate >= 0.8 else 'NOT met'}"
+            )
+        out.append(line)
+    return out
+
+
 def verdicts(routing: list[dict[str, Any]], idle: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     case = next(
@@ -861,6 +892,7 @@ def verdicts(routing: list[dict[str, Any]], idle: list[dict[str, Any]]) -> list[
                 f"{r['window']}): {r['rate']:,.0f} vs {base['rate']:,.0f} envelopes/s = "
                 f"{ratio:.2f}x -> {'met' if ratio >= TARGET_SEALED_RATIO else 'NOT met'}"
             )
+    out += fairness_verdicts(routing)
     baat_idle = next((r for r in idle if r["target"] == "baat" and r["rows"]), None)
     if baat_idle is None:
         out.append(f"Target idle connection <= {TARGET_IDLE_KIB:.0f} KiB: not measured")

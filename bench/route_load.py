@@ -622,7 +622,21 @@ def client_port(cfg: dict[str, Any], client: int) -> int:
     return ports[(pair + shift) % len(ports)]
 
 
-async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | RelayPair]:
+XMPP_TARGETS = ("ejabberd", "prosody")
+
+
+async def xmpp_clients(cfg: dict[str, Any], n: int, conc: int) -> tuple[list[Any], list[str]]:
+    """Register ``n`` fresh accounts in-band, then log each in (bench/_xmpp.py)."""
+    from _xmpp import login, register
+
+    host, port, timeout, domain = cfg["host"], cfg["port"], cfg["timeout"], cfg["xmpp_domain"]
+    users = [f"{cfg['run_id']}u{i}" for i in range(n)]
+    await bounded(n, conc, lambda i: register(host, port, domain, users[i], "pw", timeout))
+    clients = await bounded(n, conc, lambda i: login(host, port, domain, users[i], "pw", timeout))
+    return clients, [f"{u}@{domain}" for u in users]
+
+
+async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[Any]:
     host, port, timeout = cfg["host"], cfg["port"], cfg["timeout"]
     n_pairs = cfg["pairs"]
     deflate = bool(cfg.get("deflate"))
@@ -640,6 +654,14 @@ async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | Relay
         )
         return [
             SealedPair(st, senders[i], receivers[i], devs[2 * i + 1], keys[i])
+            for i in range(n_pairs)
+        ]
+    if cfg["target"] in XMPP_TARGETS:
+        from _xmpp import XmppPair
+
+        clients, jids = await xmpp_clients(cfg, 2 * n_pairs, conc)
+        return [
+            XmppPair(st, clients[2 * i], clients[2 * i + 1], jids[2 * i + 1])
             for i in range(n_pairs)
         ]
     if cfg["target"] == "baat":
@@ -712,6 +734,8 @@ async def run_routing(cfg: dict[str, Any]) -> dict[str, Any]:
         "pair_min": per_pair[0] if per_pair else 0,
         "pair_median": per_pair[len(per_pair) // 2] if per_pair else 0,
         "pair_max": per_pair[-1] if per_pair else 0,
+        # Pairs under a quarter of the median pair's count (issue 18's "starved").
+        "pairs_starved": sum(1 for n in per_pair if n < 0.25 * per_pair[len(per_pair) // 2]),
         "statuses": dict(st.statuses),
         "errors": dict(st.errors),
         "unsettled": st.outstanding,
@@ -742,13 +766,22 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
     steps: list[int] = sorted(cfg["steps"])
     conc = cfg.get("connect_concurrency", 128)
     baat = cfg["target"] == "baat"
+    xmpp = cfg["target"] in XMPP_TARGETS
     deflate = bool(cfg.get("deflate"))
     t = _clock()
     devs = await register_all(cfg, steps[-1]) if baat else []
+    if xmpp:
+        from _xmpp import login, register
+
+        domain = cfg["xmpp_domain"]
+        users = [f"{cfg['run_id']}i{i}" for i in range(steps[-1])]
+        await bounded(
+            len(users), conc, lambda i: register(host, port, domain, users[i], "pw", timeout)
+        )
     register_s = _clock() - t
     await asyncio.sleep(cfg["settle"])
     base = proc_status_kib(pid, "VmRSS")
-    clients: list[WsClient] = []
+    clients: list[Any] = []
     rows: list[dict[str, Any]] = []
     failure = ""
     for target in steps:
@@ -756,14 +789,16 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
         t = _clock()
         cpu0 = proc_cpu_seconds(pid)
 
-        async def make(i: int, start: int = start) -> WsClient:
+        async def make(i: int, start: int = start) -> Any:
             if baat:
                 return await baat_connect(host, port, devs[start + i], timeout, deflate)
+            if xmpp:
+                return await login(host, port, domain, users[start + i], "pw", timeout)
             return await relay_connect(host, port, f"/r/{start + i}", timeout)
 
         try:
             clients.extend(await bounded(target - start, conc, make))
-        except (OSError, ConnectionLost, TimeoutError) as exc:
+        except (OSError, ConnectionLost, TimeoutError, RuntimeError) as exc:
             failure = f"{type(exc).__name__} while opening connection {start}..{target}: {exc}"
             break
         connect_s = _clock() - t
@@ -787,7 +822,7 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
         "target": cfg["target"],
         "base_rss_kib": base,
         "register_s": register_s,
-        "registered": len(devs),
+        "registered": len(devs) or (steps[-1] if xmpp else 0),
         "rows": rows,
         "failure": failure,
     }
@@ -796,6 +831,10 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
 async def _main(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["mode"] == "route":
         return await run_routing(cfg)
+    if cfg["mode"] == "group":
+        from _group_load import run_group
+
+        return await run_group(cfg)
     return await run_idle(cfg)
 
 

@@ -184,6 +184,7 @@ def create_app(config: ServerConfig) -> Starlette:
             bus=_make_bus(config),
             regions=regions,
             ack_grace=config.ack_grace,
+            fanout_hold=config.fanout_hold,
             envelopes_per_second=config.envelopes_per_second,
             envelope_burst=config.envelope_burst,
             quotas=SendQuotas(

@@ -89,6 +89,12 @@ class Link(Protocol):
 
     def authenticated(self) -> None: ...
 
+    def hold_reading(self) -> None:
+        """Stop reading this connection's frames (its sender is over its share)."""
+
+    def release_reading(self) -> None:
+        """Read again (the share allows it); frames held meanwhile were never read."""
+
     @property
     def peer(self) -> str: ...
 
@@ -247,7 +253,15 @@ class Session:
             self.push(self.conn.send(frame))
 
     async def _on_authenticate(self, frame: Authenticate) -> None:
-        device = await self.state.store.device(frame.account_id, frame.device_id)
+        # All of the account's devices in the one read: the router keeps their ids, so a
+        # send to this account while it is online never waits for the database (a cold
+        # device list used to stall the first send of every pair: server/fairness.py).
+        devices = await self.state.store.devices(frame.account_id)
+        device = next((d for d in devices if d.device_id == frame.device_id), None)
+        if device is not None:
+            self.state.router.learn_devices(
+                frame.account_id, frozenset(d.device_id for d in devices)
+            )
         if device is None:
             self.push(self.conn.reject("unknown account or device"))
             self._close_soon()
@@ -284,10 +298,15 @@ class Session:
             self._close_soon(CLOSE_GOING_AWAY)
 
     async def _on_send(self, frame: Send) -> None:
+        router = self.state.router
         try:
-            await self.state.router.accept_send(
-                self.key, frame.message_id, frame.envelopes, self._send_result
-            )
+            await router.accept_send(self.key, frame.message_id, frame.envelopes, self._send_result)
+            shares = router.shares
+            if shares.outstanding(self.key) > shares.share() and not shares.is_held(self.key):
+                # Over its share of what the server holds: this sender waits, others do
+                # not (server/fairness.py, item 2).
+                self.link.hold_reading()
+                shares.hold(self.key, self.link.release_reading)
         except SendRefused as exc:
             self._reply(
                 Error(
