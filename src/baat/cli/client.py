@@ -91,9 +91,15 @@ def passphrase(confirm: bool = False) -> str:
 
 
 def run(coro: Awaitable[T]) -> T:
+    from baat.client.business import BUSINESS_REFUSALS
+
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except (ClientError, StoreError, AttachmentError, ValueError) as exc:
+    except ClientError as exc:
+        # A business chat's refusals carry their stable code (docs/BUSINESS.md §3).
+        code = exc.code if getattr(exc, "code", "") in BUSINESS_REFUSALS else "error"
+        raise CliError(str(exc), code) from exc
+    except (StoreError, AttachmentError, ValueError) as exc:
         raise CliError(str(exc)) from exc
 
 
@@ -212,6 +218,13 @@ def _iso(ms: int) -> str:
     default=None,
     help="The one-time invite code a server that registers by invitation asks for.",
 )
+@click.option(
+    "--business",
+    "business_name",
+    default=None,
+    metavar="DISPLAY_NAME",
+    help="A business account: publishes a signed business profile (see 'baat business').",
+)
 @profile_option
 def register(
     name: str | None,
@@ -219,13 +232,17 @@ def register(
     link_code: str | None,
     jurisdiction: str,
     invite: str | None,
+    business_name: str | None,
     profile: Path,
     as_json: bool,
 ) -> None:
     """Create an account NAME on SERVER with this device's keys, or join an account as a
-    new device with --link CODE (the server is the one the code names)."""
+    new device with --link CODE (the server is the one the code names). With --business
+    "Display name" the account is a business account (docs/BUSINESS.md)."""
     if (name is None) == (link_code is None):
         raise click.UsageError("give a NAME for a new account, or --link CODE, not both")
+    if business_name is not None and link_code is not None:
+        raise click.UsageError("--business goes with a new account, not with --link")
     secret = passphrase(confirm=not os.environ.get("BAAT_PASSPHRASE"))
 
     async def go() -> dict[str, Any]:
@@ -237,11 +254,19 @@ def register(
         else:
             assert name is not None
             client = await Client.register(profile, secret, server, name, jurisdiction, invite)
+        version = None
         try:
             await client.connect()
+            if business_name is not None:
+                country = jurisdiction.upper() if jurisdiction.upper() != "ZZ" else "IN"
+                published = await client.business.publish(
+                    display_name=business_name, entity=business_name, country=country
+                )
+                version = published.version
         finally:
             await client.close()
         return {
+            **({"business_profile_version": version} if version is not None else {}),
             "username": client.info.username,
             "account_id": client.info.account_id,
             "device_id": client.info.device_id,
@@ -271,6 +296,11 @@ def register(
     help="Send this file, encrypted (photos without their location). Needs the server.",
 )
 @click.option("--caption", default=None, help="Text to go with --file (or give it as TEXT).")
+@click.option(
+    "--accept-disclosure",
+    is_flag=True,
+    help="NAME is a business: accept its disclosure without asking (see 'baat business info').",
+)
 @profile_option
 def send(
     name: str | None,
@@ -278,6 +308,7 @@ def send(
     group_ref: str | None,
     file: Path | None,
     caption: str | None,
+    accept_disclosure: bool,
     profile: Path,
     as_json: bool,
 ) -> None:
@@ -302,6 +333,16 @@ def send(
         try:
             with contextlib.suppress(ClientError):  # offline: queued for the next connect
                 await client.connect()
+            if group_ref is None:
+                # A business's disclosure is shown and accepted before the first message.
+                from baat.cli.business import consent_to
+                from baat.client.business import DisclosureRequired
+
+                account_id, _ = await client.resolve(name)
+                try:
+                    await client.business.before_send(account_id)
+                except DisclosureRequired:
+                    await consent_to(client, name, as_json, accept_disclosure)
             if group_ref is not None:
                 assert text is not None
                 mid = await client.groups.send_text(group_ref, text)

@@ -191,6 +191,8 @@ _ACCOUNT_ID_COLUMNS = (
     "consent_subjects.account_id",
     "link_codes.account_id",
     "device_lists.account_id",
+    "business_profiles.account_id",
+    "business_verifications.account_id",
 )
 
 SERVER_ENTRIES: tuple[Entry, ...] = (
@@ -810,9 +812,15 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
 )
 
 # Stores in memory and in Redis, declared in their own module to keep this one short.
+# Business accounts (docs/BUSINESS.md), in their own module too.
+from baat.privacy._inventory_business import (  # noqa: E402
+    BUSINESS_CLIENT_ENTRIES,
+    BUSINESS_SERVER_ENTRIES,
+)
 from baat.privacy._inventory_memory import MEMORY_ENTRIES  # noqa: E402
 
-SERVER_ENTRIES = SERVER_ENTRIES + MEMORY_ENTRIES
+SERVER_ENTRIES = SERVER_ENTRIES + MEMORY_ENTRIES + BUSINESS_SERVER_ENTRIES
+CLIENT_ENTRIES = CLIENT_ENTRIES + BUSINESS_CLIENT_ENTRIES
 ENTRIES: tuple[Entry, ...] = SERVER_ENTRIES + CLIENT_ENTRIES
 
 SUBJECTS: dict[str, tuple[str, str]] = {
