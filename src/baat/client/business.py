@@ -195,7 +195,7 @@ class Businesses:
 
     async def _http(self, method: str, path: str, **kw: Any) -> httpx.Response:
         c = self.client
-        headers = {"authorization": c.credentials.header()}
+        headers = {"authorization": c.credentials.header(), **kw.pop("headers", {})}
         try:
             async with httpx.AsyncClient(base_url=c.info.server_url, timeout=15) as http:
                 return await http.request(method, path, headers=headers, **kw)
@@ -302,6 +302,7 @@ class Businesses:
             NotABusiness, UnknownContact, NotConnected, ClientError.
         """
         account_id, canonical, _ = await self.client.lookup(username.strip().casefold())
+        self.client._names.setdefault(account_id, canonical)  # for its device list
         return await self.disclosure_of(account_id, canonical)
 
     async def disclosure_of(self, account_id: str, username: str) -> Disclosure:
