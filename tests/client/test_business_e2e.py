@@ -58,7 +58,8 @@ async def test_disclosure_acceptance_named_devices_hold_and_withdrawal(
         receipt = receipts.verify(accepted.receipt["receipt"], jwks)
         assert receipt.record["purpose"]["id"] == f"business-chat:{shop.info.account_id}"
         assert receipt.record["state"].endswith("ConsentGiven")
-        assert [r["name"] for r in receipt.record["recipients"]][0].startswith("The businesses")
+        names = [r["name"] for r in receipt.record["recipients"]]
+        assert names and names[0].startswith("The businesses")
 
         await asha.send_text("shop", "where is order 17?")
         await until([shop, asha], lambda: "where is order 17?" in texts(shop))
