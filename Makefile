@@ -30,11 +30,12 @@ run: $(STAMP)
 	DATA=$(DATA) bash scripts/run-local.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples
 
 # Two workers, each test file on one of them (its fixtures and servers stay together); most
 # tests wait on real servers and browsers, so two workers halve the time on two cores.
