@@ -302,10 +302,15 @@ class Businesses:
             NotABusiness, UnknownContact, NotConnected, ClientError.
         """
         account_id, canonical, _ = await self.client.lookup(username.strip().casefold())
-        self.client._names.setdefault(account_id, canonical)  # for its device list
         return await self.disclosure_of(account_id, canonical)
 
     async def disclosure_of(self, account_id: str, username: str) -> Disclosure:
+        """The card of ``account_id``, whose name is ``username``.
+
+        Raises:
+            NotABusiness, NotConnected, ClientError.
+        """
+        self.client._names.setdefault(account_id, username)  # to fetch its device list
         data = await self.refresh(account_id, force=True)
         if data is None:
             raise NotABusiness(f"{username} is not a business account")

@@ -6,6 +6,7 @@
 import { $, api, dayKey, dayLabel, debounce, h, shortWhen, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
 import { composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
+import { businessCard } from "./business.js";
 import * as convo from "./convo.js";
 import { setUnread } from "./notify.js";
 
@@ -160,6 +161,7 @@ export async function showChat(chat) {
         h("button", { type: "submit", class: "primary" }, "Send"))));
   highlightCurrent();
   updateHeader();
+  if (!readOnly) businessCard(chat, username); // a business's disclosure (business.js)
   const focusNow = document.activeElement;
   await reloadChat();
   // Only if the person has not moved the focus meanwhile (to the attach button, say).
