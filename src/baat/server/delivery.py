@@ -50,6 +50,7 @@ from baat.server.bus import (
     LocalBus,
     NodeMessage,
 )
+from baat.server.errors import SendRefused
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -137,16 +138,6 @@ class RouterStats:
     stored: int = 0
     flushes: int = 0
     deleted: int = 0
-
-
-class SendRefused(Exception):
-    """The whole send was refused (rate limit, storage down); nothing was accepted."""
-
-    def __init__(self, code: ErrorCode, message: str, retry_after_ms: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after_ms = retry_after_ms
 
 
 @dataclass
