@@ -35,6 +35,7 @@ def info(profile: Path, name: str) -> dict[str, object]:
     return lines(baat(profile, "business", "info", name, "--json"))[-1]
 
 
+@pytest.mark.timeout(400)  # twenty command-line runs, each a new process
 def test_business_commands(tmp_path: Path, server: ServerProcess) -> None:
     shop, asha = tmp_path / "shop", tmp_path / "asha"
     made = lines(
@@ -90,8 +91,9 @@ def test_business_commands(tmp_path: Path, server: ServerProcess) -> None:
 
     # A new processor: the next message is held until accepted again.
     baat(shop, "business", "profile", "--processor", "CloudDesk GmbH:DE:host:2", "--json")
-    assert info(asha, "shop")["state"] == "changed"
-    assert info(asha, "shop")["verified"] is True  # same entity and country
+    changed = info(asha, "shop")
+    assert changed["state"] == "changed"
+    assert changed["verified"] is True  # same entity and country
     waiting = lines(baat(asha, "send", "shop", "still there?", "--json"))[-1]
     assert waiting["status"] == "held"
     assert lines(baat(shop, "sync", "--json")) == []

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from joserfc import jws
 from sqlalchemy import select, update
@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import BadCredentials
 from baat.crypto.business import (
     MAX_PROFILE_BYTES,
     VERIFICATION_TYP,
@@ -36,12 +37,9 @@ from baat.crypto.business import (
 from baat.privacy.keys import SigningKey
 from baat.privacy.policy import canonical_json
 from baat.privacy.receipts import ALG
-from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.server.state import ServerState, authenticate
 from baat.server.storage.schema import business_profiles, business_verifications
 from baat.server.storage.sql import today
-
-if TYPE_CHECKING:
-    from baat.server.app import ServerState
 
 PRIMARY_DEVICE: Final = 1
 
@@ -58,12 +56,6 @@ class BusinessError(Exception):
 
 def _error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-async def _auth(request: Request) -> DeviceCredentials:
-    from baat.server.app import authenticate
-
-    return await authenticate(request)
 
 
 def _state(request: Request) -> ServerState:
@@ -172,7 +164,7 @@ async def verify_business(
 
 async def put_profile(request: Request) -> Response:
     try:
-        creds = await _auth(request)
+        creds = await authenticate(request)
     except BadCredentials as exc:
         return _error("unauthorized", str(exc), 401)
     if creds.device_id != PRIMARY_DEVICE:
@@ -198,7 +190,7 @@ async def put_profile(request: Request) -> Response:
 
 async def get_profile(request: Request) -> Response:
     try:
-        await _auth(request)
+        await authenticate(request)
     except BadCredentials as exc:
         return _error("unauthorized", str(exc), 401)
     account_id = request.path_params["account_id"]
