@@ -387,12 +387,19 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
     saved into PROFILE/files/ (never over an existing file) and their paths printed. While
     waiting, people typing are shown too (unless 'baat settings typing off')."""
 
+    opened_client: list[Client] = []  # set by go(), for the reason a message is held
+
     def show(m: StoredMessage, file: Path | None = None) -> None:
         if as_json:
             out = message_json(m)
             click.echo(json.dumps(out if file is None else {**out, "file": str(file)}))
             return
-        held = " [yellow](held: identity changed)[/]" if m.status == "held" else ""
+        held = ""
+        if m.status == "held":
+            # An identity change, or a business whose disclosure waits for acceptance.
+            business = opened_client[0].business.state(m.chat) or {} if opened_client else {}
+            why = "accept its disclosure" if business.get("business") else "identity changed"
+            held = f" [yellow](held: {why})[/]"
         # The sender chose the file's name: escaped, so that it cannot restyle the line.
         what = f" [cyan]{escape(f'[file: {file}]')}[/]" if file else ""
         if file is None and (desc := describe_file(m)):
@@ -407,6 +414,7 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
 
     async def go() -> list[Incident]:
         client = opened(profile)
+        opened_client.append(client)
         try:
             shown: set[str] = set()
 
