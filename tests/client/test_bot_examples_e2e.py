@@ -68,6 +68,22 @@ async def test_echo_bot_answers_and_reconnects(tmp_path: Path, server: ServerPro
         with running("echo_bot.py", str(profile), log=tmp_path / "echo.log") as proc:
             await asha.send_text("shop", "hello bot")
             await until([asha], lambda: "echo: hello bot" in replies(asha, chat), timeout=30)
+            # A file goes back as a file, encrypted again by the bot's device.
+            photo = tmp_path / "menu.txt"
+            photo.write_bytes(b"masala chai 20\nsamosa 15\n" * 100)
+            await asha.send_file("shop", photo, "our menu?")
+            await until([asha], lambda: "echo: our menu?" in replies(asha, chat), timeout=30)
+            back = next(
+                m for m in asha.store.messages(chat=chat) if m.body.get("text") == "echo: our menu?"
+            )
+            await until(
+                [asha],
+                lambda: (
+                    asha.attachments.find(back.message_id).body["attachment"]["state"] == "ready"
+                ),
+            )
+            copy = asha.attachments.save(asha.attachments.find(back.message_id), tmp_path / "back")
+            assert copy.read_bytes() == photo.read_bytes()
             # The server restarts under the bot: it reconnects by itself.
             await asha.disconnect()
             server.restart()
