@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import baat.bot
-from baat.client.sdk import ClientError
+from baat.client.core import ClientError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "BUSINESS.md"
 

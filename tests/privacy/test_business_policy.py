@@ -15,8 +15,8 @@ from baat.privacy.diff import diff, reconsent_problems
 from baat.privacy.errors import UnknownPurpose
 from baat.privacy.policy import Policy, load_document
 from baat.privacy.render import render
-from baat.privacy.service import PrivacyService
 from baat.server.business import store_profile, verify_business
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.schema import devices
 from baat.server.storage.sql import SqlStore
 

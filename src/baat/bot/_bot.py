@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baat.client.sdk import Client, ClientError, Content, NotConnected
+from baat.client.core import ClientError, Content, NotConnected
+from baat.client.sdk import Client
 from baat.client.store import StoredMessage
 
 log = logging.getLogger("baat.bot")

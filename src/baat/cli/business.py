@@ -13,7 +13,8 @@ from rich.markup import escape
 
 from baat.cli.client import CliError, console, err_console, opened, profile_option, run
 from baat.client.business import Disclosure
-from baat.client.sdk import Client, ClientError
+from baat.client.core import ClientError
+from baat.client.sdk import Client
 
 STATE_TEXT = {
     "new": "not accepted yet",

@@ -29,13 +29,13 @@ import base64
 import json
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import httpx
 from sqlalchemy import Connection, insert, select, update
 
 from baat.client import schema as s
-from baat.client.sdk import ClientError, NotConnected, SendRefused
+from baat.client.core import ClientCore, ClientError, NotConnected, SendRefused
 from baat.crypto.business import (
     VERIFICATION_TYP,
     BusinessProfile,
@@ -44,15 +44,15 @@ from baat.crypto.business import (
     unnamed_devices,
     verify_business_profile,
 )
-from baat.privacy import receipt_fields, receipts
+from baat.privacy import receipts
 from baat.privacy.errors import PrivacyError
-
-if TYPE_CHECKING:
-    from baat.client.sdk import Client
 
 FRESH_S: Final = 10.0
 NOT_BUSINESS_RECHECK_S: Final = 86_400.0
 PURPOSE_PREFIX: Final = "business-chat:"
+# How the consent was collected, as the server records it in the consent record
+# (``baat.server.privacy.receipt_fields``): "cli", "web" or "api".
+COLLECTION_HEADER: Final = "Baat-Collection-Method"
 
 NEW = "new"  # never accepted
 ACCEPTED = "accepted"
@@ -144,7 +144,7 @@ class Disclosure:
 class Businesses:
     """Business state of the peers of one client."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         self._fetched: dict[str, float] = {}  # account id -> monotonic time of last fetch
         self._jwks: dict[str, Any] | None = None
@@ -359,7 +359,8 @@ class Businesses:
                 )
                 .values(status="sending")
             )
-        if self.client.connected:
+        transport = self.client.transport
+        if transport is not None and not transport.closed.is_set():
             await self.client.flush_outbox()
         return Disclosure(
             shown.account_id, shown.username, shown.profile, shown.verified, ACCEPTED, receipt
@@ -383,7 +384,7 @@ class Businesses:
         r = await self._http(
             method,
             f"/v1/consents/{PURPOSE_PREFIX}{account_id}",
-            headers={receipt_fields.HEADER: how},
+            headers={COLLECTION_HEADER: how},
         )
         if r.status_code not in (200, 201):
             try:

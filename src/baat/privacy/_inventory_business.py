@@ -5,7 +5,7 @@ section is generated from the entries whose purposes include ``business-chat``.
 
 from __future__ import annotations
 
-from baat.privacy.inventory import _CREDENTIAL, Category, Entry, _client, _server
+from baat.privacy._inventory_records import _CREDENTIAL, Category, Entry, _client, _server
 from baat.privacy.purposes import BUSINESS_CHAT, PD
 
 _ORGANISATION = Category("user.contact", PD + "Identifier")

@@ -34,9 +34,9 @@ from baat.crypto.business import (
     InvalidBusinessProfile,
     verify_business_profile,
 )
-from baat.privacy.keys import SigningKey
 from baat.privacy.policy import canonical_json
 from baat.privacy.receipts import ALG
+from baat.server.privacy.keys import SigningKey
 from baat.server.state import ServerState, authenticate
 from baat.server.storage.schema import business_profiles, business_verifications
 from baat.server.storage.sql import today

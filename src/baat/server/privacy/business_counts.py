@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from baat.crypto.business import InvalidBusinessProfile, read_unverified
-from baat.privacy import ledger
 from baat.privacy.purposes import BUSINESS_CHAT
-from baat.privacy.schema import consent_events
+from baat.server.privacy import ledger
+from baat.server.privacy.schema import consent_events
 from baat.server.storage.schema import business_profiles, business_verifications
 
 
