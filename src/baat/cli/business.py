@@ -11,62 +11,10 @@ from typing import Any
 import click
 from rich.markup import escape
 
-from baat.cli.client import CliError, console, err_console, opened, profile_option, run
+from baat.cli._disclosure import card_text
+from baat.cli.client import CliError, console, opened, profile_option, run
 from baat.client.business import Disclosure
 from baat.client.core import ClientError
-from baat.client.sdk import Client
-
-STATE_TEXT = {
-    "new": "not accepted yet",
-    "accepted": "accepted",
-    "changed": "CHANGED since you accepted it: your next message waits until you accept again",
-    "withdrawn": "withdrawn: the chat is read-only",
-}
-
-
-def card_text(d: dict[str, Any]) -> str:
-    """The disclosure card as the terminal shows it (markup escaped: the business wrote it)."""
-    badge = "[green]verified by the operator[/]" if d["verified"] else "[yellow]unverified[/]"
-    lines = [
-        f"[bold]{escape(d['display_name'])}[/] ({escape(d['username'])}) is a business: {badge}",
-        f"Legal entity: {escape(d['entity'])} ({d['country']}); contact: {escape(d['contact'])}",
-        "Who can read this chat:",
-    ]
-    for r in d["readers"]:
-        devices = ", ".join(str(x) for x in r["devices"])
-        lines.append(
-            f"  - {escape(r['name'])}, {escape(r['role'])}, in {r['country']} (devices {devices})"
-        )
-    if len(d["readers"]) == 1:
-        lines.append("  (no host or processor: the business runs its own devices)")
-    lines += [
-        f"For: {escape('; '.join(d['purposes']))}",
-        f"Kept: {escape(d['retention'])}",
-        f"Profile version {d['version']}; your consent ({d['purpose']}): "
-        f"{STATE_TEXT.get(d['state'], d['state'])}",
-    ]
-    return "\n".join(lines)
-
-
-async def consent_to(client: Client, name: str, as_json: bool, yes: bool) -> None:
-    """Show the disclosure of the business ``name`` and accept it if the user says so
-    (``yes``: already said, e.g. ``--accept-disclosure``).
-
-    Raises:
-        CliError: code ``disclosure_required`` when it is not accepted.
-    """
-    shown = await client.business.disclosure(name)
-    if not yes:
-        if as_json:
-            raise CliError(
-                f"{name} is a business: accept its disclosure first",
-                "disclosure_required",
-                {"disclosure": shown.to_json()},
-            )
-        err_console.print(card_text(shown.to_json()))
-        if not click.confirm("Accept and send?", default=False, err=True):
-            raise CliError(f"not sent: {name}'s disclosure was not accepted", "disclosure_required")
-    await client.business.accept(name)
 
 
 @click.group()

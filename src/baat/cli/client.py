@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from baat.cli._disclosure import card_text
 from baat.client.attachments import AttachmentError
 from baat.client.chats import AmbiguousChat, ChatNotFound, ChatRow, find, list_chats
 from baat.client.core import ClientError, Incident
@@ -354,7 +355,6 @@ def send(
                 await client.connect()
             if group_ref is None:
                 # A business's disclosure is shown and accepted before the first message.
-                from baat.cli.business import consent_to
                 from baat.client.business import DisclosureRequired
 
                 account_id, _ = await client.resolve(name)
@@ -727,3 +727,24 @@ def _wrote(m: StoredMessage, message_id: str, path: Path, as_json: bool) -> None
         click.echo(json.dumps({"id": message_id, "file": str(path), **summary}))
     else:
         console.print(f"Wrote {escape(str(path))} ({human_size(summary.get('size', 0))}).")
+
+
+async def consent_to(client: Client, name: str, as_json: bool, yes: bool) -> None:
+    """Show the disclosure of the business ``name`` and accept it if the user says so
+    (``yes``: already said, e.g. ``--accept-disclosure``).
+
+    Raises:
+        CliError: code ``disclosure_required`` when it is not accepted.
+    """
+    shown = await client.business.disclosure(name)
+    if not yes:
+        if as_json:
+            raise CliError(
+                f"{name} is a business: accept its disclosure first",
+                "disclosure_required",
+                {"disclosure": shown.to_json()},
+            )
+        err_console.print(card_text(shown.to_json()))
+        if not click.confirm("Accept and send?", default=False, err=True):
+            raise CliError(f"not sent: {name}'s disclosure was not accepted", "disclosure_required")
+    await client.business.accept(name)
