@@ -136,3 +136,9 @@ async def test_consent_receipts_and_transparency_counts(
     assert counts["verified"] == 1
     assert counts["declared_hosts_by_country"] == {"DE": 2, "US": 1}
     assert counts["accounts_chatting_with_businesses"] == 2  # ravi still chats with bakery
+
+    # Erasing an account withdraws its business chats with the rest, each with its record.
+    erased = await service.delete_account(ravi.id)
+    assert erased["consents_withdrawn"] == [f"business-chat:{made['bakery'].id}"]
+    counts = (await service.transparency_report())["businesses"]
+    assert counts["accounts_chatting_with_businesses"] == 1
