@@ -115,6 +115,9 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
     names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
     key: bytes | None = None  # in a copy for our own devices: the peer's account key
+    # The sender's profile key (docs/CRYPTO.md §18.3), in messages people see: contacts
+    # and group members learn it end to end and may then send sealed messages.
+    profile_key: bytes | None = None
 
 
 _content_decoder = msgspec.msgpack.Decoder(Content)
@@ -149,6 +152,8 @@ class DevicesPort(Protocol):
 
     def account_key(self, tx: Connection, account_id: str) -> bytes | None: ...
 
+    def expected_key(self, tx: Connection, account_id: str, device_id: int) -> bytes | None: ...
+
     async def devices_of(self, account_id: str) -> dict[int, bytes]: ...
 
     async def encrypt(
@@ -177,6 +182,10 @@ class GroupsPort(Protocol):
 
     def name_of(self, tx: Connection, chat: str) -> str | None: ...
 
+    def members_in(self, tx: Connection, chat: str) -> list[str]: ...
+
+    def names_in(self, tx: Connection, chat: str) -> dict[str, str]: ...
+
 
 class AttachmentsPort(Protocol):
     """What the other features use of ``media.Attachments``."""
@@ -196,6 +205,16 @@ class FeaturesPort(Protocol):
     def next_expiry(self) -> int | None: ...
 
     def expire(self) -> int: ...
+
+
+class SealedPort(Protocol):
+    """What the other features use of ``sealed.SealedSender``."""
+
+    def share(self) -> bytes | None: ...
+
+    def learn(
+        self, tx: Connection, account_id: str, key: bytes | None, device_id: int = 0
+    ) -> None: ...
 
 
 class ExpiryPort(Protocol):
@@ -241,6 +260,9 @@ class ClientCore(Protocol):
 
     @property
     def expiry(self) -> ExpiryPort: ...
+
+    @property
+    def sealed(self) -> SealedPort: ...
 
     @property
     def status_listeners(self) -> list[Callable[[str, str], None]]: ...

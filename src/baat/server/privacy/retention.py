@@ -35,6 +35,8 @@ MECHANISMS: dict[str, str] = {
     "account.device_list": "account erasure",
     "business.profile": "account erasure; replaced by each newer version",
     "business.verification": "account erasure; replaced by each newer statement",
+    "account.delivery_access": "account erasure; replaced when the profile key rotates",
+    "account.encrypted_profile": "account erasure; replaced by each new profile",
     "device.prekeys": "SqlStore.claim_bundle deletes each one-time key it hands out",
     "envelope.seq": "PrivacyService.run_retention (SqlStore.expire_envelopes); acknowledgement",
     "envelope.recipient": "PrivacyService.run_retention; acknowledgement",
