@@ -11,8 +11,9 @@ import click
 from baat import __version__
 from baat.cli._limits import OPTIONS as TRANSPORT_OPTIONS
 from baat.cli._limits import settings_kwargs, transport_options
-from baat.cli._serve_options import quota_options
+from baat.cli._serve_options import ops_options, quota_options
 from baat.cli._serve_options import region_keys as _region_keys
+from baat.cli.config import config_option
 
 # Commands of the other layers, loaded only when named, so that ``baat serve`` does not
 # import the client, the web app or the importers (nor fail with them).
@@ -77,8 +78,14 @@ def root() -> None:
     help="Directory for the SQLite database and server keys.",
 )
 @click.option("--db", default=None, help="Database URL: sqlite:///PATH or postgresql://...")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8780, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8780,
+    show_default=True,
+    type=int,
+    help="Port for HTTP and WebSocket; a taken port ends the start with status 1.",
+)
 @click.option(
     "--region",
     default="in",
@@ -96,7 +103,13 @@ def root() -> None:
     default=None,
     help="redis://HOST:PORT/DB to run several nodes on one PostgreSQL database.",
 )
-@click.option("--max-envelope-bytes", default=64 * 1024, show_default=True, type=int)
+@click.option(
+    "--max-envelope-bytes",
+    default=64 * 1024,
+    show_default=True,
+    type=int,
+    help="Largest envelope (ciphertext for one device) in a send.",
+)
 @click.option(
     "--envelopes-per-second",
     default=5000.0,
@@ -203,6 +216,7 @@ def root() -> None:
     "needs them (run `baat admin migrate`). A newer schema is always refused.",
 )
 @transport_options
+@ops_options
 def serve(
     data_dir: Path,
     db: str | None,
@@ -227,6 +241,12 @@ def serve(
     region_key_file: Path | None,
     peer_keys: tuple[str, ...],
     migrate: str,
+    log_level: str,
+    log_format: str,
+    log_interval: float,
+    metrics: tuple[str, int] | None,
+    db_pool_size: int,
+    db_max_overflow: int,
     **quotas: Any,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
@@ -285,9 +305,19 @@ def serve(
             region_key=region_key,
             peer_keys=keys,
             migrate=migrate == "auto",
+            log_level=log_level,
+            log_format=log_format,
+            log_interval=log_interval,
+            metrics=metrics,
+            db_pool_size=db_pool_size,
+            db_max_overflow=db_max_overflow,
             **quotas,
         )
     )
+
+
+# Every option above from a TOML file (--config) or a BAAT_* environment variable.
+config_option(serve)
 
 
 def _peers(region: str, values: tuple[str, ...]) -> dict[str, str]:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from baat.server.accounts import RegistrationError
+from baat.server.counters import COUNTS, bump
 from baat.server.invites import consume_invite, restore_invite
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ class AdmissionRefused(RegistrationError):
     def __init__(self, code: str, message: str, status: int, retry_after: float = 0.0) -> None:
         super().__init__(code, message, status)
         self.retry_after = retry_after
+        # Made only to be raised at a refusal: counted here for the metrics.
+        bump(COUNTS.http_refusals, code)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -212,7 +212,12 @@ def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await SqlStore.open(config.db_url, migrate=False)
+        store = await SqlStore.open(
+            config.db_url,
+            migrate=False,
+            pool_size=config.db_pool_size,
+            max_overflow=config.db_max_overflow,
+        )
         await upgrade.prepare(store, auto=config.migrate)
         regions = _make_regions(config)
         router = Router(

@@ -50,6 +50,7 @@ from baat.server.bus import (
     LocalBus,
     NodeMessage,
 )
+from baat.server.counters import COUNTS
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -137,6 +138,9 @@ class RouterStats:
     stored: int = 0
     flushes: int = 0
     deleted: int = 0
+    # Failed writer passes and failed bus operations (baat.server.metrics).
+    write_errors: int = 0
+    bus_errors: int = 0
 
 
 class SendRefused(Exception):
@@ -246,6 +250,10 @@ class Router:
         alive = await self.store.existing_accounts(a for a, _, _, _ in keep)
         await self.store.save_recent_sends(r for r in keep if r[0] in alive)
 
+    def queue_depth(self) -> tuple[int, int]:
+        """(accepted envelopes not yet committed, pushed envelopes not yet acknowledged)."""
+        return len(self._unpushed) + len(self._pushed), len(self._inflight)
+
     def forget_devices(self, account_id: str) -> None:
         """Drop the cached device list of an account (a device was added or removed)."""
         self._devices.pop(account_id, None)
@@ -305,6 +313,7 @@ class Router:
         try:
             await self.bus.broadcast([DevicesChanged(account_id, removed_device)])
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             log.warning("could not tell other nodes about a device change: %s", exc)
 
     def _apply_devices_changed(self, account_id: str, removed_device: int) -> None:
@@ -599,7 +608,9 @@ class Router:
             entry.writing = True
         try:
             acknowledged = [(d[0], d[1], g) for d, guids in deletes.items() for g in guids]
+            started = time.perf_counter()
             seqs, deleted = await self.store.write_batch([e.env for e in batch], acknowledged)
+            COUNTS.observe_pass(time.perf_counter() - started)
             self.stats.deleted += deleted
             self._settled_deletes(deletes)
             if batch:
@@ -610,6 +621,7 @@ class Router:
             # Any failure, not only a recognised outage: an accepted envelope is never
             # dropped from memory before its commit.
             self.storage_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.stats.write_errors += 1
             if isinstance(exc, StorageUnavailable):
                 log.warning("storage unavailable, will retry: %s", exc)
             else:
@@ -735,6 +747,7 @@ class Router:
         try:
             previous = await self.bus.claim(key)
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             log.warning("presence not recorded (bus down): %s", exc)
             return
         if previous is not None and previous != self.node_id:
@@ -752,6 +765,7 @@ class Router:
         try:
             await self.bus.publish(node, messages)
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             # The envelopes are in the database; the node catches up when the bus is back.
             log.warning("could not reach node %s: %s", node, exc)
             self._missed_nodes.add(node)
@@ -775,6 +789,7 @@ class Router:
         try:
             where = await self.bus.locate(devices)
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             log.warning("could not locate devices (bus down): %s", exc)
             self._missed_all = True
             return
@@ -828,6 +843,7 @@ class Router:
                 await self.bus.refresh(list(self.online) + list(self.draining))
                 break
             except BusUnavailable as exc:
+                self.stats.bus_errors += 1
                 log.warning("presence refresh failed (attempt %d): %s", attempt + 1, exc)
                 await asyncio.sleep(0.1 * (attempt + 1))
         missed, self._missed_nodes = self._missed_nodes, set()
@@ -866,6 +882,7 @@ class Router:
             try:
                 await self.bus.refresh(list(self.online) + list(self.draining))
             except BusUnavailable as exc:
+                self.stats.bus_errors += 1
                 log.warning("presence refresh failed: %s", exc)
                 continue
             if self._missed_nodes or self._missed_all:

@@ -54,6 +54,7 @@ from baat.proto import (
     request_hint,
 )
 from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
+from baat.server.counters import COUNTS, bump
 from baat.server.delivery import DeviceKey, SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
 from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
@@ -185,6 +186,7 @@ class Session:
         except RemoteProtocolError as exc:
             # One line per refused frame; never a traceback for what a client sent.
             log.info("%s sent a refused frame: %s", self._who(), exc)
+            bump(COUNTS.frames_refused, str(exc.code))
             request_id, message_id = request_hint(data)
             err = error_frame(exc, request_id)
             if message_id:
@@ -194,6 +196,7 @@ class Session:
                 code = CLOSE_TOO_BIG if exc.code == ErrorCode.FRAME_TOO_LARGE else CLOSE_POLICY
                 self._close_soon(code)
             return None, False
+        COUNTS.frames += 1
         if isinstance(frame, Ack):
             self.state.router.ack(self.key, frame.guids)
             return None, False
@@ -223,6 +226,7 @@ class Session:
             elif isinstance(frame, UploadPrekeys):
                 await self._on_upload(frame)
         except StorageUnavailable as exc:
+            COUNTS.storage_errors += 1
             self._reply(
                 Error(
                     code=ErrorCode.STORAGE_UNAVAILABLE,
@@ -280,6 +284,7 @@ class Session:
                 self.key, frame.message_id, frame.envelopes, self._send_result
             )
         except SendRefused as exc:
+            bump(COUNTS.sends_refused, str(exc.code))
             self._reply(
                 Error(
                     code=exc.code,
@@ -290,6 +295,9 @@ class Session:
             )
 
     def _send_result(self, result: SendResult) -> None:
+        table = COUNTS.send_results
+        for one in result.results:
+            table[one.status] = table.get(one.status, 0) + 1
         if not self._closed:
             self._reply(result)
 
