@@ -44,7 +44,7 @@ LAZY_COMMANDS = {
     "consent": "baat.cli.privacy:consent",
     "me": "baat.cli.privacy:me",
     "transparency": "baat.cli.privacy:transparency",
-    "admin": "baat.cli.admin_ops:admin",
+    "admin": "baat.cli.admin_accounts:admin",
 }
 
 
@@ -141,10 +141,11 @@ def root() -> None:
 )
 @click.option(
     "--registration",
-    type=click.Choice(["open", "invite"]),
+    type=click.Choice(["open", "invite", "closed"]),
     default="open",
     show_default=True,
-    help="'invite': a new account needs a one-time code from 'baat admin invite'.",
+    help="'invite': a new account needs a one-time code from 'baat admin invite'; "
+    "'closed': none is registered. 'baat admin registration' overrides it while running.",
 )
 @click.option(
     "--links-per-minute",

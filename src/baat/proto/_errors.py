@@ -45,6 +45,9 @@ class ErrorCode(StrEnum):
     # Quotas (docs/PROTOCOL.md, "Quotas"); both are retryable: the sender keeps the message.
     RECIPIENT_QUEUE_FULL = "recipient_queue_full"
     RECIPIENT_RATE_LIMITED = "recipient_rate_limited"
+    # The operator suspended the account (``baat admin accounts suspend``): fatal, and the
+    # account's devices cannot authenticate until the suspension is lifted.
+    ACCOUNT_SUSPENDED = "account_suspended"
 
 
 # Errors after which the connection cannot continue.
@@ -59,6 +62,7 @@ FATAL_CODES = frozenset(
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.DEVICE_REMOVED,
         ErrorCode.AUTH_TIMEOUT,
+        ErrorCode.ACCOUNT_SUSPENDED,
     }
 )
 

@@ -152,9 +152,15 @@ class Admission:
         fails), or None in open mode.
 
         Raises:
-            AdmissionRefused: ``rate_limited`` (429) or ``invite_required`` (403).
+            AdmissionRefused: ``registration_closed`` (403), ``rate_limited`` (429) or
+                ``invite_required`` (403).
             StorageUnavailable: the invite could not be checked.
         """
+        if self.mode == "closed":
+            # Set by ``baat admin registration closed`` (baat.server.operator_admin).
+            raise AdmissionRefused(
+                "registration_closed", "this server is not registering new accounts", 403
+            )
         wait = self.registrations.charge(host)
         if wait:
             raise AdmissionRefused(

@@ -27,7 +27,7 @@ from baat.privacy.http import routes as privacy_routes
 from baat.privacy.policy import Policy
 from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
-from baat.server import upgrade
+from baat.server import operator_admin, upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.admission import Admission, AdmissionRefused
 from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
@@ -244,12 +244,14 @@ def create_app(config: ServerConfig) -> Starlette:
         app.state.store = store
         app.state.privacy = state.privacy
         expiry = asyncio.create_task(_expiry_loop(state))
+        operator = operator_admin.start(state)
         counts = asyncio.create_task(_count_loop(state))
         try:
             yield
         finally:
             expiry.cancel()
             counts.cancel()
+            operator.cancel()
             await router.stop()
             if regions is not None:
                 await regions.close()

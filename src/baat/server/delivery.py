@@ -87,6 +87,8 @@ class Outlet(Protocol):
 
     def close_removed(self) -> None: ...
 
+    def close_suspended(self) -> None: ...
+
 
 class _Waiter:
     """Collects per-recipient statuses of one send and fires once all are final."""
@@ -184,6 +186,9 @@ class Router:
         self._background: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._forwarder: asyncio.Task[None] | None = None
+        # Accounts the operator suspended (baat.server.operator_admin): refused at
+        # authentication, read from the database once a second.
+        self.suspended: frozenset[str] = frozenset()
         self.online: dict[DeviceKey, Outlet] = {}
         self.draining: dict[DeviceKey, Outlet] = {}
         self._inflight: dict[bytes, _Entry] = {}
@@ -269,6 +274,17 @@ class Router:
             outlet = self.online.get(key) or self.draining.get(key)
             if outlet is not None:
                 outlet.close_removed()
+        await self.flush_now()
+        return len(keys)
+
+    async def close_suspended(self, account_id: str) -> int:
+        """The operator suspended the account: close its sessions on this node with
+        ``account_suspended`` and write out what they had sent. Returns the number closed."""
+        keys = [k for k in (*self.online, *self.draining) if k[0] == account_id]
+        for key in keys:
+            outlet = self.online.get(key) or self.draining.get(key)
+            if outlet is not None:
+                outlet.close_suspended()
         await self.flush_now()
         return len(keys)
 

@@ -124,6 +124,19 @@ class Session:
         )
         self._close_soon()
 
+    def close_suspended(self) -> None:
+        """The operator suspended the account: its devices stop at once."""
+        self.push(
+            encode(
+                Error(
+                    code=ErrorCode.ACCOUNT_SUSPENDED,
+                    message="this account is suspended by the server's operator",
+                    fatal=True,
+                )
+            )
+        )
+        self._close_soon()
+
     def close_superseded(self) -> None:
         """A newer connection of the same device took over."""
         self.push(encode(Error(code="superseded", message="another connection took over")))
@@ -256,6 +269,9 @@ class Session:
             self._close_soon()
             return
         if self._closed:  # the socket went away while the device was looked up
+            return
+        if frame.account_id in self.state.router.suspended:
+            self.close_suspended()
             return
         self.key = (frame.account_id, frame.device_id)
         self.push(self.conn.accept(frame.account_id, frame.device_id))
