@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -96,7 +95,8 @@ async def test_suspend_and_delete_act_at_once_on_connected_devices(
         r = await http.post("/v1/accounts", json=registration_body("bob"))
         assert r.status_code == 201
 
-    report = subprocess.run(
+    report = await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "baat", "transparency", "report", "--db", db, "--json"],
         capture_output=True,
         text=True,
@@ -123,7 +123,7 @@ async def test_registration_closes_and_opens_on_a_running_server(server: ServerP
         assert r.status_code == 201
     # The setting outlives a restart: it overrides --registration until changed.
     await asyncio.to_thread(admin, db, "registration", "closed")
-    server.restart()
+    await asyncio.to_thread(server.restart)
     async with httpx.AsyncClient(base_url=server.url) as http:
         await asyncio.sleep(1.5)  # the first read of the settings
         r = await http.post("/v1/accounts", json=registration_body("erin"))

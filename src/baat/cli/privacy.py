@@ -138,7 +138,9 @@ def policy_publish(directory: Path, accept: bool, as_json: bool) -> None:
         if old == doc:
             _emit({**result, "published": False}, as_json, lambda _: f"v{latest} is up to date")
             return
-        if current.version != latest + 1:
+        # Numbers are assigned to changes developed side by side, so a gap is allowed;
+        # going back or reusing a number is not.
+        if current.version <= latest:
             raise CliFailure(
                 f"the code's policy differs from v{latest}: set POLICY_VERSION = {latest + 1} "
                 "in src/baat/privacy/policy.py (published versions are immutable)"
