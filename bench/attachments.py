@@ -50,8 +50,8 @@ from baat.client.attachments import (
     decrypt_file,
     make_pointer,
 )
+from baat.contract import registration_message
 from baat.crypto import identity_dh_signature_message
-from baat.server.accounts import registration_message
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_E2E_MBS = 100.0

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from baat.contract import registration_message
 from baat.proto import (
     PROTOCOL_VERSION,
     Ack,
@@ -47,7 +48,6 @@ from baat.proto import (
     decode_server,
     encode,
 )
-from baat.server.accounts import registration_message
 
 try:
     from baat.crypto import identity_dh_signature_message

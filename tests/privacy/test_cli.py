@@ -21,12 +21,12 @@ from sqlalchemy import update
 from starlette.applications import Starlette
 
 from baat.cli.privacy import admin, consent, me, policy, transparency
+from baat.contract import DeviceCredentials
 from baat.privacy.http import routes
 from baat.privacy.inventory import Retention
 from baat.privacy.policy import Policy, dump_document
 from baat.privacy.schema import consent_events
 from baat.privacy.service import PrivacyService
-from baat.server.auth import DeviceCredentials
 from baat.server.storage.sql import SqlStore
 
 from .conftest import TODAY, User, make_user

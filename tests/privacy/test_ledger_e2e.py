@@ -23,10 +23,10 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, update
 
 from baat.cli.privacy import consent
+from baat.contract import DeviceCredentials
 from baat.privacy import ledger_head, receipts
 from baat.privacy.schema import consent_events
 from baat.privacy.schema import ledger_head as head_table
-from baat.server.auth import DeviceCredentials
 from baat.server.storage.schema import devices
 from baat.server.storage.sql import SqlStore
 from support.server import ROOT, ServerProcess

@@ -19,9 +19,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
+from baat.contract import link_message
 from baat.crypto import identity_dh_signature_message
 from baat.crypto.linking import link_commitment
-from baat.server.devices import link_message
 from support.cli import baat
 from support.devices import b64, raw, registration_body
 from support.server import ServerProcess

@@ -11,9 +11,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from baat.client.transport import TransportError
+from baat.contract import link_message
 from baat.crypto import identity_dh_signature_message, link_commitment, link_nonce
 from baat.proto import Deliver, Error, OutgoingEnvelope, QueueDrained, Send, SendResult
-from baat.server.devices import link_message
 from support.devices import DeviceUnderTest, b64, raw, register
 from support.server import ServerProcess
 

@@ -13,6 +13,7 @@ import pytest
 
 from baat.client.devices import register_linked
 from baat.client.sdk import Client
+from baat.contract import link_message
 from baat.crypto import (
     IdentityKeyPair,
     LinkCode,
@@ -22,7 +23,7 @@ from baat.crypto import (
     link_nonce,
     link_sas_committed,
 )
-from baat.server.devices import MAX_DEVICES, link_message
+from baat.server.devices import MAX_DEVICES
 from client.test_multidevice_support import PASS, joined_device
 from support.server import ServerProcess
 

@@ -11,9 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from baat.client.transport import Transport
+from baat.contract import DeviceCredentials, registration_message
 from baat.crypto import identity_dh_signature_message
-from baat.server.accounts import registration_message
-from baat.server.auth import DeviceCredentials
 
 # Closed after each test by the autouse fixture in tests/conftest.py.
 OPEN_TRANSPORTS: list[Transport] = []

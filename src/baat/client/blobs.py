@@ -29,7 +29,7 @@ from typing import IO
 import httpx
 
 from baat.client.attachments import AttachmentError
-from baat.server.auth import DeviceCredentials
+from baat.contract import DeviceCredentials
 
 log = logging.getLogger("baat.client.blobs")
 

@@ -32,6 +32,7 @@ from sqlalchemy import Connection, delete, insert, select, update
 
 from baat.client import schema as s
 from baat.client.store import Contact, ProfileInfo, Store
+from baat.contract import link_message
 from baat.crypto import (
     CryptoError,
     DeviceList,
@@ -51,7 +52,6 @@ from baat.crypto import (
     verify_device_list,
 )
 from baat.proto import OutgoingEnvelope
-from baat.server.devices import link_message
 
 if TYPE_CHECKING:
     from baat.client.sdk import Client

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from baat.client.store import Store
-from baat.server.auth import DeviceCredentials
+from baat.contract import DeviceCredentials
 
 
 def passphrase_from_env() -> str | None:

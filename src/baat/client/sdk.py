@@ -44,6 +44,7 @@ from baat.client.prekeys import PrekeyKeeper
 from baat.client.retries import RETRY_TYPE, Retries
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
+from baat.contract import DeviceCredentials, registration_message
 from baat.crypto import (
     PREKEY_KIND_CURVE_ONE_TIME,
     PREKEY_KIND_CURVE_SIGNED,
@@ -74,8 +75,6 @@ from baat.proto import (
     SendResult,
     UploadPrekeys,
 )
-from baat.server.accounts import registration_message
-from baat.server.auth import DeviceCredentials
 
 log = logging.getLogger("baat.client")
 

@@ -23,12 +23,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import BadCredentials, parse_header
 from baat.privacy import receipt_fields
 from baat.privacy.errors import PrivacyError
 from baat.privacy.render import jsonld, render
 from baat.privacy.service import PrivacyService
 from baat.privacy.transparency import markdown as transparency_markdown
-from baat.server.auth import BadCredentials, check_token, parse_header
+from baat.server.auth import check_token
 from baat.server.storage.base import StorageUnavailable
 from baat.server.storage.sql import SqlStore
 

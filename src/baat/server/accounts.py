@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from baat.contract import registration_message
 from baat.crypto import InvalidSignature as InvalidIdentitySignature
 from baat.crypto import verify_identity_dh_signature
 from baat.server.auth import new_token
@@ -18,7 +19,6 @@ from baat.server.regions.ids import new_account_id
 from baat.server.storage.base import Account, Device, UsernameTaken
 from baat.server.storage.sql import SqlStore, today
 
-REGISTRATION_DOMAIN = b"Baat registration v1\x00"
 # The jurisdictions the privacy notice has wording for (baat.privacy.purposes); "ZZ" is
 # the notice for everywhere else. The choice changes wording and storage, never rights.
 JURISDICTIONS = frozenset({"IN", "EU", "GB", "US", "ZZ"})
@@ -51,11 +51,6 @@ def normalize_username(raw: str) -> str:
             "starting with a letter",
         )
     return name
-
-
-def registration_message(username: str, identity_key: bytes, identity_dh_key: bytes) -> bytes:
-    """What the new device signs to prove it holds its identity key."""
-    return REGISTRATION_DOMAIN + username.encode() + b"\x00" + identity_key + identity_dh_key
 
 
 def b64_field(value: object, field: str, size: int | None = None) -> bytes:

@@ -11,7 +11,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import BadCredentials
 from baat.privacy import residency
 from baat.privacy.errors import PrivacyError
 from baat.privacy.http import http_exception_as_json
@@ -29,11 +29,10 @@ from baat.privacy.regions import RegionGate
 from baat.privacy.service import PrivacyService
 from baat.server import operator_admin, upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
-from baat.server.admission import Admission, AdmissionRefused
-from baat.server.auth import BadCredentials, DeviceCredentials, check_token, parse_header
+from baat.server.admission import AdmissionRefused
 from baat.server.blobs import expire_blobs
 from baat.server.blobs import routes as blob_routes
-from baat.server.bundles import DrainLimiter, public_details
+from baat.server.bundles import public_details
 from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
 from baat.server.config import ServerConfig
@@ -41,15 +40,15 @@ from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
 from baat.server.erasable import register_stores
 from baat.server.health import routes as health_routes
-from baat.server.linking import LinkRelay
 from baat.server.linking import routes as link_routes
 from baat.server.quotas import SendQuotas
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
+from baat.server.state import ServerState, authenticate
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
-from baat.server.storage.sql import SqlStore, today
+from baat.server.storage.sql import SqlStore
 
 log = logging.getLogger("baat.server")
 
@@ -59,43 +58,6 @@ COUNT_INTERVAL_S = 5.0
 
 def error(code: str, message: str, status: int) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
-
-
-@dataclass
-class ServerState:
-    config: ServerConfig
-    store: SqlStore
-    router: Router
-    privacy: PrivacyService | None = None
-    regions: Regions | None = None
-    prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
-    link_relay: LinkRelay = field(default_factory=LinkRelay)
-    _seen: dict[str, int] = field(default_factory=dict)
-    admission: Admission = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.admission = Admission.from_config(self.config)
-
-    async def touch(self, account_id: str) -> None:
-        """Record the day of last connection (a day, never a time; written once a day)."""
-        day = today()
-        if self._seen.get(account_id) != day:
-            self._seen[account_id] = day
-            await self.store.touch_last_seen(account_id, day)
-
-
-async def authenticate(request: Request) -> DeviceCredentials:
-    """Check the bearer token of an HTTP request.
-
-    Raises:
-        BadCredentials: missing, malformed or wrong.
-    """
-    creds = parse_header(request.headers.get("authorization"))
-    state: ServerState = request.app.state.server
-    device = await state.store.device(creds.account_id, creds.device_id)
-    if device is None or not check_token(creds.token, device.auth_token_hash):
-        raise BadCredentials("unknown device or wrong token")
-    return creds
 
 
 async def create_account(request: Request) -> Response:

@@ -28,12 +28,13 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
-from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.contract import BadCredentials, DeviceCredentials
 from baat.server.blob_progress import ServedPrefixes
 from baat.server.counters import COUNTS, bump
 from baat.server.quotas import QuotaExceeded, check_blob_quota
 from baat.server.regions.ids import region_of_blob
 from baat.server.regions.links import RegionUnavailable
+from baat.server.state import authenticate
 from baat.server.storage.blob_store import (
     BlobError,
     BlobInfo,
@@ -45,7 +46,7 @@ from baat.server.storage.blob_store import (
 from baat.server.storage.sql import SqlStore
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 # The largest blob accepted (ciphertext bytes). A module default so that the CLI can set
 # it before the app starts; a ``max_blob_bytes`` on ServerConfig takes precedence.
@@ -94,9 +95,6 @@ def _blob_error(exc: BlobError) -> Response:
 
 
 async def _auth(request: Request) -> DeviceCredentials:
-    # Imported here: app.py imports this module to mount the routes.
-    from baat.server.app import authenticate
-
     return await authenticate(request)
 
 

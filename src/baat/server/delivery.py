@@ -51,6 +51,7 @@ from baat.server.bus import (
     NodeMessage,
 )
 from baat.server.counters import COUNTS
+from baat.server.errors import SendRefused
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -143,16 +144,6 @@ class RouterStats:
     # Failed writer passes and failed bus operations (baat.server.metrics).
     write_errors: int = 0
     bus_errors: int = 0
-
-
-class SendRefused(Exception):
-    """The whole send was refused (rate limit, storage down); nothing was accepted."""
-
-    def __init__(self, code: ErrorCode, message: str, retry_after_ms: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.retry_after_ms = retry_after_ms
 
 
 @dataclass

@@ -21,27 +21,23 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import BadCredentials, DeviceCredentials, link_message
 from baat.crypto import InvalidSignature as InvalidIdentitySignature
 from baat.crypto import verify_identity_dh_signature
 from baat.server.accounts import RegistrationError, b64_field
 from baat.server.admission import AdmissionRefused
-from baat.server.auth import BadCredentials, DeviceCredentials, new_token
+from baat.server.auth import new_token
+from baat.server.state import authenticate
 from baat.server.storage.base import Device, TooManyDevices
 from baat.server.storage.sql import today
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 PRIMARY_DEVICE = 1
 LINK_CODE_TTL_S = 600
-LINK_DOMAIN = b"Baat link device v1\x00"
 MAX_DEVICES = 6
 MAX_DEVICE_LIST_BYTES = 16 * 1024
-
-
-def link_message(code: str, identity_key: bytes, identity_dh_key: bytes) -> bytes:
-    """What a new device signs to prove it holds the identity key it links with."""
-    return LINK_DOMAIN + code.encode() + b"\x00" + identity_key + identity_dh_key
 
 
 def _hash(code: str) -> bytes:
@@ -58,8 +54,6 @@ def _state(request: Request) -> ServerState:
 
 
 async def _auth(request: Request) -> DeviceCredentials:
-    from baat.server.app import authenticate
-
     return await authenticate(request)
 
 

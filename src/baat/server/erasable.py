@@ -22,7 +22,7 @@ from baat.server.blobs import blob_store
 from baat.server.storage.schema import blobs
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 
 def register_stores(state: ServerState) -> None:

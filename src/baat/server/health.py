@@ -33,7 +33,7 @@ from baat.server.storage.schema import schema_version
 from baat.server.upgrade import LATEST
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 PROBE_TIMEOUT_S = 3.0
 PROBE_CACHE_S = 1.0

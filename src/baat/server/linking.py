@@ -11,7 +11,7 @@
    primary's.
 
 The server checks order and sizes only; the devices check the commitment and compare the
-SAS. Entries live :data:`RELAY_TTL_S` in memory on the node that took the registration, so
+SAS. Entries live ``link_relay.RELAY_TTL_S`` in memory on the node that took the registration, so
 a deployment with several nodes sends an account's linking calls to one node (the client
 retries on ``link_unknown``). Nothing here is personal data beyond the ten minutes of a
 link; nothing is written to storage.
@@ -21,55 +21,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from baat.server.auth import BadCredentials, DeviceCredentials
+from baat.contract import BadCredentials, DeviceCredentials
+from baat.server.state import authenticate
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
-RELAY_TTL_S: Final = 600.0
 NONCE_BYTES: Final = 32
-_MAX_ENTRIES: Final = 10_000
 PRIMARY_DEVICE: Final = 1
-
-
-@dataclass(slots=True)
-class _Exchange:
-    commitment: bytes
-    expires: float
-    primary_nonce: bytes | None = None
-    device_nonce: bytes | None = None
-
-
-class LinkRelay:
-    """Commitments and nonces of links under way, by (account, new device id)."""
-
-    def __init__(self, ttl: float = RELAY_TTL_S) -> None:
-        self.ttl = ttl
-        self._open: OrderedDict[tuple[str, int], _Exchange] = OrderedDict()
-
-    def start(self, account_id: str, device_id: int, commitment: bytes) -> None:
-        self._expire()
-        self._open[(account_id, device_id)] = _Exchange(commitment, time.monotonic() + self.ttl)
-        while len(self._open) > _MAX_ENTRIES:
-            self._open.popitem(last=False)
-
-    def get(self, account_id: str, device_id: int) -> _Exchange | None:
-        self._expire()
-        return self._open.get((account_id, device_id))
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        while self._open and next(iter(self._open.values())).expires < now:
-            self._open.popitem(last=False)
 
 
 def _error(code: str, message: str, status: int) -> JSONResponse:
@@ -81,8 +46,6 @@ def _b64(data: bytes | None) -> str | None:
 
 
 async def _caller(request: Request) -> tuple[ServerState, DeviceCredentials]:
-    from baat.server.app import authenticate
-
     state: ServerState = request.app.state.server
     return state, await authenticate(request)
 

@@ -51,7 +51,7 @@ from baat import __version__
 from baat.server.counters import COUNTS, PASS_BUCKETS
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
     from baat.server.transport.ws import Hub
 
 log = logging.getLogger("baat.metrics")

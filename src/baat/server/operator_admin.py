@@ -45,7 +45,7 @@ from baat.server.storage.schema import (
 )
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 log = logging.getLogger("baat.operator")
 

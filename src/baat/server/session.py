@@ -55,12 +55,13 @@ from baat.proto import (
 )
 from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
 from baat.server.counters import COUNTS, bump
-from baat.server.delivery import DeviceKey, SendRefused
+from baat.server.delivery import DeviceKey
+from baat.server.errors import SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
 from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 log = logging.getLogger("baat.session")
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import httpx
 
-from baat.server.auth import DeviceCredentials
+from baat.contract import DeviceCredentials
 
 TIMEOUT = 20.0
 

@@ -23,7 +23,7 @@ import msgspec
 from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
 from baat.privacy.regions import RegionGate
 from baat.proto import DeviceBundleRecord, ErrorCode, OutgoingEnvelope, RecipientResult
-from baat.server.delivery import SendRefused
+from baat.server.errors import SendRefused
 from baat.server.regions import wire
 from baat.server.regions.ids import new_account_id, region_of
 from baat.server.regions.nonces import SharedNonces

@@ -18,20 +18,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from baat.contract import DeviceCredentials
 from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
 from baat.proto import ErrorCode, SendResult
 from baat.server.accounts import RegistrationError, normalize_username
-from baat.server.auth import DeviceCredentials
 from baat.server.bundles import NoSuchDevice, claim_bundles, public_details
-from baat.server.delivery import SendRefused
+from baat.server.errors import SendRefused
 from baat.server.regions import wire
 from baat.server.regions.ids import region_of, region_of_blob
 from baat.server.regions.signing import SIGNATURE_HEADER, BadRegionSignature
 from baat.server.storage.base import StorageUnavailable
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
     from baat.server.regions.links import Regions
+    from baat.server.state import ServerState
 
 # How long a send from another region may wait for its envelopes to become final here
 # (acknowledged or stored): past it the other region retries, and duplicates are dropped.

@@ -44,7 +44,7 @@ from baat.server.session import Session
 from baat.server.transport.guard import ConnectionGuard, TransportSettings
 
 if TYPE_CHECKING:
-    from baat.server.app import ServerState
+    from baat.server.state import ServerState
 
 log = logging.getLogger("baat.transport")
 
