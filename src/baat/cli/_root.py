@@ -251,6 +251,13 @@ def serve(
     **quotas: Any,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
+    # Logs and the listening sockets first, before the server's modules are imported (a
+    # second or more): a taken port must end the start at once (baat.server.listen).
+    from baat.server import listen, logs
+
+    logs.configure(log_level, log_format, log_interval)
+    sock = listen.bind(host, port)
+    metrics_sock = listen.bind(*metrics, what="metrics") if metrics is not None else None
     from baat.proto import Limits
     from baat.server.config import ServerConfig
     from baat.server.main import serve as run
@@ -313,7 +320,9 @@ def serve(
             db_pool_size=db_pool_size,
             db_max_overflow=db_max_overflow,
             **quotas,
-        )
+        ),
+        sock,
+        metrics_sock,
     )
 
 

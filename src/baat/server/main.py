@@ -10,7 +10,7 @@ import sys
 import uvicorn
 
 from baat import __version__
-from baat.server import logs
+from baat.server import listen, logs
 from baat.server.app import create_app
 from baat.server.config import ServerConfig
 from baat.server.transport import (
@@ -24,7 +24,11 @@ from baat.server.transport import (
 log = logging.getLogger("baat.server")
 
 
-def serve(config: ServerConfig) -> None:
+def serve(
+    config: ServerConfig,
+    sock: socket.socket | None = None,
+    metrics_sock: socket.socket | None = None,
+) -> None:
     """Serve until SIGINT/SIGTERM; shutdown flushes every accepted envelope first.
 
     Start-up order (docs/DEPLOY.md, "Start-up and logs"): logs, then the listening socket
@@ -32,8 +36,11 @@ def serve(config: ServerConfig) -> None:
     then the schema check or migration, then the application; "listening" is logged only
     once the application has started and the socket accepts connections.
     """
-    logs.configure(config.log_level, config.log_format, config.log_interval)
-    sock = _bind(config.host, config.port)
+    if sock is None:  # called directly, not by ``baat serve`` (which binds first)
+        logs.configure(config.log_level, config.log_format, config.log_interval)
+        sock = listen.bind(config.host, config.port)
+        if config.metrics is not None:
+            metrics_sock = listen.bind(*config.metrics, what="metrics")
     where = logs.redact(config.db_url if config.db else str(config.data_dir / "baat.sqlite3"))
     log.info(
         "baat %s starting: node %s, region %s, database %s (%s), bus %s",
@@ -67,11 +74,9 @@ def serve(config: ServerConfig) -> None:
         # protocol layer; only absurd ones are cut by the codec (close code 1009).
         max_message=config.limits.max_frame_bytes * 4,
     )
-    metrics_sock = None
-    if config.metrics is not None:
+    if metrics_sock is not None:
         from baat.server import metrics
 
-        metrics_sock = _bind(*config.metrics, what="metrics")
         metrics.install(hub, lambda: getattr(inner.state, "server", None))
     try:
         import uvloop  # noqa: F401
@@ -153,26 +158,6 @@ class _Server(uvicorn.Server):
         )
         await super().shutdown(sockets)
         log.info("baat server stopped", extra={"baat": {"event": "stopped"}})
-
-
-def _bind(host: str, port: int, what: str = "server") -> socket.socket:
-    """The listening socket, bound now: a taken port ends the process at once (status 1)
-    rather than after migrations, and never after "listening" was announced."""
-    try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, backlog=2048)
-    except OSError as exc:
-        log.error(
-            "cannot listen on %s:%d for the %s: %s",
-            host,
-            port,
-            what,
-            exc.strerror or exc,
-            extra={"baat": {"event": "bind_failed", "host": host, "port": port}},
-        )
-        sys.exit(1)
-    sock.set_inheritable(False)
-    return sock
 
 
 def _check_schema(config: ServerConfig) -> None:
