@@ -219,8 +219,7 @@ def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
     cmd += ["--recipient-envelopes-per-second", UNLIMITED]
     if ctx.registration == "http":
         cmd += ["--registrations-per-minute", UNLIMITED, "--registrations-per-address", UNLIMITED]
-    if ctx.region:
-        cmd += ["--region", ctx.region]
+    cmd += ["--region", ctx.region or "in"]
     return cmd
 
 
@@ -895,7 +894,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="before each routing case, wait up to this long for other processes to go idle",
     )
-    p.add_argument("--region", default=None, help="--region for baat serve (default: its own)")
+    p.add_argument("--region", default=None, help="--region for baat serve (default: in)")
     p.add_argument("--register-concurrency", type=int, default=16)
     p.add_argument("--json", type=Path, default=None, help="also write raw results here")
     p.add_argument("--markdown", type=Path, default=None, help="also write Markdown tables here")

@@ -88,9 +88,18 @@ def root() -> None:
 )
 @click.option(
     "--region",
-    default="in",
-    show_default=True,
-    help="Region this node stores data in (in, eu, us).",
+    required=True,
+    help="Region this node stores data in (in, eu, us): required, the notice it serves "
+    "names that region's location.",
+)
+@click.option(
+    "--operator",
+    "operator_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The operator's notice: controller, contacts, grievance officer, named recipients "
+    "and each region's location (see deploy/operator.example.toml). Without it the notice "
+    "names the built-in example controller.",
 )
 @click.option(
     "--node-id",
@@ -224,6 +233,7 @@ def serve(
     host: str,
     port: int,
     region: str,
+    operator_file: Path | None,
     node_id: str,
     bus: str | None,
     max_envelope_bytes: int,
@@ -276,6 +286,14 @@ def serve(
             engine_url(db)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--db") from exc
+    if operator_file is not None:
+        from baat.privacy import operator
+        from baat.privacy.errors import PrivacyError
+
+        try:
+            operator.install(operator.load(operator_file))
+        except PrivacyError as exc:
+            raise click.BadParameter(exc.message, param_hint="--operator") from exc
     linked = _peers(region, peers)
     region_key, keys = _region_keys(linked, region_key_file, peer_keys)
     limits = Limits(
