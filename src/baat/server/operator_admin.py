@@ -282,6 +282,7 @@ class OperatorWatch:
     clock: Callable[[], float] = time.time
     suspended: frozenset[str] = frozenset()
     registration: str | None = None
+    expired_at: float = float("-inf")
 
     async def run(self) -> None:
         while True:
@@ -322,6 +323,11 @@ class OperatorWatch:
             log.info("registration is now %s (set by the operator)", mode)
             self.registration = str(mode)
         now = self.clock()
+        if now - self.expired_at >= 3600:
+            # Hourly, as the retention of the log says (inventory "operator.action").
+            async with engine.begin() as conn:
+                await expire(conn, now)
+            self.expired_at = now
         for seq, kind in pending:
             if kind == DELETE:
                 await self._delete(int(seq), now)
