@@ -23,10 +23,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from baat.privacy import keys, ledger
-from baat.privacy.consent_view import ConsentView
 from baat.privacy.policy import Policy
-from baat.privacy.service import PrivacyService
+from baat.server.privacy import keys, ledger
+from baat.server.privacy.consent_view import ConsentView
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.base import Account, Device
 from baat.server.storage.sql import SqlStore
 

@@ -29,7 +29,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.base import Account, Device, QueuedEnvelope
 from baat.server.storage.sql import SqlStore
 

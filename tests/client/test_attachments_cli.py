@@ -299,7 +299,7 @@ def test_an_oversize_file_is_refused_before_anything_is_sent(tmp_path: Path) -> 
 def test_content_without_an_attachment_reads_as_before() -> None:
     import msgspec
 
-    from baat.client.sdk import Content
+    from baat.client.core import Content
 
     class ContentV1(msgspec.Struct, frozen=True, omit_defaults=True):
         v: int

@@ -8,8 +8,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from baat.client.core import Content
 from baat.client.features import READ_RECEIPTS, FeatureError
-from baat.client.sdk import Client, Content
+from baat.client.sdk import Client
 from client.test_multidevice_support import account, link, until
 from support.server import ServerProcess
 

@@ -13,8 +13,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from joserfc.jwk import OKPKey
 
 from baat.client.ledger_watch import LedgerWatch
-from baat.privacy import ledger_head, receipts
-from baat.privacy.keys import SigningKey, _public_jwk
+from baat.privacy import receipts
+from baat.server.privacy import ledger_head
+from baat.server.privacy.keys import SigningKey, _public_jwk
 
 SERVER = "http://baat.test"
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from baat.client.core import NotConnected
 from baat.client.devices import DeviceError
-from baat.client.sdk import Client, NotConnected
+from baat.client.sdk import Client
 from baat.crypto import DeviceList, IdentityKeyPair, sign_device_list
 from client.test_multidevice_support import (
     PASS,
@@ -93,7 +94,7 @@ async def test_device_lists_are_verified(tmp_path: Path, server: ServerProcess) 
                 json={"version": 9, "signed_list": base64.b64encode(blob).decode()},
             )
             assert r.status_code == 204  # the server cannot tell; the peers can
-        from baat.client.sdk import IdentityChanged
+        from baat.client.core import IdentityChanged
 
         with pytest.raises(IdentityChanged):
             await bob.devices.refresh(alice.info.account_id)
@@ -104,8 +105,8 @@ async def test_device_lists_are_verified(tmp_path: Path, server: ServerProcess) 
 
 
 async def test_link_code_errors(tmp_path: Path, server: ServerProcess) -> None:
-    from baat.client.devices import register_linked
-    from baat.client.sdk import RegistrationFailed
+    from baat.client.core import RegistrationFailed
+    from baat.client.linked import register_linked
     from baat.crypto import InvalidLinkCode
 
     alice = await account(tmp_path, server.url, "alice")

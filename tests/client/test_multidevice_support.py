@@ -8,7 +8,7 @@ import base64
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from baat.client.devices import register_linked
+from baat.client.linked import register_linked
 from baat.client.sdk import Client
 from baat.client.store import StoredMessage
 from baat.proto import OutgoingEnvelope, SendResult

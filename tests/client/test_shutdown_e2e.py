@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from baat.client import schema as s
-from baat.client.sdk import Client, NotConnected
+from baat.client.core import NotConnected
+from baat.client.sdk import Client
 from client.test_multidevice_support import PASS, texts, until
 from support.server import ServerProcess
 

@@ -19,10 +19,10 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from baat.privacy.http import routes
 from baat.privacy.policy import Policy
-from baat.privacy.service import PrivacyService
 from baat.server.auth import token_hash
+from baat.server.privacy.http import routes
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.base import Account, Device
 from baat.server.storage.sql import SqlStore
 

@@ -22,11 +22,11 @@ from starlette.applications import Starlette
 
 from baat.cli.privacy import admin, consent, me, policy, transparency
 from baat.contract import DeviceCredentials
-from baat.privacy.http import routes
 from baat.privacy.inventory import Retention
 from baat.privacy.policy import Policy, dump_document
-from baat.privacy.schema import consent_events
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.http import routes
+from baat.server.privacy.schema import consent_events
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import TODAY, User, make_user

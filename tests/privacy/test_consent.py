@@ -19,10 +19,10 @@ from baat.privacy.errors import (
     ReceiptUnknownKey,
     UnknownPurpose,
 )
-from baat.privacy.ledger import GENESIS, STATE_IRI
 from baat.privacy.policy import NOTICE_ID, Policy
-from baat.privacy.schema import consent_events, consent_subjects, server_keys
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.ledger import GENESIS, STATE_IRI
+from baat.server.privacy.schema import consent_events, consent_subjects, server_keys
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import OpenService, make_user

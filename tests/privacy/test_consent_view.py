@@ -13,8 +13,8 @@ from sqlalchemy import delete, insert, select, update
 
 from baat.privacy import receipts
 from baat.privacy.errors import LedgerUnverifiable
-from baat.privacy.schema import consent_events, ledger_head
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.schema import consent_events, ledger_head
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import Clock, OpenService, make_user

@@ -14,9 +14,9 @@ from baat.privacy.errors import (
     UndeclaredTransfer,
     UnknownPurpose,
 )
-from baat.privacy.jobs import day_iso
-from baat.privacy.schema import transfer_log
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.jobs import day_iso
+from baat.server.privacy.schema import transfer_log
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import TODAY, Clock, Receiver, make_user

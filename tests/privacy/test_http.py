@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from baat.privacy import receipts
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import make_user
@@ -128,7 +128,7 @@ async def test_unknown_routes_answer_in_json(store: SqlStore, service: PrivacySe
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
 
-    from baat.privacy.http import http_exception_as_json, routes
+    from baat.server.privacy.http import http_exception_as_json, routes
 
     app = Starlette(routes=routes(), exception_handlers={HTTPException: http_exception_as_json})
     app.state.store, app.state.privacy = store, service

@@ -13,8 +13,8 @@ import pytest
 from rdflib import RDF, RDFS, XSD, Graph, Literal, Namespace, URIRef
 
 from baat.privacy.jsonld import jsonld
-from baat.privacy.ledger import STATE_IRI
 from baat.privacy.policy import Policy, load_document, published_versions
+from baat.server.privacy.ledger import STATE_IRI
 
 ROOT = Path(__file__).resolve().parents[2]
 TERMS = {

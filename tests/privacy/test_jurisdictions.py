@@ -11,7 +11,7 @@ import pytest
 from baat.privacy import receipts
 from baat.privacy.errors import PrivacyError
 from baat.privacy.purposes import JURISDICTIONS, OPTIONAL_PURPOSES, region_for
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.sql import SqlStore
 
 from .conftest import OpenService, Receiver, make_user

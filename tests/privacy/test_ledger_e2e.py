@@ -24,9 +24,10 @@ from sqlalchemy import delete, select, update
 
 from baat.cli.privacy import consent
 from baat.contract import DeviceCredentials
-from baat.privacy import ledger_head, receipts
-from baat.privacy.schema import consent_events
-from baat.privacy.schema import ledger_head as head_table
+from baat.privacy import receipts
+from baat.server.privacy import ledger_head
+from baat.server.privacy.schema import consent_events
+from baat.server.privacy.schema import ledger_head as head_table
 from baat.server.storage.schema import devices
 from baat.server.storage.sql import SqlStore
 from support.server import ROOT, ServerProcess

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Table, func, select
 
-from baat.privacy import retention
 from baat.privacy.inventory import ENTRIES, SERVER_ENTRIES, duration_seconds
-from baat.privacy.schema import legal_process_runs, region_transfers, server_keys
-from baat.privacy.service import PrivacyService
-from baat.privacy.transparency import markdown
 from baat.proto import OutgoingEnvelope, SendResult
 from baat.server.delivery import RECENT_SEND_TTL_MS, Router
+from baat.server.privacy import retention
+from baat.server.privacy.schema import legal_process_runs, region_transfers, server_keys
+from baat.server.privacy.service import PrivacyService
+from baat.server.privacy.transparency import markdown
 from baat.server.storage.base import QueuedEnvelope
 from baat.server.storage.blob_store import FileBlobStore, SqlBlobStore
 from baat.server.storage.schema import link_codes, recent_sends

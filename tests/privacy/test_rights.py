@@ -19,8 +19,8 @@ from baat.privacy.errors import (
 )
 from baat.privacy.render import render
 from baat.privacy.residency import Residency
-from baat.privacy.schema import consent_events, transfer_log
-from baat.privacy.service import PrivacyService
+from baat.server.privacy.schema import consent_events, transfer_log
+from baat.server.privacy.service import PrivacyService
 from baat.server.storage.base import Prekey, QueuedEnvelope
 from baat.server.storage.schema import metadata
 from baat.server.storage.sql import SqlStore

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from baat.privacy.errors import AccountNotFound
-from baat.privacy.jobs import day_iso
-from baat.privacy.transparency import markdown
+from baat.server.privacy.jobs import day_iso
+from baat.server.privacy.transparency import markdown
 from baat.server.storage.sql import SqlStore
 
 from .conftest import TODAY, OpenService, Receiver, make_user

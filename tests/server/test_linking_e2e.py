@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from baat.client.devices import register_linked
+from baat.client.linked import register_linked
 from baat.client.sdk import Client
 from baat.contract import link_message
 from baat.crypto import (

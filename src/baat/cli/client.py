@@ -20,9 +20,10 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from baat.client.attachments import AttachmentError
+from baat.client.core import ClientError, Incident
 from baat.client.group_messaging import is_group_chat
 from baat.client.media_files import human_size
-from baat.client.sdk import Client, ClientError, Incident
+from baat.client.sdk import Client
 from baat.client.store import StoredMessage, StoreError
 
 T = TypeVar("T")
@@ -231,7 +232,7 @@ def register(
     async def go() -> dict[str, Any]:
         sas = None
         if link_code is not None:
-            from baat.client.devices import register_linked
+            from baat.client.linked import register_linked
 
             client, sas = await register_linked(profile, secret, link_code)
         else:

@@ -18,11 +18,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from baat.cli.client import CliError, console, opened, profile_option, report, run
+from baat.client.core import ClientError, Incident
 from baat.client.devices import DeviceError
 from baat.client.features import READ_RECEIPTS, TYPING, FeatureError
 from baat.client.group_messaging import GroupFailure
 from baat.client.groups import GroupError
-from baat.client.sdk import Client, ClientError, Incident
+from baat.client.sdk import Client
 
 
 def _run(coro: Any) -> Any:

@@ -427,7 +427,7 @@ def _with_service(
     affiliate_url: str | None = None,
     sign: bool = False,
 ) -> T:
-    from baat.privacy.service import PrivacyService
+    from baat.server.privacy.service import PrivacyService
     from baat.server.storage.sql import SqlStore
     from baat.server.upgrade import SchemaError, require_current
 
@@ -466,7 +466,7 @@ def transparency() -> None:
 @json_option
 def transparency_report(fmt: str, db: str | None, server: str | None, as_json: bool) -> None:
     """Answer the regulator's questions from the inventory and live counts."""
-    from baat.privacy.transparency import markdown
+    from baat.server.privacy.transparency import markdown
 
     if db is not None:
         data = _with_service(db, lambda s: s.transparency_report())

@@ -3,7 +3,7 @@
 A server that shuts down gracefully closes every WebSocket with code 1012 ("service
 restart"); a send, or the bundle fetch that opens a session, may be on the wire at that
 moment. The transport reports it as ``TransportError``; the SDK's callers get its own
-errors instead (``baat.client.sdk`` draws the tree):
+errors instead (``baat.client.core`` draws the tree):
 
 - no server code (the connection closed): ``NotConnected``, and the message stays in the
   outbox for the next connection (the server drops a retried send it already stored);
@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TypeVar
 
+from baat.client.core import NotConnected, SendRefused
 from baat.client.transport import TransportError
 
 T = TypeVar("T")
@@ -27,8 +28,6 @@ async def sdk_errors(operation: Awaitable[T]) -> T:
         NotConnected: the connection closed meanwhile.
         SendRefused: the server refused a request made for it.
     """
-    from baat.client.sdk import NotConnected, SendRefused
-
     try:
         return await operation
     except TransportError as exc:

@@ -24,19 +24,17 @@ import base64
 import secrets
 import time
 from collections.abc import Collection, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from sqlalchemy import Connection, delete, insert, select, update
 
 from baat.client import schema as s
-from baat.client.store import Contact, ProfileInfo, Store
-from baat.contract import link_message
+from baat.client.core import ClientError, Content, IdentityChanged, NotConnected, UnknownContact
+from baat.client.store import Contact, ProfileInfo
 from baat.crypto import (
     CryptoError,
     DeviceList,
-    IdentityKeyPair,
     LinkCode,
     PrekeyBundle,
     SessionRecord,
@@ -44,7 +42,6 @@ from baat.crypto import (
     check_link_commitment,
     check_supersedes,
     initiate_session,
-    link_commitment,
     link_nonce,
     link_sas_committed,
     record_encrypt,
@@ -54,7 +51,8 @@ from baat.crypto import (
 from baat.proto import OutgoingEnvelope
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client
+    from baat.client.core import ClientCore
+
 
 PRIMARY_DEVICE = 1
 LINK_POLL_S = 0.2
@@ -86,7 +84,7 @@ def _list_body(blob: bytes) -> DeviceList:
 class DeviceDirectory:
     """Verified device lists, kept in ``device_lists`` and cached in memory."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         self._cache: dict[str, dict[int, bytes]] = {}
 
@@ -97,8 +95,6 @@ class DeviceDirectory:
     # -- HTTP ------------------------------------------------------------------------------
 
     async def _http(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        from baat.client.sdk import NotConnected
-
         headers = {"authorization": self.client.credentials.header()}
         try:
             async with httpx.AsyncClient(base_url=self._me.server_url, timeout=15) as http:
@@ -189,8 +185,6 @@ class DeviceDirectory:
             IdentityChanged: the list is signed by another key than the trusted one.
             DeviceListRollback: the server offers a list older than one already accepted.
         """
-        from baat.client.sdk import IdentityChanged, UnknownContact
-
         name = username or self._username(account_id)
         r = await self._http("GET", f"/v1/accounts/{name}")
         if r.status_code == 404:
@@ -250,8 +244,6 @@ class DeviceDirectory:
         with self.client.store.transaction() as tx:
             contact = self.client.store.contact(tx, account_id)
         if contact is None:
-            from baat.client.sdk import UnknownContact
-
             raise UnknownContact(f"no name known for account {account_id}")
         return contact.username
 
@@ -272,8 +264,6 @@ class DeviceDirectory:
             return
         if device_id == PRIMARY_DEVICE and found is None:
             return  # first use: the primary's key comes with its first message
-        from baat.client.sdk import ClientError
-
         try:
             await self.refresh(account_id, username)
         except (ClientError, DeviceError, CryptoError):
@@ -300,8 +290,6 @@ class DeviceDirectory:
         Raises:
             IdentityChanged, UnknownContact: as ``Client.send_text``.
         """
-        from baat.client.sdk import UnknownContact
-
         me = self._me.account_id
         out: list[OutgoingEnvelope] = []
         targets = [a for a in dict.fromkeys(accounts) if a != me]
@@ -323,8 +311,6 @@ class DeviceDirectory:
         """The copy of a message for our own other devices: the chat and the peer's name and
         account key travel with it, so a device that never talked to the peer can file it."""
         import msgspec
-
-        from baat.client.sdk import Content
 
         names: dict[str, str] = {}
         key = None
@@ -356,8 +342,6 @@ class DeviceDirectory:
         """Open sessions to listed devices that have none, and new ones to ``fresh`` devices
         (checking each bundle's identity key against the list), then encrypt ``payload``
         once per device on its active session."""
-        from baat.client.sdk import IdentityChanged
-
         c = self.client
         t = c._need()
         me = account_id == self._me.account_id
@@ -528,68 +512,6 @@ class DeviceDirectory:
         check_link_commitment(commitment, theirs, new_identity_key)
         key = self.client.identity.identity_key
         return link_sas_committed(code, key, new_identity_key, mine, theirs)
-
-
-async def register_linked(
-    profile: Path, passphrase: str, code_text: str, timeout: float = 120
-) -> tuple[Client, str]:
-    """Join the account of ``code_text`` as a new device; returns the client and the SAS to
-    compare with the primary's screen, once the primary took part in the commit-then-reveal
-    (it runs ``DeviceDirectory.confirm_link`` meanwhile).
-
-    Raises:
-        InvalidLinkCode: the code does not parse (a typo).
-        RegistrationFailed: the server refused (``invalid_link_code``: used or expired;
-            ``too_many_devices``).
-        NotConnected: the server is unreachable.
-        DeviceError: the primary did not reveal its nonce within ``timeout`` seconds.
-    """
-    from baat.client.sdk import Client, NotConnected, RegistrationFailed
-
-    code = LinkCode.from_text(code_text)
-    identity = IdentityKeyPair.generate()
-    server_code = _server_code(code)
-    nonce = link_nonce()
-    body = {
-        "commitment": _b64(link_commitment(nonce, identity.identity_key)),
-        "code": server_code,
-        "identity_key": _b64(identity.identity_key),
-        "identity_dh_key": _b64(identity.identity_dh_key),
-        "identity_dh_sig": _b64(identity.identity_dh_sig),
-        "proof": _b64(
-            identity.sign(
-                link_message(server_code, identity.identity_key, identity.identity_dh_key)
-            )
-        ),
-    }
-    try:
-        async with httpx.AsyncClient(base_url=code.server_url, timeout=15) as http:
-            r = await http.post("/v1/devices", json=body)
-            if r.status_code != 201:
-                raise RegistrationFailed(*_error_of(r))
-            reg = r.json()
-            auth = f"Bearer {reg['account_id']}.{reg['device_id']}.{reg['token']}"
-            listed = await http.get("/v1/devices", headers={"authorization": auth})
-    except httpx.HTTPError as exc:
-        raise NotConnected(f"cannot reach {code.server_url}: {exc}") from exc
-    if reg["account_id"] != code.account_id:
-        raise RegistrationFailed("wrong_account", "the server linked another account")
-    primary = next(d for d in listed.json()["devices"] if d["primary"])
-    primary_key = base64.b64decode(primary["identity_key"])
-    store = Store.create(profile, passphrase)
-    store.save_identity(identity.to_bytes(), {"token": reg["token"]})
-    store.set_info(
-        ProfileInfo(code.server_url, reg["username"], reg["account_id"], reg["device_id"])
-    )
-    client = await Client.finish_registration(store, identity, {"token": reg["token"]})
-    with store.transaction() as tx:
-        client.devices.trust_account_key(tx, reg["account_id"], primary_key)
-    # Reveal our nonce only once the primary revealed its own (docs/CRYPTO.md §16).
-    theirs = await _poll_nonce(client.devices._http, "/v1/devices/link", timeout)
-    r = await client.devices._http("PUT", "/v1/devices/link", json={"nonce": _b64(nonce)})
-    if r.status_code != 204:
-        raise RegistrationFailed(*_error_of(r))
-    return client, link_sas_committed(code, primary_key, identity.identity_key, theirs, nonce)
 
 
 async def _poll_nonce(http: Any, path: str, timeout: float) -> bytes:

@@ -20,7 +20,8 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client
+    from baat.client.core import ClientCore
+
 
 log = logging.getLogger("baat.client.expiry")
 
@@ -34,7 +35,7 @@ Sleep = Callable[[float], Coroutine[Any, Any, None]]
 
 
 class ExpiryTimer:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         self.sleep: Sleep = asyncio.sleep
         # The expiry time (client clock, ms) the task waits for; None when nothing expires.

@@ -15,17 +15,18 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 from sqlalchemy import Connection, func, insert, select
 
 from baat.client import schema as s
+from baat.client.core import Content, Origin, _content_decoder
+from baat.client.group_messaging import is_group_chat
 from baat.client.store import Contact, StoredMessage
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client, Content
+    from baat.client.core import ClientCore
     from baat.proto import Deliver
 
 log = logging.getLogger("baat.client.features")
@@ -49,27 +50,12 @@ class FeatureError(ValueError):
         self.code = code
 
 
-@dataclass(frozen=True)
-class Origin:
-    """Where a decrypted content comes from and which chat it belongs to."""
-
-    chat: str
-    sender_account: str
-    sender_device: int
-    message_id: str
-    direction: str  # "in" | "out" (a copy of our own message from another device)
-    status: str
-    sender_name: str
-    peer: str  # the chat's display name: the contact, or the group's name
-    group: str | None = None  # the group's name in a group chat
-
-
 def timer_key(chat: str) -> str:
     return f"timer:{chat}"
 
 
 class Features:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         # (account, "delivered" | "read") -> message ids to acknowledge in one receipt.
         self._due: dict[tuple[str, str], list[str]] = {}
@@ -97,8 +83,6 @@ class Features:
     async def post(self, chat: str, content: Content, body: dict[str, Any]) -> str:
         """Queue ``content`` for ``chat`` (an account or a group chat id) and store it if it
         is a message people see; sent now if connected. Returns its message id."""
-        from baat.client.group_messaging import is_group_chat
-
         c = self.client
         now = c.clock()
         message_id = secrets.token_hex(16)
@@ -127,8 +111,6 @@ class Features:
         return message_id
 
     def _content(self, type_: str, **fields: Any) -> Content:
-        from baat.client.sdk import Content
-
         return Content(v=1, type=type_, sender_name=self.client.info.username, sent_at=0, **fields)
 
     def _target(self, message_id: str) -> StoredMessage:
@@ -264,9 +246,6 @@ class Features:
         self, tx: Connection, d: Deliver, content: Content, now: int
     ) -> StoredMessage | None:
         """A copy of what our other device sent (``type="sync"``), or its group keys."""
-        from baat.client.group_messaging import is_group_chat
-        from baat.client.sdk import _content_decoder
-
         c = self.client
         if content.type in GROUP_PAIRWISE:
             return c.groups.on_pairwise(tx, d, content, now)
@@ -450,8 +429,6 @@ _APPLIED = frozenset({"receipt", "typing", "timer", "reaction", "edit", "delete"
 
 
 def _is_typing(payload: bytes) -> bool:
-    from baat.client.sdk import _content_decoder
-
     try:
         return _content_decoder.decode(payload).type == "typing"
     except (msgspec.DecodeError, msgspec.ValidationError):

@@ -24,6 +24,7 @@ import msgspec
 from sqlalchemy import Connection, delete, insert, select, update
 
 from baat.client import schema as s
+from baat.client.core import Content, Incident, Origin, _content_decoder
 from baat.client.groups import (
     AddMembers,
     FutureVersion,
@@ -58,7 +59,7 @@ from baat.crypto.sender_keys import (
 from baat.proto import OutgoingEnvelope, SendResult
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client, Content
+    from baat.client.core import ClientCore
     from baat.proto import Deliver
 
 _PREFIX = "g:"
@@ -99,7 +100,7 @@ class _Fanout(msgspec.Struct, array_like=True):
 
 
 class GroupMessaging:
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
 
     # -- stored state ----------------------------------------------------------------------
@@ -340,8 +341,6 @@ class GroupMessaging:
         return new
 
     def _content(self, type_: str, **fields: Any) -> Content:
-        from baat.client.sdk import Content
-
         c = self.client
         return Content(v=1, type=type_, sender_name=c.info.username, sent_at=c.clock(), **fields)
 
@@ -469,9 +468,6 @@ class GroupMessaging:
 
     def receive(self, d: Deliver, now: int) -> StoredMessage | None:
         """A sender key message: decrypt it with the sending device's key and file it."""
-        from baat.client.features import Origin
-        from baat.client.sdk import Incident, _content_decoder
-
         c = self.client
         try:
             info = group_message_info(d.content)

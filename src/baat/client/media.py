@@ -62,6 +62,7 @@ from baat.client.attachments import (
     safe_file_name,
 )
 from baat.client.blobs import BlobClient, BlobGone, BlobTooLarge, Progress, TransferError
+from baat.client.core import Content, IdentityChanged, Incident
 from baat.client.media_files import (
     create_file,
     describe,
@@ -74,7 +75,7 @@ from baat.client.media_files import (
 from baat.client.store import StoredMessage
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client, Content
+    from baat.client.core import ClientCore
     from baat.proto import Deliver
 
 __all__ = ["Attachments", "Progress"]
@@ -88,7 +89,7 @@ PARALLEL_DOWNLOADS = 3
 class Attachments:
     """The attachment half of a ``Client``: sending, background fetching, local copies."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         # Background fetches by (sender account, sender device, message id).
         self._tasks: dict[tuple[str, int, str], asyncio.Task[None]] = {}
@@ -121,8 +122,6 @@ class Attachments:
         return self.client.store.sealer.open(self._where(m, kind), base64.b64decode(value))
 
     def _incident(self, kind: str, account_id: str, detail: str) -> None:
-        from baat.client.sdk import Incident  # sdk.py imports this module
-
         self.client._incident(Incident(kind, account_id, detail))
 
     # -- sending ---------------------------------------------------------------------------
@@ -146,8 +145,6 @@ class Attachments:
             TransferError: the upload failed after retries; nothing is sent.
             UnknownContact, IdentityChanged, NotConnected: as for ``send_text``.
         """
-        from baat.client.sdk import Content, IdentityChanged
-
         client = self.client
         out = await asyncio.to_thread(inspect_file, Path(path), strip_metadata)
         name = username.strip().casefold()

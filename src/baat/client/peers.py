@@ -15,12 +15,14 @@ from typing import TYPE_CHECKING
 import msgspec
 from sqlalchemy import Connection
 
+from baat.client.core import UNCONFIRMED, ClientError, Incident, _content_decoder
 from baat.client.store import Contact
 from baat.crypto import CryptoError, DecryptionError
 from baat.proto import Deliver, OutgoingEnvelope
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client, Content
+    from baat.client.core import ClientCore, Content
+
 
 # Under the server's default frame (256 KiB) and recipient (1024) limits, docs/PROTOCOL.md.
 SEND_BUDGET_BYTES = 192 * 1024
@@ -46,7 +48,7 @@ def split_send(envelopes: list[OutgoingEnvelope]) -> list[list[OutgoingEnvelope]
     return parts
 
 
-async def name_of_new_sender(client: Client, d: Deliver) -> str | None:
+async def name_of_new_sender(client: ClientCore, d: Deliver) -> str | None:
     """The name to give a sender who is not a contact yet, or None if it is one.
 
     A sender names itself inside the encrypted message, and anyone can claim any name.
@@ -68,9 +70,7 @@ async def name_of_new_sender(client: Client, d: Deliver) -> str | None:
     return await confirm_name(client, d.sender_account, claimed)
 
 
-async def confirm_name(client: Client, account_id: str, claimed: str) -> str:
-    from baat.client.sdk import ClientError, Incident
-
+async def confirm_name(client: ClientCore, account_id: str, claimed: str) -> str:
     try:
         found, canonical, _ = await asyncio.wait_for(client.lookup(claimed), 10)
     except (ClientError, TimeoutError):
@@ -89,7 +89,7 @@ async def confirm_name(client: Client, account_id: str, claimed: str) -> str:
 
 
 def check_sender(
-    client: Client,
+    client: ClientCore,
     tx: Connection,
     d: Deliver,
     identity: bytes,
@@ -105,8 +105,6 @@ def check_sender(
     Raises:
         DecryptionError: a secondary device that the signed list does not name.
     """
-    from baat.client.sdk import Incident
-
     contact = client.store.contact(tx, d.sender_account)
     primary = d.sender_device == 1
     if not primary and expected != identity:
@@ -139,12 +137,8 @@ def check_sender(
 
 
 def _decode(plaintext: bytes) -> Content:
-    from baat.client.sdk import _content_decoder
-
     return _content_decoder.decode(plaintext)
 
 
 def _unconfirmed() -> str:
-    from baat.client.sdk import UNCONFIRMED
-
     return UNCONFIRMED

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import Connection, delete, insert, select, update
 
 from baat.client import schema as s
+from baat.client.core import ClientError
+from baat.client.transport import TransportError
 from baat.crypto import (
     PREKEY_KIND_CURVE_SIGNED,
     PREKEY_KIND_KEM_LAST_RESORT,
@@ -32,7 +34,8 @@ from baat.crypto import (
 from baat.proto import PrekeyRecord, UploadPrekeys
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client
+    from baat.client.core import ClientCore
+
 
 log = logging.getLogger("baat.client.prekeys")
 
@@ -46,7 +49,7 @@ ROTATING: Final = (PREKEY_KIND_CURVE_SIGNED, PREKEY_KIND_KEM_LAST_RESORT)
 class PrekeyKeeper:
     """Rotates the signed prekeys and refills one-time prekeys for one client."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         self._timer: asyncio.Task[None] | None = None
         self._refill: asyncio.Task[None] | None = None
@@ -78,9 +81,6 @@ class PrekeyKeeper:
             self._refill = asyncio.create_task(self._quietly(self.client._top_up))
 
     async def _quietly(self, job: object) -> None:
-        from baat.client.sdk import ClientError
-        from baat.client.transport import TransportError
-
         try:
             async with self._lock:
                 await job()  # type: ignore[operator]

@@ -34,9 +34,13 @@ import msgspec
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from baat.client import schema as s
+from baat.client.core import ClientError, Content, Incident
+from baat.client.devices import DeviceError
+from baat.client.transport import TransportError
 
 if TYPE_CHECKING:
-    from baat.client.sdk import Client, Content
+    from baat.client.core import ClientCore
+
 
 log = logging.getLogger("baat.client.retries")
 
@@ -49,7 +53,7 @@ RETRY_TYPE: Final = "retry"
 class Retries:
     """Both halves of the retry path for one client."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ClientCore) -> None:
         self.client = client
         self._asked: dict[tuple[str, int, str], int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -91,8 +95,6 @@ class Retries:
         self._spawn(self._request(account_id, device_id, message_id))
 
     async def _request(self, account_id: str, device_id: int, message_id: str) -> None:
-        from baat.client.sdk import Content
-
         c = self.client
         content = Content(
             v=1,
@@ -126,8 +128,6 @@ class Retries:
         row = tx.execute(select(t).where(t.c.message_id == content.ref)).first()
         if row is None:
             return  # not ours, or kept no longer: nothing to send again
-        from baat.client.sdk import Incident
-
         if account_id != row.recipient_account and account_id != c.info.account_id:
             return  # only a recipient of the message may ask for it
         messages = [m for m in c.store.find_messages(tx, content.ref) if m.direction == "out"]
@@ -181,9 +181,6 @@ class Retries:
         task.add_done_callback(self._tasks.discard)
 
     async def _guard(self, job: object) -> None:
-        from baat.client.devices import DeviceError
-        from baat.client.sdk import ClientError
-        from baat.client.transport import TransportError
         from baat.crypto import CryptoError
 
         try:

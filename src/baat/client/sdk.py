@@ -1,14 +1,7 @@
 """``Client``: register a device, keep prekeys topped up, send and receive end-to-end
 encrypted messages, store them locally, acknowledge only what is stored.
 
-Errors::
-
-    ClientError
-    ├── RegistrationFailed   the server refused the registration (code from the server)
-    ├── UnknownContact       no such user on the server
-    ├── IdentityChanged      the contact's identity key changed; verify before sending
-    ├── NotConnected         the operation needs the server and it is unreachable
-    └── SendRefused          the server refused a send; it stays in the outbox
+The errors it raises (``ClientError`` and its tree) are drawn in ``core.py``.
 
 Attachments (``send_file``, fetching what arrives) are in ``media.py``; several devices per
 account in ``devices.py``; groups in ``group_messaging.py``; replies, reactions, edits,
@@ -24,7 +17,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +26,19 @@ from sqlalchemy import Connection, update
 
 from baat.client import schema as s
 from baat.client.closing import sdk_errors
+from baat.client.core import (
+    RECIPIENT_REFUSALS,
+    UNCONFIRMED,
+    ClientError,
+    Content,
+    IdentityChanged,
+    Incident,
+    NotConnected,
+    RegistrationFailed,
+    SendRefused,
+    UnknownContact,
+    _content_decoder,
+)
 from baat.client.devices import DeviceDirectory, DeviceError
 from baat.client.expiry import ExpiryTimer
 from baat.client.features import Features
@@ -78,89 +83,9 @@ from baat.proto import (
 
 log = logging.getLogger("baat.client")
 
-# Prefix of a contact name the server has not confirmed; never a valid username character.
-UNCONFIRMED = "~"
 ONE_TIME_CURVE_BATCH = 40
 ONE_TIME_KEM_BATCH = 10
 REFILL_BELOW = 10
-
-
-class ClientError(Exception):
-    code = "client_error"
-
-
-class RegistrationFailed(ClientError):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-class UnknownContact(ClientError):
-    code = "unknown_contact"
-
-
-class IdentityChanged(ClientError):
-    code = "identity_changed"
-
-
-class NotConnected(ClientError):
-    """``code`` is the server's when it refused (e.g. ``auth_failed`` after the account was
-    deleted elsewhere), else ``not_connected``."""
-
-    def __init__(self, message: str, code: str = "") -> None:
-        super().__init__(message)
-        self.code = code or "not_connected"
-
-
-# Refusals about one recipient only (docs/PROTOCOL.md, "Quotas"): the message stays in the
-# outbox and the other chats' messages are still sent.
-RECIPIENT_REFUSALS = frozenset({"recipient_queue_full", "recipient_rate_limited"})
-
-
-class SendRefused(ClientError):
-    """The server refused a send (rate limit, size, storage down); it stays queued."""
-
-    def __init__(self, code: str, message: str, retry_after_ms: int = 0) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.retry_after_ms = retry_after_ms
-
-
-class Content(msgspec.Struct, frozen=True, omit_defaults=True):
-    """What travels inside the encryption (never visible to the server)."""
-
-    v: int
-    type: str
-    sender_name: str
-    sent_at: int
-    text: str = ""
-    # An encoded AttachmentPointer (media.py); readers without the field show the text.
-    attachment: bytes | None = None
-    # Added with groups and several devices (docs/GROUPS.md §4); older readers ignore them
-    # and store a type they do not know as "unsupported".
-    to: str = ""  # the chat: a group's chat id, or the peer in a copy for our own devices
-    ref: str = ""  # the message replied to, reacted to, edited or deleted
-    refs: tuple[str, ...] = ()  # the messages a receipt is for
-    emoji: str = ""
-    # receipt "delivered" | "read"; typing "started" | "stopped"; retry: the device that
-    # sent the message, in decimal (retries.py)
-    kind: str = ""
-    expire: int = 0  # disappearing timer of the chat, seconds (0: off)
-    data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
-    names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
-    key: bytes | None = None  # in a copy for our own devices: the peer's account key
-
-
-_content_decoder = msgspec.msgpack.Decoder(Content)
-
-
-@dataclass(frozen=True)
-class Incident:
-    """Something the user must be told about while receiving."""
-
-    kind: str  # "identity_changed" | "undecryptable"
-    account_id: str
-    detail: str
 
 
 def _now_ms() -> int:

@@ -1,12 +1,15 @@
-"""Privacy as a mechanism: the inventory, purposes, gate, consent ledger, notice and rights.
+"""Privacy as a mechanism, the pure core: the inventory, purposes, notice (render, JSON-LD,
+record of processing, strict diff), receipts and their verification, residency, the erasure
+path's registry and the errors.
 
-See ``docs/PRIVACY.md``. The server wires ``PrivacyService`` and ``baat.privacy.http.routes``;
-the CLI lives in ``baat.cli.privacy``.
+See ``docs/PRIVACY.md``. The core imports neither ``baat.server`` nor ``baat.client``
+(docs/ARCHITECTURE.md, "Layers"). What runs on the server against its database (the gate,
+consent ledger, ``PrivacyService``, HTTP routes, jobs, rights and transparency) lives in
+``baat.server.privacy``; the CLI lives in ``baat.cli.privacy``.
 """
 
 from __future__ import annotations
 
-from baat.privacy.consent_view import ConsentView
 from baat.privacy.diff import PolicyDiff, diff, reconsent_problems
 from baat.privacy.errors import (
     AccountNotFound,
@@ -29,10 +32,7 @@ from baat.privacy.errors import (
     UnknownPurpose,
     UsernameInUse,
 )
-from baat.privacy.gate import Gate, Subject
 from baat.privacy.inventory import CLIENT_ENTRIES, ENTRIES, SERVER_ENTRIES, Entry
-from baat.privacy.ledger import LedgerReport
-from baat.privacy.ledger_head import Head as LedgerHead
 from baat.privacy.policy import POLICY_VERSION, Policy
 from baat.privacy.purposes import (
     JURISDICTIONS,
@@ -47,12 +47,10 @@ from baat.privacy.purposes import (
 from baat.privacy.receipts import Receipt
 from baat.privacy.receipts import verify as verify_receipt
 from baat.privacy.render import render
-from baat.privacy.service import JOBS, PrivacyService
 
 __all__ = [
     "CLIENT_ENTRIES",
     "ENTRIES",
-    "JOBS",
     "JURISDICTIONS",
     "OPTIONAL_PURPOSES",
     "POLICY_VERSION",
@@ -63,18 +61,13 @@ __all__ = [
     "AccountNotFound",
     "ConsentNotGiven",
     "ConsentRequired",
-    "ConsentView",
     "Entry",
-    "Gate",
     "InvalidCorrection",
-    "LedgerHead",
-    "LedgerReport",
     "LedgerUnverifiable",
     "Policy",
     "PolicyDiff",
     "PolicyFileError",
     "PrivacyError",
-    "PrivacyService",
     "PrivacyStorageError",
     "Purpose",
     "PurposeNotOptional",
@@ -85,7 +78,6 @@ __all__ = [
     "ReceiptNotInLedger",
     "ReceiptUnknownKey",
     "Recipient",
-    "Subject",
     "UndeclaredRegion",
     "UndeclaredTransfer",
     "UnknownJurisdiction",

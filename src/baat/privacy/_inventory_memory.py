@@ -5,7 +5,7 @@ by a store registered with ``baat.privacy.erasure`` (``baat.server.erasable``).
 
 from __future__ import annotations
 
-from baat.privacy.inventory import (
+from baat.privacy._inventory_records import (
     _ACTIVITY,
     _METADATA,
     Category,

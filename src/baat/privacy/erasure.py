@@ -2,7 +2,7 @@
 
 Erasing an account (``baat me delete``, GDPR Art. 17, DPDP s. 12(3)) and applying the
 inventory's retention periods both run through an ``Erasure``. The SQL tables are erased
-from the inventory (``baat.privacy.rights.erase``); everything else that can hold an
+from the inventory (``baat.server.privacy.rights.erase``); everything else that can hold an
 account's data registers a ``Store`` here:
 
 1. ``BEFORE`` stores run before the rows go, for data that is found through them (the

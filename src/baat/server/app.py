@@ -22,11 +22,7 @@ from starlette.routing import BaseRoute, Route
 from baat.contract import BadCredentials
 from baat.privacy import residency
 from baat.privacy.errors import PrivacyError
-from baat.privacy.http import http_exception_as_json
-from baat.privacy.http import routes as privacy_routes
 from baat.privacy.policy import Policy
-from baat.privacy.regions import RegionGate
-from baat.privacy.service import PrivacyService
 from baat.server import operator_admin, upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.admission import AdmissionRefused
@@ -41,6 +37,10 @@ from baat.server.devices import routes as device_routes
 from baat.server.erasable import register_stores
 from baat.server.health import routes as health_routes
 from baat.server.linking import routes as link_routes
+from baat.server.privacy.http import http_exception_as_json
+from baat.server.privacy.http import routes as privacy_routes
+from baat.server.privacy.regions import RegionGate
+from baat.server.privacy.service import PrivacyService
 from baat.server.quotas import SendQuotas
 from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.nonces import SharedNonces

@@ -42,7 +42,7 @@ class ServerConfig:
     links_per_address: int = 10
     ack_grace: float = 0.005
     affiliate_url: str | None = None
-    # Told of erasures of accounts the support desk looked up (privacy/service.py).
+    # Told of erasures of accounts the support desk looked up (server/privacy/service.py).
     support_url: str | None = None
     # Registrations of a jurisdiction whose region this deployment neither runs nor links:
     # "store-here" (declared in the served notice) or "refuse" (privacy/residency.py).

@@ -12,13 +12,13 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from baat.contract import BadCredentials, DeviceCredentials, parse_header
-from baat.privacy.service import PrivacyService
 from baat.server.admission import Admission
 from baat.server.auth import check_token
 from baat.server.bundles import DrainLimiter
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.link_relay import LinkRelay
+from baat.server.privacy.service import PrivacyService
 from baat.server.regions.links import Regions
 from baat.server.storage.sql import SqlStore, today
 

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from baat.client.sdk import Client, NotConnected
+from baat.client.core import NotConnected
+from baat.client.sdk import Client
 from baat.client.store import Contact
 from baat.crypto import safety_number
 from baat.web.jsonapi import ApiError, api, body_of, ok, qr_svg, runtime_of, text_field

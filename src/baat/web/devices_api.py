@@ -17,8 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from baat.client.core import ClientError
 from baat.client.devices import DeviceError
-from baat.client.sdk import Client, ClientError
+from baat.client.sdk import Client
 from baat.crypto import CryptoError
 from baat.web.jsonapi import ApiError, body_of, ok, qr_svg, runtime_of, typed
 from baat.web.runtime import PendingLink, Runtime

@@ -15,9 +15,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from baat.client.core import ClientError, IdentityChanged
 from baat.client.features import DELETE_WINDOW_MS, EDIT_WINDOW_MS, READ_RECEIPTS, TYPING
 from baat.client.group_messaging import GroupFailure, is_group_chat
-from baat.client.sdk import Client, ClientError, IdentityChanged
+from baat.client.sdk import Client
 from baat.client.store import StoredMessage
 from baat.web.api import MAX_TEXT
 from baat.web.jsonapi import ApiError, body_of, ok, runtime_of, text_field, typed

@@ -13,11 +13,11 @@ import segno
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from baat.client.core import ClientError, IdentityChanged, NotConnected, RegistrationFailed
 from baat.client.devices import DeviceError
 from baat.client.features import FeatureError
 from baat.client.group_messaging import GroupFailure
 from baat.client.groups import GroupError
-from baat.client.sdk import ClientError, IdentityChanged, NotConnected, RegistrationFailed
 from baat.client.store import NoProfile, ProfileExists, WrongPassphrase
 from baat.web.privacy_proxy import ServerError
 from baat.web.runtime import LOCKED, ONBOARDING, Busy, Runtime, WrongState

@@ -1,6 +1,6 @@
 """Every call the web app makes to the server's privacy API, in one place.
 
-The contract is ``docs/PRIVACY.md`` and ``baat.privacy.http``: ``GET /v1/policy``,
+The contract is ``docs/PRIVACY.md`` and ``baat.server.privacy.http``: ``GET /v1/policy``,
 ``GET /v1/consents``, ``POST``/``DELETE /v1/consents/{purpose}``, ``GET /v1/me/export``,
 ``DELETE /v1/me``. Authenticated calls carry the device's bearer credentials, which never
 reach the browser: the browser talks to this process, this process to the server.
@@ -62,7 +62,7 @@ class PrivacyProxy:
         return await self._call("DELETE", "/v1/me")
 
     async def _call(self, method: str, path: str, *, auth: bool = True) -> dict[str, Any]:
-        # Consent records name how consent was collected (``baat.privacy.receipt_fields``).
+        # Consent records name how consent was collected (``baat.server.privacy.receipt_fields``).
         headers = {"accept": "application/json", "baat-collection-method": "web"}
         if auth:
             if self.credentials is None:

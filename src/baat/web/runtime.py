@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from baat.client.sdk import UNCONFIRMED, Client, ClientError, Incident, UnknownContact
+from baat.client.core import UNCONFIRMED, ClientError, Incident, UnknownContact
+from baat.client.sdk import Client
 from baat.client.store import PROFILE_FILE, STORE_FILE, StoredMessage
 from baat.client.transport import TransportError
 from baat.crypto import LinkCode

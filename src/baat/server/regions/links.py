@@ -8,7 +8,7 @@ belong to the region that holds them.
 
 A node reaches another region through ``Regions``: lookups of a username, prekey bundles of
 an account stored there, and sends to its accounts. Each call passes the transfer gate of
-``baat.privacy.regions`` first on the side the data leaves from.
+``baat.server.privacy.regions`` first on the side the data leaves from.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import httpx
 import msgspec
 
 from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
-from baat.privacy.regions import RegionGate
 from baat.proto import DeviceBundleRecord, ErrorCode, OutgoingEnvelope, RecipientResult
 from baat.server.errors import SendRefused
+from baat.server.privacy.regions import RegionGate
 from baat.server.regions import wire
 from baat.server.regions.ids import new_account_id, region_of
 from baat.server.regions.nonces import SharedNonces

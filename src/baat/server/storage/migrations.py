@@ -20,7 +20,7 @@ from baat.server.storage.schema import metadata, schema_version
 def load_all_tables() -> None:
     # Other layers declare their tables on the shared metadata; import them so that every
     # table a migration names is known.
-    import baat.privacy.schema  # noqa: F401
+    import baat.server.privacy.schema  # noqa: F401
 
 
 _LOCK_KEY = 0x6261617400000001  # "baat" and the migration lock's number
@@ -51,7 +51,7 @@ MIGRATIONS: list[Migration] = [
     Migration(
         2,
         "privacy: consent ledger, transfer log, server signing keys",
-        # Declared in baat.privacy.schema on the same metadata.
+        # Declared in baat.server.privacy.schema on the same metadata.
         ["consent_events", "transfer_log", "server_keys", "consent_subjects", "ledger_anchor"],
     ),
     Migration(

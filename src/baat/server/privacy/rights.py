@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import ledger
 from baat.privacy.policy import Policy
-from baat.privacy.schema import consent_events, consent_subjects, transfer_log
+from baat.server.privacy import ledger
+from baat.server.privacy.schema import consent_events, consent_subjects, transfer_log
 from baat.server.storage.schema import metadata
 
 

@@ -17,18 +17,7 @@ from sqlalchemy import delete, select
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import (
-    jobs,
-    keys,
-    ledger,
-    ledger_head,
-    receipt_fields,
-    receipts,
-    retention,
-    rights,
-    transparency,
-)
-from baat.privacy.consent_view import ConsentView
+from baat.privacy import receipts
 from baat.privacy.erasure import Erasure, Phase
 from baat.privacy.errors import (
     AccountNotFound,
@@ -44,12 +33,23 @@ from baat.privacy.errors import (
     UnknownJurisdiction,
     UsernameInUse,
 )
-from baat.privacy.gate import Gate
 from baat.privacy.inventory import duration_seconds
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import Purpose
 from baat.privacy.residency import Residency
-from baat.privacy.schema import consent_events, region_transfers, transfer_log
+from baat.server.privacy import (
+    jobs,
+    keys,
+    ledger,
+    ledger_head,
+    receipt_fields,
+    retention,
+    rights,
+    transparency,
+)
+from baat.server.privacy.consent_view import ConsentView
+from baat.server.privacy.gate import Gate
+from baat.server.privacy.schema import consent_events, region_transfers, transfer_log
 from baat.server.regions.ids import region_of
 from baat.server.storage.base import Account, StorageUnavailable
 from baat.server.storage.compact import compact

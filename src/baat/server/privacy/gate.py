@@ -33,12 +33,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from baat.privacy import keys
-from baat.privacy.consent_view import ConsentView
 from baat.privacy.errors import PurposeNotOptional, UndeclaredRegion, UndeclaredTransfer
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import ANYWHERE, STORAGE_REGION
-from baat.privacy.schema import consent_subjects, transfer_log
+from baat.server.privacy import keys
+from baat.server.privacy.consent_view import ConsentView
+from baat.server.privacy.schema import consent_subjects, transfer_log
 from baat.server.storage.schema import accounts, metadata
 
 

@@ -25,12 +25,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import ledger_head, receipts
+from baat.privacy import receipts
 from baat.privacy.errors import ReceiptError, ReceiptForged, ReceiptMalformed, ReceiptUnknownKey
-from baat.privacy.keys import SigningKey
 from baat.privacy.policy import NOTICE_ID, Policy, canonical_json
 from baat.privacy.purposes import DPV, Purpose
-from baat.privacy.schema import consent_events, consent_subjects, ledger_anchor
+from baat.server.privacy import ledger_head
+from baat.server.privacy.keys import SigningKey
+from baat.server.privacy.schema import consent_events, consent_subjects, ledger_anchor
 
 GIVEN = "given"
 WITHDRAWN = "withdrawn"

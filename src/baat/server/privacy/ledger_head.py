@@ -28,9 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from baat.privacy import receipts
 from baat.privacy.errors import ReceiptMalformed
-from baat.privacy.keys import SigningKey
 from baat.privacy.policy import canonical_json
-from baat.privacy.schema import ledger_head
+from baat.server.privacy.keys import SigningKey
+from baat.server.privacy.schema import ledger_head
 
 TYP = receipts.HEAD_TYP
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from baat.privacy.errors import ConsentRequired, UndeclaredTransfer
-from baat.privacy.gate import Gate
+from baat.server.privacy.gate import Gate
 
 AFFILIATE = "affiliate"
 _DAY = 86_400

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import ledger, retention
 from baat.privacy.policy import SECURITY_MEASURES, Policy
 from baat.privacy.residency import Residency
-from baat.privacy.schema import region_transfers, transfer_log
+from baat.server.privacy import ledger, retention
+from baat.server.privacy.schema import region_transfers, transfer_log
 from baat.server.storage.schema import accounts, operator_actions
 
 _YEAR = 365 * 86_400
@@ -156,7 +156,7 @@ async def report(
             for r in policy.regions
         ],
         # Essential routing to accounts stored in another region, counted, never logged per
-        # person (baat.privacy.regions). Counted in the region the data left.
+        # person (baat.server.privacy.regions). Counted in the region the data left.
         "transfers_between_regions_last_year": [
             {"kind": k, "from_region": f, "to_region": t, "count": int(n)}
             for k, f, t, n in crossings

@@ -24,12 +24,12 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Route
 
 from baat.contract import BadCredentials, parse_header
-from baat.privacy import receipt_fields
 from baat.privacy.errors import PrivacyError
 from baat.privacy.render import jsonld, render
-from baat.privacy.service import PrivacyService
-from baat.privacy.transparency import markdown as transparency_markdown
 from baat.server.auth import check_token
+from baat.server.privacy import receipt_fields
+from baat.server.privacy.service import PrivacyService
+from baat.server.privacy.transparency import markdown as transparency_markdown
 from baat.server.storage.base import StorageUnavailable
 from baat.server.storage.sql import SqlStore
 

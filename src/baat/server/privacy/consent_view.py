@@ -29,11 +29,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy import ledger_head, receipts
+from baat.privacy import receipts
 from baat.privacy.errors import LedgerUnverifiable, ReceiptError
-from baat.privacy.ledger import GENESIS, GIVEN, STATE_IRI
 from baat.privacy.purposes import Purpose
-from baat.privacy.schema import consent_events, ledger_anchor
+from baat.server.privacy import ledger_head
+from baat.server.privacy.ledger import GENESIS, GIVEN, STATE_IRI
+from baat.server.privacy.schema import consent_events, ledger_anchor
 
 log = logging.getLogger("baat.privacy.consent")
 _STATE = {v: k for k, v in STATE_IRI.items()}

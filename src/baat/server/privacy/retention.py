@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from baat.privacy.schema import legal_process_runs, server_keys
+from baat.server.privacy.schema import legal_process_runs, server_keys
 
 DAY = 86_400
 # Below this, the transparency report says "fewer than 10" rather than the number, so that

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from baat.privacy.receipts import ALG
-from baat.privacy.schema import server_keys
+from baat.server.privacy.schema import server_keys
 
 KEK_FILE = "receipt-signing.kek"
 

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from baat.privacy.errors import UndeclaredRegion, UndeclaredTransfer
 from baat.privacy.policy import Policy
 from baat.privacy.purposes import OTHER_REGION
-from baat.privacy.schema import region_transfers
+from baat.server.privacy.schema import region_transfers
 
 PURPOSE = "service"
 RECIPIENT = "baat-regions"
