@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -139,3 +140,44 @@ def test_commands_refuse_an_unknown_user(server: ServerProcess) -> None:
         timeout=60,
     )
     assert out.returncode != 0 and "no account named 'nobody'" in out.stderr
+
+
+@pytest.mark.postgres
+async def test_suspend_and_delete_reach_every_node(tmp_path: Path, pg_url: str) -> None:
+    """Two nodes on one PostgreSQL and Redis: a device connected to either is closed."""
+    import secrets
+
+    import redis
+
+    bus = os.environ.get("BAAT_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(bus, socket_connect_timeout=1).ping()
+    except redis.RedisError:
+        pytest.skip(f"no Redis at {bus}")
+    nodes = [
+        ServerProcess(tmp_path / f"n{i}", pg_url, "--bus", bus, "--node-id", f"op-{i}").start()
+        for i in range(2)
+    ]
+    try:
+        tag = secrets.token_hex(3)
+        eve = await register(nodes[0].url, f"eve{tag}")
+        fay = await register(nodes[1].url, f"fay{tag}")
+        on_other = await eve.connect(nodes[1].url)
+        fay_there = await fay.connect(nodes[0].url)
+        done = await asyncio.to_thread(admin, pg_url, "accounts", "suspend", f"eve{tag}")
+        assert done["applied_by_server"] is True
+        assert await closed_with(on_other) == "account_suspended"
+        # The other node learns of it within its next read (a second): either it refuses the
+        # authentication or it closes the connection that got in just before.
+        try:
+            late = await eve.connect(nodes[0].url)
+        except TransportError as exc:
+            assert exc.code == "account_suspended"
+        else:
+            assert await closed_with(late, timeout=3) == "account_suspended"
+        done = await asyncio.to_thread(admin, pg_url, "accounts", "delete", f"fay{tag}", "--yes")
+        assert done["by_server"] is True
+        assert await closed_with(fay_there) == "device_removed"
+    finally:
+        for node in nodes:
+            node.stop()
