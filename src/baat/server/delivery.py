@@ -247,8 +247,10 @@ class Router:
         await self.store.save_recent_sends(r for r in keep if r[0] in alive)
 
     def queue_depth(self) -> tuple[int, int]:
-        """(accepted envelopes not yet committed, pushed envelopes not yet acknowledged)."""
-        return len(self._unpushed) + len(self._pushed), len(self._inflight)
+        """(accepted envelopes the writer will commit, pushed envelopes not yet
+        acknowledged). Walks the pushed entries: called at scrape time, not per envelope."""
+        pending = sum(1 for e in self._pushed if not e.acked)
+        return len(self._unpushed) + pending, len(self._inflight)
 
     def forget_devices(self, account_id: str) -> None:
         """Drop the cached device list of an account (a device was added or removed)."""
