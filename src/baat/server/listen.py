@@ -16,11 +16,25 @@ log = logging.getLogger("baat.server")
 
 
 def bind(host: str, port: int, what: str = "server") -> socket.socket:
-    """A bound, listening socket; a failure ends the process with status 1."""
+    """A bound socket, not yet listening; a failure ends the process with status 1.
+
+    Bound only: the port is ours (another process's listener makes ``bind`` fail), but
+    clients that connect while the server starts are refused at once rather than left
+    waiting in the backlog; asyncio starts listening when the server is ready.
+    """
+    sock: socket.socket | None = None
     try:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.create_server((host, port), family=family, backlog=2048)
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
     except OSError as exc:
+        if sock is not None:
+            sock.close()
         log.error(
             "cannot listen on %s:%d for the %s: %s",
             host,
