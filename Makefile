@@ -29,9 +29,12 @@ system-deps:
 run: $(STAMP)
 	DATA=$(DATA) bash scripts/run-local.sh
 
+# The layers and forbidden imports of docs/ARCHITECTURE.md, as import-linter contracts
+# ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

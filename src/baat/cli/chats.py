@@ -2,7 +2,7 @@
 message and unread count; ``baat chats map`` attaches an imported chat to a contact later.
 
 ``baat history`` and ``baat attachments list`` accept any name or id this list shows
-(``find_chat``)."""
+(``find_chat``, in client.py beside them)."""
 
 from __future__ import annotations
 
@@ -14,27 +14,8 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from baat.cli.client import CliError, console, opened, profile_option
-from baat.client.chats import AmbiguousChat, ChatNotFound, ChatRow, find, list_chats
+from baat.cli.client import CliError, console, find_chat, opened, profile_option, rows_of
 from baat.client.importing import ImportProblem, remap_chat
-from baat.client.sdk import Client
-
-
-def rows_of(client: Client) -> list[ChatRow]:
-    groups = [(chat, state.name) for chat, state, _ in client.groups.all()]
-    return list_chats(client.store, groups)
-
-
-def find_chat(client: Client, ref: str) -> ChatRow:
-    """The conversation ``ref`` names, as ``baat chats`` shows it.
-
-    Raises:
-        CliError: ``unknown_chat`` or ``ambiguous_chat``.
-    """
-    try:
-        return find(rows_of(client), ref)
-    except (ChatNotFound, AmbiguousChat) as exc:
-        raise CliError(str(exc), exc.code) from exc
 
 
 def _when(ms: int | None) -> str:

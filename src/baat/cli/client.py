@@ -20,6 +20,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from rich.table import Table
 
 from baat.client.attachments import AttachmentError
+from baat.client.chats import AmbiguousChat, ChatNotFound, ChatRow, find, list_chats
 from baat.client.core import ClientError, Incident
 from baat.client.group_messaging import is_group_chat
 from baat.client.media_files import human_size
@@ -103,6 +104,23 @@ def opened(profile: Path) -> Client:
         return Client.open(profile, passphrase())
     except StoreError as exc:
         raise CliError(str(exc)) from exc
+
+
+def rows_of(client: Client) -> list[ChatRow]:
+    groups = [(chat, state.name) for chat, state, _ in client.groups.all()]
+    return list_chats(client.store, groups)
+
+
+def find_chat(client: Client, ref: str) -> ChatRow:
+    """The conversation ``ref`` names, as ``baat chats`` shows it.
+
+    Raises:
+        CliError: ``unknown_chat`` or ``ambiguous_chat``.
+    """
+    try:
+        return find(rows_of(client), ref)
+    except (ChatNotFound, AmbiguousChat) as exc:
+        raise CliError(str(exc), exc.code) from exc
 
 
 def report(incidents: list[Incident], as_json: bool) -> None:
@@ -461,8 +479,7 @@ def history(name: str | None, group_ref: str | None, profile: Path, as_json: boo
             title = state.name
         else:
             assert name is not None
-            from baat.cli.chats import find_chat  # any name or id 'baat chats' shows
-
+            # any name or id 'baat chats' shows
             found = find_chat(client, name)
             chat, title = found.chat, found.name
         msgs = client.store.messages(chat=chat)
@@ -574,8 +591,6 @@ def list_attachments(name: str | None, profile: Path, as_json: bool) -> None:
     try:
         chat = None
         if name is not None:
-            from baat.cli.chats import find_chat
-
             chat = find_chat(client, name).chat
         rows = [
             {**message_json(m), "attachment": summary}

@@ -23,8 +23,12 @@ from rich.table import Table
 from baat.cli.client import CliError, passphrase, profile_option
 from baat.client.backup import BackupError, check_backup, create_backup, restore_backup
 from baat.client.export import ExportError, write_export
-from baat.client.importing import ImportProblem, ImportResult, check_authors, import_chat
-from baat.client.importing import summary_dict as _summary
+from baat.client.importing import (
+    ImportProblem,
+    check_authors,
+    import_chat,
+    import_report,
+)
 from baat.client.store import PROFILE_FILE, Store, StoreError
 from baat.importers.whatsapp import (
     AmbiguousDateOrder,
@@ -166,53 +170,6 @@ def _parse(
         export.close()
         raise
     return export, chat
-
-
-def import_report(
-    chat: ChatImport, result: ImportResult | None, file_name: str, dry_run: bool
-) -> dict[str, Any]:
-    s = _summary(chat.summary)
-    out: dict[str, Any] = {
-        "file": file_name,
-        "chat": chat.chat_name,
-        "dry_run": dry_run,
-        "date_order": chat.dialect.date_order,
-        "date_order_evidence": chat.dialect.date_order_evidence,
-        "calendar": chat.dialect.calendar,
-        "tz": chat.tz,
-        "platform": chat.dialect.platform.value,
-        "messages": s["messages"],
-        "system_events": s["system_events"],
-        "authors": s["messages_by_author"],
-        "first": s["first_timestamp"],
-        "last": s["last_timestamp"],
-        "attachments": {
-            "linked": s["attachments_linked"],
-            "not_in_export": s["attachments_not_in_export"],
-            "omitted": s["attachments_omitted"],
-        },
-        "unlinked_files": s["unlinked_files"],
-        "lines_not_understood": [
-            {"line": u["line_no"], "text": u["text"], "reason": u["reason"]} for u in s["unparsed"]
-        ],
-        "lines_not_understood_total": s["unparsed_total"],
-        "ambiguous_local_times": s["ambiguous_local_times"],
-        "nonexistent_local_times": s["nonexistent_local_times"],
-    }
-    if result is not None:
-        out.update(
-            chat_id=result.chat_id,
-            conversation=result.target_chat,
-            added=result.added,
-            already_present=result.already_present,
-            reattributed=result.reattributed,
-        )
-        out["attachments"].update(
-            stored_files=result.media_stored,
-            stored_bytes=result.media_bytes,
-            completed=result.attachments_completed,
-        )
-    return out
 
 
 def _print_report(r: dict[str, Any]) -> None:

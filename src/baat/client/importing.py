@@ -578,3 +578,52 @@ def imported_chats(store: Store) -> list[ImportedChat]:
     with store.transaction() as tx:
         rows = tx.execute(select(s.imported_chats).order_by(s.imported_chats.c.imported_at)).all()
     return [_chat(store, r) for r in rows]
+
+
+def import_report(
+    chat: ChatImport, result: ImportResult | None, file_name: str, dry_run: bool
+) -> dict[str, Any]:
+    """What ``baat import --json`` prints and the web app's import shows: the chat read
+    from the export and, after an import (``result``), what was stored."""
+    s = summary_dict(chat.summary)
+    out: dict[str, Any] = {
+        "file": file_name,
+        "chat": chat.chat_name,
+        "dry_run": dry_run,
+        "date_order": chat.dialect.date_order,
+        "date_order_evidence": chat.dialect.date_order_evidence,
+        "calendar": chat.dialect.calendar,
+        "tz": chat.tz,
+        "platform": chat.dialect.platform.value,
+        "messages": s["messages"],
+        "system_events": s["system_events"],
+        "authors": s["messages_by_author"],
+        "first": s["first_timestamp"],
+        "last": s["last_timestamp"],
+        "attachments": {
+            "linked": s["attachments_linked"],
+            "not_in_export": s["attachments_not_in_export"],
+            "omitted": s["attachments_omitted"],
+        },
+        "unlinked_files": s["unlinked_files"],
+        "lines_not_understood": [
+            {"line": u["line_no"], "text": u["text"], "reason": u["reason"]} for u in s["unparsed"]
+        ],
+        "lines_not_understood_total": s["unparsed_total"],
+        "ambiguous_local_times": s["ambiguous_local_times"],
+        "nonexistent_local_times": s["nonexistent_local_times"],
+    }
+    if result is not None:
+        out.update(
+            chat_id=result.chat_id,
+            conversation=result.target_chat,
+            added=result.added,
+            already_present=result.already_present,
+            reattributed=result.reattributed,
+        )
+        out["attachments"].update(
+            stored_files=result.media_stored,
+            stored_bytes=result.media_bytes,
+            completed=result.attachments_completed,
+        )
+    return out

@@ -40,6 +40,7 @@ from baat.client.attachments import (
 from baat.client.blobs import BlobTooLarge, TransferError
 from baat.client.store import StoredMessage
 from baat.web.jsonapi import ApiError, api, ok, runtime_of
+from baat.web.progress import PROGRESS_EVERY
 from baat.web.runtime import Runtime
 
 MAX_UPLOAD = 100 * 1024 * 1024  # the server's default max_blob_bytes
@@ -50,11 +51,9 @@ CSRF_HEADER = "x-baat-request"
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp"}
 # Played in the page (an <audio> element), never rendered as a document.
 INLINE_TYPES |= {"audio/ogg", "audio/mpeg", "audio/mp4", "audio/aac", "audio/x-m4a"}
-PROGRESS_EVERY = 0.1  # seconds between progress events for one transfer
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 ProgressFn = Callable[[int, int], None]
-DownloadFn = Callable[[StoredMessage, int, int], None]
 
 
 def _require_header(request: Request) -> None:
@@ -76,23 +75,6 @@ def progress_events(runtime: Runtime, base: dict[str, str], kind: str) -> Progre
         runtime.hub.publish({"type": kind, **base, "done": done, "total": total})
 
     return progress
-
-
-def on_download(runtime: Runtime) -> DownloadFn:
-    """A listener for ``client.attachments.progress_listeners``: download progress events."""
-    last: dict[str, float] = {}
-
-    def listener(m: StoredMessage, done: int, total: int) -> None:
-        now = time.monotonic()
-        if done < total and now - last.get(m.message_id, 0.0) < PROGRESS_EVERY:
-            return
-        last[m.message_id] = now
-        if done >= total:
-            last.pop(m.message_id, None)
-        event = {"type": "download", "id": m.message_id, "chat": m.chat}
-        runtime.hub.publish({**event, "done": done, "total": total})
-
-    return listener
 
 
 async def _receive(request: Request, dst: Path) -> int:

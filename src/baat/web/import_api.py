@@ -30,8 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from baat.cli.leave import import_report
-from baat.client.importing import ImportProblem, check_authors, import_chat
+from baat.client.importing import ImportProblem, check_authors, import_chat, import_report
 from baat.client.store import Store, StoreError
 from baat.importers.whatsapp import (
     AmbiguousDateOrder,

@@ -22,9 +22,7 @@ from starlette.routing import BaseRoute, Route
 from baat.client.ledger_watch import LedgerWatch
 from baat.web.jsonapi import ApiError, api, body_of, ok, runtime_of, text_field
 from baat.web.privacy_proxy import PrivacyProxy, ServerError
-from baat.web.runtime import Runtime, message_json
-
-SEEN_POLICY_FILE = "policy-seen.json"
+from baat.web.runtime import SEEN_POLICY_FILE, Runtime, message_json
 
 
 def _proxy(runtime: Runtime) -> PrivacyProxy:

@@ -22,6 +22,7 @@ from baat.client.sdk import Client
 from baat.client.store import PROFILE_FILE, STORE_FILE, StoredMessage
 from baat.client.transport import TransportError
 from baat.crypto import LinkCode
+from baat.web.progress import on_download
 
 log = logging.getLogger("baat.web")
 
@@ -39,6 +40,9 @@ OUTBOX_RETRY = 10.0
 HUB_QUEUE = 1000
 # Delivery receipts of what arrived meanwhile go out in one batch this often (seconds).
 TICK = 1.0
+# Which version of the privacy notice the person last saw (privacy_api.py); erased with the
+# profile.
+SEEN_POLICY_FILE = "policy-seen.json"
 
 Event = dict[str, Any]
 
@@ -267,9 +271,7 @@ class Runtime:
         client.keep_for_sync = False
         # Attachments finish downloading after their message arrived.
         client.attachment_listeners.append(self._on_attachment)
-        from baat.web.attachments_api import on_download
-
-        client.attachments.progress_listeners.append(on_download(self))
+        client.attachments.progress_listeners.append(on_download(self.hub.publish))
         self.client = client
         self._stopping = False
         self._runner = asyncio.create_task(self._run(client), name="baat-web-connection")
@@ -489,7 +491,6 @@ class Runtime:
         """After the account is erased on the server: close and erase this device's copy
         (keys, messages, contacts). Only Baat's own files go; the directory stays."""
         from baat.client.media import MEDIA_DIR
-        from baat.web.privacy_api import SEEN_POLICY_FILE
 
         async with self._busy:
             await self._detach()
