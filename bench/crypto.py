@@ -15,7 +15,12 @@ same primitives (X25519, HKDF-SHA256, HMAC-SHA256 chains, AES-256-CBC + HMAC-SHA
 Baat is measured through the session API (ciphertext framing and parsing included); the
 package through its own API (no framing). A "message" is one encryption plus one decryption.
 
-Usage: ``python bench/crypto.py [--seconds S]`` (S per measurement; default 2.5, ~30 s total).
+* sealed sender (docs/CRYPTO.md §18.2): the cost of sealing a 200-byte envelope and of
+  opening it, certificate check included; warm (a sender writing to a known device, a
+  certificate already verified once) and cold (a new recipient key, a new certificate).
+  Target: under 0.2 ms each.
+
+Usage: ``python bench/crypto.py [--seconds S]`` (S per measurement; default 2.5, ~35 s total).
 """
 
 from __future__ import annotations
@@ -377,6 +382,77 @@ def _print_sessions(rows: list[tuple[str, int, float]]) -> None:
         print(f"{case:<16} {inactive:>8} {us:>10.1f} {us / base:>7.2f}x")
 
 
+# -- sealed sender ----------------------------------------------------------------------
+
+
+def sealed_costs(seconds: float) -> list[tuple[str, float]]:
+    """Milliseconds per seal and per open, warm and cold (see the module docstring)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from baat.crypto.sealed import (
+        CertificateValidator,
+        SealCache,
+        issue_sender_certificate,
+        issue_server_certificate,
+        open_sealed,
+        seal,
+    )
+
+    alice, bob = IdentityKeyPair.generate(), IdentityKeyPair.generate()
+    root, server_key = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    now = int(time.time() * 1000)
+    server = issue_server_certificate(
+        root, 1, server_key.public_key().public_bytes_raw(), now + 10**9
+    )
+    cert = issue_sender_certificate(
+        server_key,
+        server,
+        "in-" + "a" * 29,
+        1,
+        alice.identity_key,
+        alice.identity_dh_key,
+        now + 10**8,
+    )
+    roots = [root.public_key().public_bytes_raw()]
+    body = os.urandom(200)
+    warm_seal, warm_open = SealCache(), SealCache()
+    validator = CertificateValidator(roots)
+    sealed = seal(bob.identity_dh_key, alice.dh_pair, cert, body, cache=warm_seal)
+    open_sealed(sealed, bob.dh_pair, validator, now, warm_open)
+
+    def cold_open() -> None:
+        open_sealed(sealed, bob.dh_pair, CertificateValidator(roots), now, SealCache())
+
+    rows = [
+        (
+            "seal, known recipient",
+            _per_call(
+                lambda: seal(bob.identity_dh_key, alice.dh_pair, cert, body, cache=warm_seal),
+                seconds,
+            ),
+        ),
+        (
+            "seal, new recipient",
+            _per_call(
+                lambda: seal(bob.identity_dh_key, alice.dh_pair, cert, body, cache=SealCache()),
+                seconds,
+            ),
+        ),
+        (
+            "open, known sender",
+            _per_call(lambda: open_sealed(sealed, bob.dh_pair, validator, now, warm_open), seconds),
+        ),
+        ("open, new certificate", _per_call(cold_open, seconds)),
+    ]
+    return [(name, us / 1000) for name, us in rows]
+
+
+def _print_sealed(rows: list[tuple[str, float]]) -> None:
+    print("Sealed sender, 200-byte envelope: ms per call (target < 0.2 ms)")
+    for name, ms in rows:
+        print(f"  {name:<24} {ms:7.3f} ms  {'ok' if ms < 0.2 else 'over'}")
+
+
 # -- report ------------------------------------------------------------------------------
 
 
@@ -401,6 +477,7 @@ def main() -> None:
     initiator_ms, responder_ms = baat_handshake(seconds)
     _print(rows, initiator_ms, responder_ms)
     _print_sessions(inactive_sessions(seconds))
+    _print_sealed(sealed_costs(seconds))
 
 
 def _print(rows: list[tuple[str, str, float, float]], init_ms: float, resp_ms: float) -> None:

@@ -15,6 +15,12 @@ per connection.
     .venv/bin/python bench/route.py --only idle --idle 1000,5000
     .venv/bin/python bench/route.py --nodes 2 --seconds 8         # 1 node vs 2, PostgreSQL
     .venv/bin/python bench/route.py --nodes 2 --cross             # every envelope via Redis
+    .venv/bin/python bench/route.py --sealed --only routing       # sealed sends beside Baat's
+
+With ``--sealed`` every single-node case also runs with sealed sends (``SealedSend`` from a
+connection that never authenticates, the receiver's access key checked, a sealed 256-byte
+envelope): the table adds a "sealed" row and the sealed/Baat ratio (target >= 0.9x). Both
+servers then run with ``--auth-timeout 3600`` so that the anonymous senders stay connected.
 
 With ``--nodes N`` (N > 1) every routing case runs twice on PostgreSQL (``--db``, by
 default ``postgresql://postgres@127.0.0.1:5432/test``): once on one node, once on N
@@ -62,6 +68,8 @@ TARGET_USERS = 50
 TARGET_WINDOW = 1
 TARGET_NODES_SPEEDUP = 1.6
 TARGET_NODES_USERS = 500
+TARGET_SEALED_RATIO = 0.9
+TARGET_FAIR_USERS = 500
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_BUS = "redis://127.0.0.1:6379/0"
 NODES_CASES = [(500, 1), (500, 2), (50, 1)]
@@ -166,6 +174,8 @@ class Context:
     registration: str = "http"
     region: str | None = None
     runs: int = 0
+    # More `baat serve` flags for every server of the run (bench/fanout.py sets --fanout-hold).
+    serve_extra: list[str] = field(default_factory=list)
     # Node ids are unique to the run, so Redis channels never meet another run's.
     node_prefix: str = field(default_factory=lambda: "bench-" + secrets.token_hex(4))
 
@@ -220,7 +230,10 @@ def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
     if ctx.registration == "http":
         cmd += ["--registrations-per-minute", UNLIMITED, "--registrations-per-address", UNLIMITED]
     cmd += ["--region", ctx.region or "in"]
-    return cmd
+    if ctx.args.sealed:
+        # Anonymous (sealed) senders never authenticate: keep them for the whole case.
+        cmd += ["--auth-timeout", "3600"]
+    return cmd + ctx.serve_extra
 
 
 @contextlib.contextmanager
@@ -294,7 +307,7 @@ def relay_server(ctx: Context) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def server(ctx: Context, kind: str, nodes: int = 1) -> Iterator[Server]:
-    cm = baat_server(ctx, nodes) if kind == "baat" else relay_server(ctx)
+    cm = baat_server(ctx, nodes) if kind in ("baat", "sealed") else relay_server(ctx)
     with cm as s:
         yield s
 
@@ -371,12 +384,14 @@ def routing_case(
         "window": window,
         "seconds": a.seconds,
         "warmup": a.warmup,
+        "sealed": kind == "sealed",
     }
     busy_before = wait_quiet(a.quiet_wait) if a.quiet_wait > 0 else float("nan")
     try:
         with server(ctx, kind, nodes) as srv:
             result = run_load(ctx, srv, cfg, timeout=a.seconds + a.warmup + 600)
             result["busy_before"] = busy_before
+            result["target"] = kind
             return result
     except BenchError as exc:
         return {
@@ -503,7 +518,7 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
     for r in results:
         by_case.setdefault((r["users"], r["window"]), {})[r["target"]] = r
     for (users, window), pair in by_case.items():
-        for kind in ("baat", "relay"):
+        for kind in ("baat", "sealed", "relay"):
             found = pair.get(kind)
             if found is None:
                 continue
@@ -516,12 +531,14 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
             if r.get("runs", 1) > 1:
                 spread = ", ".join(f"{x:,.0f}" for x in r["rates"])
                 notes.append(f"median of {r['runs']}: {spread}")
-            mean_per_pair = r["delivered"] / max(1, users // 2)
-            if r.get("pair_min", 0) < 0.5 * mean_per_pair:
+            # Starved (issue 18): the pair with the fewest envelopes got under 25 % of the
+            # median pair's.
+            if users >= TARGET_FAIR_USERS or r.get("pair_min", 0) < 0.25 * r["pair_median"]:
+                starved = r.get("pair_min", 0) < 0.25 * r["pair_median"]
                 notes.append(
-                    f"unfair: envelopes per pair min {r['pair_min']:,} / median "
-                    f"{r['pair_median']:,} / max {r['pair_max']:,}; max latency "
-                    f"{r['max_ms'] / 1000:.1f} s"
+                    f"{'STARVED: ' if starved else ''}envelopes per pair min "
+                    f"{r['pair_min']:,} / median {r['pair_median']:,} / max "
+                    f"{r['pair_max']:,}; max latency {r['max_ms']:,.0f} ms"
                 )
             stored = r["statuses"].get("stored", 0)
             if stored:
@@ -532,7 +549,7 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                 [
                     str(users),
                     str(window),
-                    "Baat" if kind == "baat" else "relay",
+                    {"baat": "Baat", "sealed": "Baat, sealed"}.get(kind, "relay"),
                     _f(r["rate"]),
                     _f(r["p50_ms"], ".2f"),
                     _f(r["p99_ms"], ".2f"),
@@ -544,7 +561,25 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                     "; ".join(notes),
                 ]
             )
-        b, y = pair.get("baat"), pair.get("relay")
+        b, sealed = pair.get("baat"), pair.get("sealed")
+        if b and sealed and "failed" not in b and "failed" not in sealed:
+            rows.append(
+                [
+                    str(users),
+                    str(window),
+                    "sealed/Baat",
+                    _ratio(sealed["rate"], b["rate"]),
+                    _ratio(sealed["p50_ms"], b["p50_ms"]),
+                    _ratio(sealed["p99_ms"], b["p99_ms"]),
+                    "",
+                    _ratio(_per_env_us(sealed), _per_env_us(b)),
+                    "",
+                    "",
+                    _ratio(sealed["server_rss_peak_kib"], b["server_rss_peak_kib"]),
+                    "",
+                ]
+            )
+        y = pair.get("relay")
         if b and y and "failed" not in b and "failed" not in y:
             rows.append(
                 [
@@ -783,6 +818,32 @@ def markdown(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def fairness_verdicts(routing: list[dict[str, Any]]) -> list[str]:
+    """Issue 18's targets at 500 users: no starved pair, p99 <= 1.5x and throughput >= 0.8x
+    the relay's in the same run."""
+    out: list[str] = []
+    found = {(r["target"], r["window"]): r for r in routing if r["users"] == TARGET_FAIR_USERS}
+    for window in sorted({w for _, w in found}):
+        baat, relay = found.get(("baat", window)), found.get(("relay", window))
+        if not baat or "failed" in baat:
+            continue
+        fair = baat["pair_min"] >= 0.25 * baat["pair_median"]
+        line = (
+            f"Target {TARGET_FAIR_USERS} users, window {window}: no starved pair (fewest >= 25 % "
+            f"of median): {baat['pair_min']:,} / {baat['pair_median']:,} -> "
+            f"{'met' if fair else 'NOT met'}"
+        )
+        if relay and "failed" not in relay:
+            p99 = baat["p99_ms"] / relay["p99_ms"]
+            rate = baat["rate"] / relay["rate"]
+            line += (
+                f"; p99 {p99:.2f}x the relay's (<= 1.5x) -> {'met' if p99 <= 1.5 else 'NOT met'}"
+                f"; throughput {rate:.2f}x (>= 0.8x) -> {'met' if rate >= 0.8 else 'NOT met'}"
+            )
+        out.append(line)
+    return out
+
+
 def verdicts(routing: list[dict[str, Any]], idle: list[dict[str, Any]]) -> list[str]:
     out: list[str] = []
     case = next(
@@ -810,6 +871,27 @@ def verdicts(routing: list[dict[str, Any]], idle: list[dict[str, Any]]) -> list[
             f"p99 < {TARGET_P99_MS:.0f} ms: measured {case['p99_ms']:.2f} ms -> "
             f"{'met' if ok_p99 else 'NOT met'}"
         )
+    for r in routing:
+        if r["target"] != "sealed" or "failed" in r:
+            continue
+        base = next(
+            (
+                b
+                for b in routing
+                if b["target"] == "baat"
+                and (b["users"], b["window"]) == (r["users"], r["window"])
+                and "failed" not in b
+            ),
+            None,
+        )
+        if base is not None:
+            ratio = r["rate"] / base["rate"]
+            out.append(
+                f"Target sealed >= {TARGET_SEALED_RATIO}x unsealed ({r['users']} users, window "
+                f"{r['window']}): {r['rate']:,.0f} vs {base['rate']:,.0f} envelopes/s = "
+                f"{ratio:.2f}x -> {'met' if ratio >= TARGET_SEALED_RATIO else 'NOT met'}"
+            )
+    out += fairness_verdicts(routing)
     baat_idle = next((r for r in idle if r["target"] == "baat" and r["rows"]), None)
     if baat_idle is None:
         out.append(f"Target idle connection <= {TARGET_IDLE_KIB:.0f} KiB: not measured")
@@ -861,6 +943,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="idle-connection counts (0 skips; capped by the open-file limit)",
     )
     p.add_argument("--only", choices=("all", "routing", "idle"), default="all")
+    p.add_argument(
+        "--sealed", action="store_true", help="also run each case with sealed sends (issue 16)"
+    )
     p.add_argument("--skip-relay", action="store_true", help="measure Baat only")
     p.add_argument(
         "--deflate",
@@ -990,6 +1075,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in ("all", "routing"):
             # With --nodes N: the same case on one node, then on N nodes.
             plan = [("baat", 1)] if args.nodes == 1 else [("baat", 1), ("baat", args.nodes)]
+            if args.nodes == 1 and args.sealed:
+                plan.append(("sealed", 1))
             if args.nodes == 1 and not args.skip_relay:
                 plan.append(("relay", 1))
             for users, window in args.cases:

@@ -42,6 +42,8 @@ from baat.proto import (
     OutgoingEnvelope,
     QueueDrained,
     Ready,
+    SealedEnvelope,
+    SealedSend,
     Send,
     SendResult,
     auth_message,
@@ -493,6 +495,78 @@ class BaatPair:
                 st.latencies.append(now - sent)
 
 
+class SealedPair(BaatPair):
+    """The same exchange as a sealed send (docs/PROTOCOL.md, "Sealed sender"): the sender's
+    connection never authenticates, each ``SealedSend`` carries the receiver's access key
+    and a sealed envelope (``SEALED``: 256 bytes sealed with a sender certificate, as a
+    client makes it; made once, since the server never opens it)."""
+
+    def __init__(
+        self, st: Stats, sender: WsClient, receiver: WsClient, to: Device, key: bytes
+    ) -> None:
+        super().__init__(st, sender, receiver, to)
+        self.key = key
+
+    def send_one(self) -> None:
+        st = self.st
+        st.seq += 1
+        mid = str(st.seq)
+        st.sent_at[mid] = _clock()
+        st.outstanding += 1
+        env = SealedEnvelope(self.to_device, SEALED)
+        self.sender.send(encode(SealedSend(mid, self.to_account, self.key, [env])))
+
+
+def _sealed_content() -> bytes:
+    from baat.crypto import IdentityKeyPair
+    from baat.crypto.sealed import issue_sender_certificate, issue_server_certificate, seal
+
+    me, them = IdentityKeyPair.generate(), IdentityKeyPair.generate()
+    root, server = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    now = int(time.time() * 1000)
+    scert = issue_server_certificate(root, 1, _raw(server), now + 10**9)
+    cert = issue_sender_certificate(
+        server, scert, "in-" + "a" * 29, 1, me.identity_key, me.identity_dh_key, now + 10**8
+    )
+    return seal(them.identity_dh_key, me.dh_pair, cert, CONTENT)
+
+
+SEALED = _sealed_content()
+
+
+async def anonymous_connect(host: str, port: int, timeout: float) -> WsClient:
+    """A connection that reads the Challenge and never authenticates."""
+    client = await ws_connect(host, port, "/v1/ws", timeout)
+    challenge = decode_server(await client.recv(timeout))
+    if not isinstance(challenge, Challenge):
+        client.close()
+        raise ConnectionLost(f"expected Challenge, got {challenge!r}")
+    return client
+
+
+async def grant_access(db_url: str, receivers: list[Device]) -> list[bytes]:
+    """Each receiver's delivery access (the hash of a fresh access key), written as its
+    first device would with ``PUT /v1/profile/access``; returns the keys."""
+    from baat.crypto.sealed import access_key, access_verifier, new_profile_key
+    from baat.server.storage.schema import delivery_access
+    from baat.server.storage.sql import SqlStore
+
+    keys = [access_key(new_profile_key()) for _ in receivers]
+    store = await SqlStore.open(db_url, migrate=False)
+    try:
+        async with store.engine.begin() as conn:
+            await conn.execute(
+                delivery_access.insert(),
+                [
+                    {"account_id": d.account_id, "verifier": access_verifier(k), "anyone": 0}
+                    for d, k in zip(receivers, keys, strict=True)
+                ],
+            )
+    finally:
+        await store.close()
+    return keys
+
+
 class RelayPair:
     """The same exchange through the relay: payload out, payload in, ack, ack."""
 
@@ -548,11 +622,48 @@ def client_port(cfg: dict[str, Any], client: int) -> int:
     return ports[(pair + shift) % len(ports)]
 
 
-async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[BaatPair | RelayPair]:
+XMPP_TARGETS = ("ejabberd", "prosody")
+
+
+async def xmpp_clients(cfg: dict[str, Any], n: int, conc: int) -> tuple[list[Any], list[str]]:
+    """Register ``n`` fresh accounts in-band, then log each in (bench/_xmpp.py)."""
+    from _xmpp import login, register
+
+    host, port, timeout, domain = cfg["host"], cfg["port"], cfg["timeout"], cfg["xmpp_domain"]
+    users = [f"{cfg['run_id']}u{i}" for i in range(n)]
+    await bounded(n, conc, lambda i: register(host, port, domain, users[i], "pw", timeout))
+    clients = await bounded(n, conc, lambda i: login(host, port, domain, users[i], "pw", timeout))
+    return clients, [f"{u}@{domain}" for u in users]
+
+
+async def connect_pairs(cfg: dict[str, Any], st: Stats) -> list[Any]:
     host, port, timeout = cfg["host"], cfg["port"], cfg["timeout"]
     n_pairs = cfg["pairs"]
     deflate = bool(cfg.get("deflate"))
     conc = cfg.get("connect_concurrency", 64)
+    if cfg["target"] == "baat" and cfg.get("sealed"):
+        devs = await register_all(cfg, 2 * n_pairs)
+        keys = await grant_access(cfg["db_url"], devs[1::2])
+        receivers = await bounded(
+            n_pairs,
+            conc,
+            lambda i: baat_connect(host, client_port(cfg, 2 * i + 1), devs[2 * i + 1], timeout),
+        )
+        senders = await bounded(
+            n_pairs, conc, lambda i: anonymous_connect(host, client_port(cfg, 2 * i), timeout)
+        )
+        return [
+            SealedPair(st, senders[i], receivers[i], devs[2 * i + 1], keys[i])
+            for i in range(n_pairs)
+        ]
+    if cfg["target"] in XMPP_TARGETS:
+        from _xmpp import XmppPair
+
+        clients, jids = await xmpp_clients(cfg, 2 * n_pairs, conc)
+        return [
+            XmppPair(st, clients[2 * i], clients[2 * i + 1], jids[2 * i + 1])
+            for i in range(n_pairs)
+        ]
     if cfg["target"] == "baat":
         devs = await register_all(cfg, 2 * n_pairs)
         clients = await bounded(
@@ -623,6 +734,8 @@ async def run_routing(cfg: dict[str, Any]) -> dict[str, Any]:
         "pair_min": per_pair[0] if per_pair else 0,
         "pair_median": per_pair[len(per_pair) // 2] if per_pair else 0,
         "pair_max": per_pair[-1] if per_pair else 0,
+        # Pairs under a quarter of the median pair's count (issue 18's "starved").
+        "pairs_starved": sum(1 for n in per_pair if n < 0.25 * per_pair[len(per_pair) // 2]),
         "statuses": dict(st.statuses),
         "errors": dict(st.errors),
         "unsettled": st.outstanding,
@@ -653,13 +766,22 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
     steps: list[int] = sorted(cfg["steps"])
     conc = cfg.get("connect_concurrency", 128)
     baat = cfg["target"] == "baat"
+    xmpp = cfg["target"] in XMPP_TARGETS
     deflate = bool(cfg.get("deflate"))
     t = _clock()
     devs = await register_all(cfg, steps[-1]) if baat else []
+    if xmpp:
+        from _xmpp import login, register
+
+        domain = cfg["xmpp_domain"]
+        users = [f"{cfg['run_id']}i{i}" for i in range(steps[-1])]
+        await bounded(
+            len(users), conc, lambda i: register(host, port, domain, users[i], "pw", timeout)
+        )
     register_s = _clock() - t
     await asyncio.sleep(cfg["settle"])
     base = proc_status_kib(pid, "VmRSS")
-    clients: list[WsClient] = []
+    clients: list[Any] = []
     rows: list[dict[str, Any]] = []
     failure = ""
     for target in steps:
@@ -667,14 +789,16 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
         t = _clock()
         cpu0 = proc_cpu_seconds(pid)
 
-        async def make(i: int, start: int = start) -> WsClient:
+        async def make(i: int, start: int = start) -> Any:
             if baat:
                 return await baat_connect(host, port, devs[start + i], timeout, deflate)
+            if xmpp:
+                return await login(host, port, domain, users[start + i], "pw", timeout)
             return await relay_connect(host, port, f"/r/{start + i}", timeout)
 
         try:
             clients.extend(await bounded(target - start, conc, make))
-        except (OSError, ConnectionLost, TimeoutError) as exc:
+        except (OSError, ConnectionLost, TimeoutError, RuntimeError) as exc:
             failure = f"{type(exc).__name__} while opening connection {start}..{target}: {exc}"
             break
         connect_s = _clock() - t
@@ -698,7 +822,7 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
         "target": cfg["target"],
         "base_rss_kib": base,
         "register_s": register_s,
-        "registered": len(devs),
+        "registered": len(devs) or (steps[-1] if xmpp else 0),
         "rows": rows,
         "failure": failure,
     }
@@ -707,6 +831,10 @@ async def run_idle(cfg: dict[str, Any]) -> dict[str, Any]:
 async def _main(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg["mode"] == "route":
         return await run_routing(cfg)
+    if cfg["mode"] == "group":
+        from _group_load import run_group
+
+        return await run_group(cfg)
     return await run_idle(cfg)
 
 

@@ -52,9 +52,21 @@ def test_consents_export_policy_change_and_deletion(
 
     page.get_by_role("link", name="Privacy").click()
     switches = page.get_by_role("switch")
-    expect(switches).to_have_count(6)
-    for i in range(6):
-        expect(switches.nth(i)).not_to_be_checked()  # every optional purpose is off
+    expect(switches).to_have_count(7)  # six optional purposes, and sealed from anyone
+    for i in range(7):
+        expect(switches.nth(i)).not_to_be_checked()  # every one is off by default
+
+    # Sealed sender: the fallback counts are shown, "from anyone" reaches the server.
+    expect(page.locator("#sealed-stats")).to_contain_text("Sent sealed: 0.")
+    anyone = page.get_by_role("switch", name="Sealed messages from anyone")
+    anyone.check()
+    expect(
+        page.get_by_role("status").filter(has_text="Sealed messages from anyone: on")
+    ).to_be_visible()
+    access = httpx.get(server_url + "/v1/profile/access", headers={"authorization": creds.header()})
+    assert access.json()["anyone"] is True
+    anyone.uncheck()
+    expect(anyone).not_to_be_checked()
 
     # Granting shows the signed receipt; the server and the CLI agree.
     improve = page.get_by_role("switch", name="Improve Baat")

@@ -138,16 +138,21 @@ def test_operator_commands(tmp_path: Path) -> None:
         invoke(transparency, "legal-process", "asha", "--db", db, "--json").output
     )
     assert set(produced["produced"]) == {"account.created_day", "account.last_seen_day"}
+    seized = produced["seized_database"]
+    assert seized["undelivered_envelopes"] == 0 and seized["of_which_sealed"] == 0
+    assert any("sender of a sealed envelope" in x for x in seized["cannot_link"])
+    human = invoke(transparency, "legal-process", "asha", "--db", db).output
+    assert "It cannot link:" in human and "created_day" in human
     assert (
         "account_not_found"
         in invoke(transparency, "legal-process", "zed", "--db", db, code=1).output
     )
     text = invoke(transparency, "report", "--db", db).output
     assert "## Where data is hosted" in text
-    # Both runs are logged by day, without the names asked about, and counted.
+    # Every run is logged by day, without the names asked about, and counted.
     assert "Requests answered in the last year: fewer than 10." in text
     con = sqlite3.connect(tmp_path / "baat.sqlite3")
-    assert [len(r) for r in con.execute("SELECT * FROM legal_process_runs")] == [2, 2]
+    assert [len(r) for r in con.execute("SELECT * FROM legal_process_runs")] == [2, 2, 2]
     con.close()
     assert (
         json.loads(invoke(transparency, "report", "--db", db, "--format", "json").output)[

@@ -6,7 +6,7 @@ import pytest
 
 from baat.privacy.errors import AccountNotFound
 from baat.server.privacy.jobs import day_iso
-from baat.server.privacy.transparency import markdown
+from baat.server.privacy.transparency import SEIZED_CANNOT_LINK, SEIZED_LINKS, markdown
 from baat.server.storage.sql import SqlStore
 
 from .conftest import TODAY, OpenService, Receiver, make_user
@@ -94,6 +94,13 @@ async def test_legal_process_yields_creation_and_last_connection_only(
         "produced": {
             "account.created_day": day_iso(TODAY - 400),
             "account.last_seen_day": day_iso(TODAY - 2),
+        },
+        "seized_database": {
+            "undelivered_envelopes": 0,
+            "of_which_sealed": 0,
+            "oldest_arrival_day": None,
+            "links": list(SEIZED_LINKS),
+            "cannot_link": list(SEIZED_CANNOT_LINK),
         },
     }
     assert set(answer["produced"]) <= {"account.created_day", "account.last_seen_day"}

@@ -56,10 +56,12 @@ async def test_backup_of_a_running_server_restores_its_data(
         assert made.returncode == 0, made.stderr
         manifest = json.loads(made.stdout)
         assert manifest["schema_version"] >= 5 and manifest["blobs"] == 1
-        assert manifest["keys"] == ["receipt-signing.kek"]
+        assert manifest["keys"] == ["receipt-signing.kek", "sealed-sender-root.key"]
         assert json.loads((out / "MANIFEST.json").read_text()) == manifest
         assert oct(out.stat().st_mode & 0o777) == "0o700"
         assert oct((out / "data" / "receipt-signing.kek").stat().st_mode & 0o777) == "0o600"
+        root = out / "data" / "sealed-sender-root.key"
+        assert oct(root.stat().st_mode & 0o777) == "0o600"
         # The server went on working during the backup; this one is not in the copy.
         await alice.send_text("bob", "after backup")
         # A second backup into the same directory is refused; PostgreSQL is pg_dump's.

@@ -35,6 +35,7 @@ LAZY_COMMANDS = {
     "reply": "baat.cli.groups:reply",
     "typing": "baat.cli.groups:typing_",
     "settings": "baat.cli.groups:settings",
+    "sealed": "baat.cli.sealed:sealed",
     "timer": "baat.cli.groups:timer",
     "app": "baat.cli.app:app",
     "import": "baat.cli.leave:import_",
@@ -124,7 +125,7 @@ def root() -> None:
     default=5000.0,
     show_default=True,
     type=float,
-    help="Per-account send rate limit.",
+    help="Per-account send rate limit; sealed sends: per access key and per connection.",
 )
 @click.option(
     "--frames-per-second",

@@ -50,8 +50,21 @@ QUOTAS: tuple[tuple[str, Any, type, str], ...] = (
 )
 
 
+# Delivery settings passed the same way (a ServerConfig field of the option's name).
+DELIVERY: tuple[tuple[str, Any, type, str], ...] = (
+    (
+        "--fanout-hold",
+        2.0,
+        float,
+        "Seconds the envelopes of a send to several devices (a group's fan-out) wait in "
+        "memory for their acknowledgements before they are written to the database; 0 "
+        "gives them the ordinary 5 ms grace (docs/ARCHITECTURE.md, 'Delivery').",
+    ),
+)
+
+
 def quota_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    for name, default, kind, text in reversed(QUOTAS):
+    for name, default, kind, text in reversed((*QUOTAS, *DELIVERY)):
         f = click.option(name, default=default, show_default=True, type=kind, help=text)(f)
     return f
 

@@ -488,7 +488,22 @@ def transparency_report(fmt: str, db: str | None, server: str | None, as_json: b
 def transparency_legal_process(username: str, db: str, as_json: bool) -> None:
     """Exactly what the operator could hand over about USERNAME."""
     data = _with_service(db, lambda s: s.legal_process(username))
-    _emit(data, as_json, lambda d: "\n".join(f"{k}: {v}" for k, v in d["produced"].items()))
+    _emit(data, as_json, _legal_process_text)
+
+
+def _legal_process_text(d: dict[str, Any]) -> str:
+    seized = d["seized_database"]
+    lines = [f"{k}: {v}" for k, v in d["produced"].items()]
+    lines += [
+        "",
+        f"A copy of the database shows {seized['undelivered_envelopes']} undelivered "
+        f"envelope(s) for this account, {seized['of_which_sealed']} of them sealed (no sender).",
+        "It links:",
+        *(f"  - {x}" for x in seized["links"]),
+        "It cannot link:",
+        *(f"  - {x}" for x in seized["cannot_link"]),
+    ]
+    return "\n".join(lines)
 
 
 @click.group()

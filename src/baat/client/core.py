@@ -104,6 +104,9 @@ class Content(msgspec.Struct, frozen=True, omit_defaults=True):
     data: bytes | None = None  # group event or state, sender key distribution, wrapped copy
     names: dict[str, str] = msgspec.field(default_factory=dict)  # account id -> username
     key: bytes | None = None  # in a copy for our own devices: the peer's account key
+    # The sender's profile key (docs/CRYPTO.md §18.3), in messages people see: contacts
+    # and group members learn it end to end and may then send sealed messages.
+    profile_key: bytes | None = None
 
 
 _content_decoder = msgspec.msgpack.Decoder(Content)
@@ -137,6 +140,8 @@ class DevicesPort(Protocol):
     """What the other features use of ``devices.DeviceDirectory``."""
 
     def account_key(self, tx: Connection, account_id: str) -> bytes | None: ...
+
+    def expected_key(self, tx: Connection, account_id: str, device_id: int) -> bytes | None: ...
 
     async def devices_of(self, account_id: str) -> dict[int, bytes]: ...
 
@@ -187,6 +192,16 @@ class FeaturesPort(Protocol):
     def expire(self) -> int: ...
 
 
+class SealedPort(Protocol):
+    """What the other features use of ``sealed.SealedSender``."""
+
+    def share(self) -> bytes | None: ...
+
+    def learn(
+        self, tx: Connection, account_id: str, key: bytes | None, device_id: int = 0
+    ) -> None: ...
+
+
 class ExpiryPort(Protocol):
     """What the other features use of ``expiry.ExpiryTimer``."""
 
@@ -230,6 +245,9 @@ class ClientCore(Protocol):
 
     @property
     def expiry(self) -> ExpiryPort: ...
+
+    @property
+    def sealed(self) -> SealedPort: ...
 
     @property
     def status_listeners(self) -> list[Callable[[str, str], None]]: ...

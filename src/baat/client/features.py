@@ -89,6 +89,9 @@ class Features:
         expire = self.timer(chat) if content.type in SHOWN_TYPES else content.expire
         to = chat if is_group_chat(chat) else content.to
         content = msgspec.structs.replace(content, sent_at=now, expire=expire, to=to)
+        if content.type in SHOWN_TYPES:
+            # Contacts and group members learn our profile key end to end (sealed.py).
+            content = msgspec.structs.replace(content, profile_key=c.sealed.share())
         with c.store.transaction() as tx:
             if content.type in SHOWN_TYPES:
                 extra = {"reply_to": content.ref} if content.ref else {}

@@ -483,6 +483,7 @@ class GroupMessaging:
                 key, plaintext = decrypt_group(key, d.content, now // 1000)
                 self._put_key(tx, chat, d.sender_account, d.sender_device, key)
                 content = _content_decoder.decode(plaintext)
+                c.sealed.learn(tx, d.sender_account, content.profile_key, d.sender_device)
                 mine = d.sender_account == c.info.account_id
                 origin = Origin(
                     chat=chat,

@@ -186,3 +186,15 @@ expiring = Table(
     Column("message_row", Integer, primary_key=True, info=_inv("client.messages")),
     Column("expires_at", Integer, nullable=False, index=True, info=_inv("client.messages")),
 )
+
+
+# Sealed sender (client/sealed.py, docs/CRYPTO.md §18): this account's profile key, the
+# profile keys contacts shared end to end, the pinned trust roots and this device's sender
+# certificate. ``value_blob`` is encrypted; ``name`` is "own", "contact:<account id>",
+# "roots" or "certificate".
+sealed_keys = Table(
+    "sealed_keys",
+    metadata,
+    Column("name", String(64), primary_key=True, info=_inv("client.profile_keys")),
+    Column("value_blob", LargeBinary, nullable=False, info=_inv("client.profile_keys")),
+)

@@ -47,6 +47,7 @@ from baat.client.media import Attachments, Progress
 from baat.client.peers import check_sender, name_of_new_sender, split_send
 from baat.client.prekeys import PrekeyKeeper
 from baat.client.retries import RETRY_TYPE, Retries
+from baat.client.sealed import SealedSender
 from baat.client.store import Contact, ProfileInfo, Store, StoredMessage
 from baat.client.transport import Transport, TransportError
 from baat.contract import DeviceCredentials, registration_message
@@ -68,6 +69,7 @@ from baat.crypto import (
     record_decrypt,
     safety_number,
 )
+from baat.crypto.sealed import InvalidCertificate
 from baat.proto import (
     Ack,
     Deliver,
@@ -137,6 +139,8 @@ class Client:
         self.prekeys = PrekeyKeeper(self)
         # Retry requests for what could not be decrypted, both ways (retries.py).
         self.retries = Retries(self)
+        # Sealed sender: profile key, certificate, sealing and opening (sealed.py).
+        self.sealed = SealedSender(self)
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -257,6 +261,7 @@ class Client:
         except TransportError as exc:
             raise NotConnected(str(exc), exc.code) from exc
         self.prekeys.start()
+        await self.sealed.prepare()
         # The primary keeps its signed device list in step with the server (a device that
         # removed itself, or the first list after registering), docs/GROUPS.md §2.
         try:
@@ -268,6 +273,7 @@ class Client:
         await self.attachments.stop()
         await self.prekeys.stop()
         await self.retries.stop()
+        await self.sealed.close()
         if self.transport is not None:
             await self.transport.close()
             self.transport = None
@@ -562,6 +568,11 @@ class Client:
         return SendResult(message_id, results)
 
     async def _send_one(self, message_id: str, envelopes: list[OutgoingEnvelope]) -> SendResult:
+        self._need()
+        return await self.sealed.send(message_id, envelopes, self._send_plain)
+
+    async def _send_plain(self, message_id: str, envelopes: list[OutgoingEnvelope]) -> SendResult:
+        """An authenticated ``Send`` (the fallback of a sealed one)."""
         t = self._need()
         fut: asyncio.Future[SendResult] = asyncio.get_running_loop().create_future()
         self._results[message_id] = fut
@@ -644,6 +655,14 @@ class Client:
 
     async def _handle_deliver(self, d: Deliver) -> StoredMessage | None:
         """Decrypt, store with the new ratchet state in one transaction, then acknowledge."""
+        if not d.sender_account:
+            opened = self._open_sealed(d)
+            if opened is None:
+                if self.transport is not None:
+                    with contextlib.suppress(TransportError):
+                        await self.transport.send(Ack([d.guid]))
+                return None
+            d = opened
         if "~" in d.message_id:  # one part of a message sent in several parts
             d = msgspec.structs.replace(d, message_id=d.message_id.split("~", 1)[0])
         async with self._store_lock:
@@ -660,6 +679,25 @@ class Client:
         if stored is not None:  # fetched only now: a slow download never holds the pump
             self.attachments.delivered(stored)
         return stored
+
+    def _open_sealed(self, d: Deliver) -> Deliver | None:
+        """A sealed envelope with its sender, or None (an incident) when its certificate
+        is forged or expired or it does not open (docs/CRYPTO.md §18.2)."""
+        try:
+            return self.sealed.open(d)
+        except InvalidCertificate as exc:
+            account, device = exc.claimed
+            self._incident(
+                Incident(
+                    "sealed_sender_invalid",
+                    account,
+                    f"a sealed message claiming to be from {account or 'an unknown sender'}"
+                    f"{f'/{device}' if account else ''} was rejected: {exc}",
+                )
+            )
+        except CryptoError as exc:
+            self._incident(Incident("undecryptable", "", f"a sealed message was rejected: {exc}"))
+        return None
 
     def _store_delivery(self, d: Deliver, new_name: str | None = None) -> StoredMessage | None:
         now = self.clock()
@@ -682,9 +720,11 @@ class Client:
                     if content.type == RETRY_TYPE:
                         self.retries.on_request(tx, d.sender_account, d.sender_device, content)
                         return None
+                    self.sealed.adopt(tx, d.sender_device, content)
                     return self.features.from_own_device(tx, d, content, now)
                 contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
                 self.store.put_session(tx, d.sender_account, d.sender_device, record)
+                self.sealed.learn(tx, d.sender_account, content.profile_key)
                 if content.type == RETRY_TYPE:
                     self.retries.on_request(tx, d.sender_account, d.sender_device, content)
                     return None

@@ -107,6 +107,32 @@ class Transport:
         transport._reader = asyncio.create_task(transport._read_loop())
         return transport
 
+    @classmethod
+    async def connect_anonymous(cls, server_url: str, *, timeout: float = 10.0) -> Transport:
+        """Connect without authenticating: only ``SealedSend`` (and ``Ping``) may be sent,
+        so the server cannot tell which device sends (docs/PROTOCOL.md, "Sealed sender").
+        The server closes such a connection after its authentication deadline.
+
+        Raises:
+            TransportError: unreachable server or protocol error.
+        """
+        try:
+            ws = await asyncio.wait_for(
+                websockets.connect(ws_url(server_url), max_size=4 * 1024 * 1024, compression=None),
+                timeout,
+            )
+        except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+            raise TransportError(f"cannot reach {server_url}: {exc}", "unreachable") from exc
+        conn = ClientConnection()
+        try:
+            conn.receive(await asyncio.wait_for(ws.recv(decode=False), timeout))
+        except (websockets.ConnectionClosed, TimeoutError) as exc:
+            await ws.close()
+            raise TransportError(f"connection lost before the challenge: {exc}") from exc
+        transport = cls(ws, conn)
+        transport._reader = asyncio.create_task(transport._read_loop())
+        return transport
+
     async def _read_loop(self) -> None:
         try:
             async for data in self.ws:

@@ -135,6 +135,12 @@ class IdentityKeyPair:
         """Ed25519 signature of ``message``. Raises: nothing."""
         return self._signing.sign(message)
 
+    @property
+    def dh_pair(self) -> X25519KeyPair:
+        """The X25519 identity key pair, which seals and opens sealed-sender messages
+        (docs/CRYPTO.md §18.2). Raises: nothing."""
+        return self._dh
+
     def dh(self, peer_public: bytes) -> bytes:
         """X25519 with the identity DH key.
 

@@ -54,6 +54,8 @@ _ACCOUNT_ID_COLUMNS = (
     "consent_subjects.account_id",
     "link_codes.account_id",
     "device_lists.account_id",
+    "delivery_access.account_id",
+    "profiles.account_id",
     "account_suspensions.account_id",
     "operator_actions.account_id",
 )
@@ -202,6 +204,31 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         since=2,
     ),
     _server(
+        "account.delivery_access",
+        "Sealed-sender access",
+        "The SHA-256 of your delivery access key and whether you take sealed messages from "
+        "anyone. The key is derived from your profile key, which your device shares only "
+        "end to end with your contacts; presenting it lets them send you a message without "
+        "the server learning who sent it.",
+        ("delivery_access.verifier", "delivery_access.anyone"),
+        _CREDENTIAL,
+        ("service", "security"),
+        ("baat",),
+        since=8,
+    ),
+    _server(
+        "account.encrypted_profile",
+        "Encrypted profile",
+        "Your display name and avatar, encrypted on your device under your profile key; "
+        "the server stores only the ciphertext and cannot read them.",
+        ("profiles.version", "profiles.name", "profiles.avatar"),
+        Category("user.name", PD + "Name"),
+        ("service",),
+        ("baat", "correspondents"),
+        visible=False,
+        since=8,
+    ),
+    _server(
         "device.prekeys",
         "Public prekeys",
         "Signed and one-time public prekeys that let others start encrypted sessions with "
@@ -251,8 +278,8 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
     _server(
         "envelope.sender",
         "Envelope sender",
-        "The sending account and device, kept to route the acknowledgement and to drop "
-        "retried sends.",
+        "For a message sent authenticated (not sealed), the sending account and device, kept "
+        "to drop retried sends. A sealed message has none.",
         ("envelopes.sender_account", "envelopes.sender_device"),
         _METADATA,
         ("service",),
@@ -701,6 +728,16 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
         Category("user.account.settings", PD + "Preference"),
         required=False,
         source="you",
+    ),
+    _client(
+        "client.profile_keys",
+        "Profile keys",
+        "Your profile key, the profile keys your contacts shared with you end to end, the "
+        "server's pinned trust root and this device's sender certificate: they open "
+        "encrypted profiles and seal messages.",
+        _CREDENTIAL,
+        subjects=("user", "correspondent"),
+        since=8,
     ),
     _client(
         "client.credentials",

@@ -221,7 +221,8 @@ def _build(p: Policy) -> dict[str, Any]:
             "statement": (
                 "Asked under valid legal process about an account, the operator hands over only "
                 "the day it was created and the day it last connected. The server holds no "
-                "message content it can read, no contact list and no IP address."
+                "message content it can read, no contact list and no IP address, and no "
+                "sender for a sealed message."
             ),
         },
         "changes": (
@@ -296,6 +297,9 @@ SECURITY_MEASURES: tuple[str, ...] = (
     "Receipt signing keys are encrypted at rest (AES-256-GCM) with a key outside the database.",
     "Optional processing reads personal data only through one audited gate that logs every "
     "transfer.",
+    "Sealed sender: a message to a contact who shared a profile key is sent without naming "
+    "its sender; the sender is inside the end-to-end encryption, and the server stores no "
+    "sender for it (docs/CRYPTO.md section 18).",
 )
 
 _RIGHTS: list[dict[str, str]] = [

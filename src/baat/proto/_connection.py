@@ -10,13 +10,15 @@ Server side::
 
     AWAITING_AUTH --Authenticate--> AUTHENTICATING --accept()--> OPEN
           |                               |--reject()--> CLOSED
-          +--any other frame but Ping--> error UNAUTHENTICATED, CLOSED
-    OPEN --Send | Ack | FetchBundle | UploadPrekeys | Ping--> OPEN
+          |--SealedSend | Ping--> AWAITING_AUTH   (a sealed send names no sender)
+          +--any other frame--> error UNAUTHENTICATED, CLOSED
+    OPEN --Send | SealedSend | Ack | FetchBundle | UploadPrekeys | Ping--> OPEN
     OPEN --Authenticate--> error UNEXPECTED_FRAME, CLOSED
 
 Client side::
 
     CONNECTING --Challenge--> CHALLENGED --authenticate()--> AUTHENTICATING --Ready--> OPEN
+    CHALLENGED --SendResult | Error | Pong--> CHALLENGED   (anonymous: SealedSend only)
     AUTHENTICATING --Error(fatal)--> CLOSED
     OPEN --Deliver | QueueDrained | SendResult | BundleResult | PrekeyStatus | Pong
            | Error--> OPEN
@@ -50,6 +52,7 @@ from baat.proto._frames import (
     PrekeyStatus,
     QueueDrained,
     Ready,
+    SealedSend,
     Send,
     SendResult,
     ServerFrame,
@@ -112,16 +115,23 @@ class TokenBucket:
 _SERVER_TRANSITIONS: dict[tuple[State, type[ClientFrame]], State] = {
     (State.AWAITING_AUTH, Authenticate): State.AUTHENTICATING,
     (State.AWAITING_AUTH, Ping): State.AWAITING_AUTH,
+    # A sealed send names no sender: it needs no authentication (docs/PROTOCOL.md).
+    (State.AWAITING_AUTH, SealedSend): State.AWAITING_AUTH,
     (State.AUTHENTICATING, Ping): State.AUTHENTICATING,
     (State.OPEN, Send): State.OPEN,
     (State.OPEN, Ack): State.OPEN,
     (State.OPEN, FetchBundle): State.OPEN,
     (State.OPEN, UploadPrekeys): State.OPEN,
     (State.OPEN, Ping): State.OPEN,
+    (State.OPEN, SealedSend): State.OPEN,
 }
 
 _CLIENT_TRANSITIONS: dict[tuple[State, type[ServerFrame]], State] = {
     (State.CONNECTING, Challenge): State.CHALLENGED,
+    # An anonymous connection (sealed sends only) stays CHALLENGED.
+    (State.CHALLENGED, SendResult): State.CHALLENGED,
+    (State.CHALLENGED, Error): State.CHALLENGED,
+    (State.CHALLENGED, Pong): State.CHALLENGED,
     (State.AUTHENTICATING, Ready): State.OPEN,
     (State.AUTHENTICATING, Pong): State.AUTHENTICATING,
     (State.OPEN, Deliver): State.OPEN,
@@ -135,7 +145,8 @@ _CLIENT_TRANSITIONS: dict[tuple[State, type[ServerFrame]], State] = {
 
 
 _CLIENT_TAGS = frozenset(
-    t.__struct_config__.tag for t in (Authenticate, Send, Ack, FetchBundle, UploadPrekeys, Ping)
+    t.__struct_config__.tag
+    for t in (Authenticate, Send, Ack, FetchBundle, UploadPrekeys, Ping, SealedSend)
 )
 
 
@@ -156,7 +167,9 @@ def request_hint(data: bytes) -> tuple[int, str]:
         and 0 <= second < 2**63
     ):
         return second, ""
-    if tag == Send.__struct_config__.tag and isinstance(second, str):
+    if tag in (Send.__struct_config__.tag, SealedSend.__struct_config__.tag) and isinstance(
+        second, str
+    ):
         return 0, second[:64]
     return 0, ""
 
@@ -236,7 +249,7 @@ class ServerConnection:
     def _check_sizes(self, frame: ClientFrame) -> None:
         lim = self.limits
         # Non-fatal: only this request is refused.
-        if isinstance(frame, Send):
+        if isinstance(frame, Send | SealedSend):
             if not frame.envelopes or len(frame.envelopes) > lim.max_recipients:
                 raise RemoteProtocolError(
                     ErrorCode.TOO_MANY_RECIPIENTS,
@@ -290,7 +303,11 @@ class ServerConnection:
         """
         if self.state is State.CLOSED:
             raise LocalProtocolError(ErrorCode.UNEXPECTED_FRAME, "connection is closed")
-        if self.state is not State.OPEN and not isinstance(frame, Error | Pong | Challenge):
+        if (
+            self.state is not State.OPEN
+            and not isinstance(frame, Error | Pong | Challenge)
+            and not (self.state is State.AWAITING_AUTH and isinstance(frame, SendResult))
+        ):
             raise LocalProtocolError(
                 ErrorCode.UNAUTHENTICATED, f"cannot send {type(frame).__name__} before Ready"
             )
@@ -366,7 +383,8 @@ class ClientConnection:
         Raises:
             LocalProtocolError: not authenticated yet, or closed.
         """
-        if self.state is not State.OPEN and not isinstance(frame, Ping):
+        anonymous = self.state is State.CHALLENGED and isinstance(frame, SealedSend)
+        if self.state is not State.OPEN and not isinstance(frame, Ping) and not anonymous:
             raise LocalProtocolError(
                 ErrorCode.UNAUTHENTICATED, f"cannot send {type(frame).__name__} in {self.state}"
             )

@@ -45,6 +45,9 @@ class ErrorCode(StrEnum):
     # Quotas (docs/PROTOCOL.md, "Quotas"); both are retryable: the sender keeps the message.
     RECIPIENT_QUEUE_FULL = "recipient_queue_full"
     RECIPIENT_RATE_LIMITED = "recipient_rate_limited"
+    # Sealed sender (issue 16): the access key does not open the recipient's door; send it
+    # authenticated instead (docs/PROTOCOL.md, "Sealed sender").
+    SEALED_ACCESS_DENIED = "sealed_access_denied"
     # The operator suspended the account (``baat admin accounts suspend``): fatal, and the
     # account's devices cannot authenticate until the suspension is lifted.
     ACCOUNT_SUSPENDED = "account_suspended"

@@ -91,6 +91,25 @@ class Ping(_Frame, frozen=True, tag=6):
     nonce: SignedInt64
 
 
+class SealedEnvelope(msgspec.Struct, frozen=True, array_like=True):
+    recipient_device: DeviceId
+    content: bytes
+
+
+class SealedSend(_Frame, frozen=True, tag=7):
+    """One message to the devices of one account, without naming its sender
+    (docs/PROTOCOL.md, "Sealed sender"). Each ``content`` is a sealed-sender message
+    (docs/CRYPTO.md §18.2). Allowed before authentication: a sender that wants the server
+    not to know it sends on a connection that never authenticates. ``access_key`` is the
+    recipient's delivery access key, or empty for a recipient that takes sealed messages
+    from anyone."""
+
+    message_id: MessageId
+    recipient_account: AccountId
+    access_key: Annotated[bytes, msgspec.Meta(max_length=64)]
+    envelopes: Annotated[list[SealedEnvelope], msgspec.Meta(max_length=MAX_LIST)]
+
+
 # -- server to client ----------------------------------------------------------------------
 
 
@@ -107,6 +126,9 @@ class Ready(_Frame, frozen=True, tag=65):
 
 
 class Deliver(_Frame, frozen=True, tag=66):
+    """An envelope for this device. A sealed envelope has ``sender_account`` "" and
+    ``sender_device`` 0: the sender is inside ``content`` (docs/CRYPTO.md §18.2)."""
+
     guid: bytes
     sender_account: str
     sender_device: int
@@ -177,7 +199,7 @@ class Error(_Frame, frozen=True, tag=72):
     message_id: str = ""
 
 
-ClientFrame = Authenticate | Send | Ack | FetchBundle | UploadPrekeys | Ping
+ClientFrame = Authenticate | Send | Ack | FetchBundle | UploadPrekeys | Ping | SealedSend
 ServerFrame = (
     Challenge
     | Ready

@@ -46,6 +46,8 @@ from baat.server.regions.links import Regions, RegionUnavailable
 from baat.server.regions.nonces import SharedNonces
 from baat.server.regions.routes import routes as region_routes
 from baat.server.regions.signing import RegionSigner, load_private_key
+from baat.server.sealed import open_gate
+from baat.server.sealed_routes import routes as sealed_routes
 from baat.server.state import ServerState, authenticate
 from baat.server.storage.base import StorageUnavailable, UsernameTaken
 from baat.server.storage.sql import SqlStore
@@ -187,6 +189,7 @@ def create_app(config: ServerConfig) -> Starlette:
             bus=_make_bus(config),
             regions=regions,
             ack_grace=config.ack_grace,
+            fanout_hold=config.fanout_hold,
             envelopes_per_second=config.envelopes_per_second,
             envelope_burst=config.envelope_burst,
             quotas=SendQuotas(
@@ -201,6 +204,8 @@ def create_app(config: ServerConfig) -> Starlette:
         await router.start()
         state = ServerState(config, store, router, regions=regions)
         state.privacy = await _open_privacy(store, config)
+        state.sealed = open_gate(config, store)
+        app.state.sealed_keys = state.sealed.keys
         register_stores(state)
         app.state.server = state
         app.state.store = store
@@ -230,6 +235,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *device_routes(),
         *link_routes(),
         *region_routes(),
+        *sealed_routes(),
     ]
     return Starlette(
         routes=routes,

@@ -41,6 +41,8 @@ class ServerConfig:
     links_per_minute: int = 60
     links_per_address: int = 10
     ack_grace: float = 0.005
+    # Online members of a fan-out get this long to acknowledge (server/fanout.py).
+    fanout_hold: float = 2.0
     affiliate_url: str | None = None
     # Told of erasures of accounts the support desk looked up (server/privacy/service.py).
     support_url: str | None = None

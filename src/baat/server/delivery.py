@@ -52,6 +52,8 @@ from baat.server.bus import (
 )
 from baat.server.counters import COUNTS
 from baat.server.errors import SendRefused
+from baat.server.fairness import DeviceListLoader, SenderShares
+from baat.server.fanout import HOLD_S, FanoutHold
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -94,18 +96,26 @@ class Outlet(Protocol):
 class _Waiter:
     """Collects per-recipient statuses of one send and fires once all are final."""
 
-    __slots__ = ("callback", "message_id", "remaining", "results")
+    __slots__ = ("callback", "counted", "message_id", "remaining", "results", "sender", "shares")
 
     def __init__(
         self,
         message_id: str,
         results: list[RecipientResult | None],
         callback: Callable[[SendResult], None],
+        sender: DeviceKey = ("", 0),
+        shares: SenderShares | None = None,
     ) -> None:
         self.message_id = message_id
         self.results = results
         self.remaining = sum(1 for r in results if r is None)
         self.callback = callback
+        self.sender = sender
+        # Counted against the sender's share until the SendResult (server/fairness.py).
+        self.shares = shares
+        self.counted = self.remaining
+        if shares is not None and self.remaining:
+            shares.add(sender, self.remaining)
 
     def settle(self, index: int, result: RecipientResult) -> None:
         if self.results[index] is not None:
@@ -116,6 +126,9 @@ class _Waiter:
             self.fire()
 
     def fire(self) -> None:
+        if self.shares is not None:
+            self.shares.settle(self.sender, self.counted)
+            self.shares = None
         done = [r for r in self.results if r is not None]
         self.callback(SendResult(message_id=self.message_id, results=done))
 
@@ -129,9 +142,19 @@ class _Entry:
     acked: bool = False
     stored: bool = False
     writing: bool = False
+    held: bool = False  # in the fan-out hold (server/fanout.py)
+    order: int = 0  # acceptance order: a commit writes its batch in this order
 
     def result(self, status: str) -> RecipientResult:
         return RecipientResult(self.env.recipient_account, self.env.recipient_device, status)
+
+    @property
+    def device(self) -> DeviceKey:
+        return (self.env.recipient_account, self.env.recipient_device)
+
+    @property
+    def size(self) -> int:
+        return len(self.env.content)
 
 
 @dataclass
@@ -160,6 +183,9 @@ class Router:
     regions: Regions | None = None
     # Per-recipient quotas (baat.server.quotas), checked before anything is accepted.
     quotas: SendQuotas | None = None
+    # How long online members of a fan-out may take to acknowledge before their envelopes
+    # are committed (server/fanout.py); 0 gives fan-outs the ordinary ack_grace.
+    fanout_hold: float = HOLD_S
 
     def __post_init__(self) -> None:
         if self.bus is None:
@@ -191,8 +217,14 @@ class Router:
         self._delete_timer: asyncio.TimerHandle | None = None
         self._recent: OrderedDict[tuple[str, int, str], int] = OrderedDict()
         self._devices: dict[str, frozenset[int]] = {}
+        self._device_loader = DeviceListLoader(self.store.device_ids_of)
+        self.shares = SenderShares()
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
+        self._hold: FanoutHold[_Entry] = FanoutHold(self._wake.set, self.fanout_hold)
+        self._order = 0
+        # Devices gone with held envelopes: those (only) are committed in the next pass.
+        self._leaving: set[DeviceKey] = set()
         self._force = False
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._timer: asyncio.TimerHandle | None = None
@@ -233,6 +265,7 @@ class Router:
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        self._hold.cancel()
         now_ms = int(time.time() * 1000)
         # Senders of other regions are remembered in memory only: their account ids are not
         # stored in this region beyond the envelopes in transit (docs/DEPLOY.md, "Regions").
@@ -240,11 +273,12 @@ class Router:
         keep = [
             (a, d, m, x)
             for (a, d, m), x in self._recent.items()
-            if x >= now_ms and (regions is None or regions.home(a) is None)
+            if x >= now_ms and (not a or regions is None or regions.home(a) is None)
         ]
         # An account erased while the bus could not tell this node stays out of the table.
-        alive = await self.store.existing_accounts(a for a, _, _, _ in keep)
-        await self.store.save_recent_sends(r for r in keep if r[0] in alive)
+        # Sealed sends are remembered as ("", 0, message id): no sender to check.
+        alive = await self.store.existing_accounts(a for a, _, _, _ in keep if a)
+        await self.store.save_recent_sends(r for r in keep if not r[0] or r[0] in alive)
 
     def queue_depth(self) -> tuple[int, int]:
         """(accepted envelopes the writer will commit, pushed envelopes not yet
@@ -333,6 +367,11 @@ class Router:
             if outlet is not None:
                 outlet.close_removed()
 
+    def learn_devices(self, account_id: str, ids: frozenset[int]) -> None:
+        """The account's device ids, just read (at authentication): cache them."""
+        if ids:
+            self._devices[account_id] = ids
+
     def knows_devices(self, account_id: str) -> bool:
         """True when the account's device list is cached (a send to it needs no storage)."""
         return account_id in self._devices
@@ -340,8 +379,9 @@ class Router:
     async def _device_ids(self, account_id: str) -> frozenset[int]:
         ids = self._devices.get(account_id)
         if ids is None:
-            ids = frozenset(d.device_id for d in await self.store.devices(account_id))
-            if ids:
+            # Misses of one loop turn share one read (server/fairness.py, item 3).
+            ids = await self._device_loader.load(account_id)
+            if ids and account_id not in self._devices:
                 self._devices[account_id] = ids
         return ids
 
@@ -353,8 +393,13 @@ class Router:
         message_id: str,
         envelopes: list[OutgoingEnvelope],
         callback: Callable[[SendResult], None],
+        *,
+        rate_key: str | None = None,
     ) -> None:
         """Accept one send; ``callback`` receives its ``SendResult`` when final.
+
+        A sealed send has the sender ``("", 0)`` and a ``rate_key`` (server/sealed.py): its
+        rate and quotas are counted under that key, never under a sender.
 
         Raises:
             SendRefused: rate limit or shutdown; the send was not accepted at all.
@@ -381,16 +426,18 @@ class Router:
                 )
             )
             return
-        bucket = self._buckets.get(sender[0])
         now = self.clock()
-        if bucket is None:
-            bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
-            self._buckets[sender[0]] = bucket
-        wait = bucket.take(now, len(envelopes))
-        if wait:
-            raise SendRefused(
-                ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
-            )
+        if rate_key is None:
+            # A sealed send was rated by its access key and connection already.
+            bucket = self._buckets.get(sender[0])
+            if bucket is None:
+                bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
+                self._buckets[sender[0]] = bucket
+            wait = bucket.take(now, len(envelopes))
+            if wait:
+                raise SendRefused(
+                    ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
+                )
         results: list[RecipientResult | None] = [None] * len(envelopes)
         # Envelopes for accounts stored in another region, by region (index into envelopes).
         elsewhere: dict[str, list[int]] = {}
@@ -402,6 +449,10 @@ class Router:
             else:
                 addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
         unknown: set[str] = set()
+        for account_id in addressed:
+            if account_id not in self._devices:
+                # Every cold list of this send joins the same read (a group's members).
+                self._device_loader.load(account_id)
         for account_id, ids in addressed.items():
             current = await self._device_ids(account_id)
             if not current:
@@ -424,7 +475,7 @@ class Router:
                     env.recipient_account, env.recipient_device, "unknown_account"
                 )
         if self.quotas is not None:
-            await self._check_quotas(sender[0], envelopes, addressed, unknown)
+            await self._check_quotas(rate_key or sender[0], envelopes, addressed, unknown)
         if elsewhere:
             # Local checks passed (nothing is accepted yet); the other regions accept theirs
             # before any local envelope is, so that a refusal there refuses the whole send.
@@ -437,16 +488,25 @@ class Router:
                 for i, result in zip(indexes, remote, strict=True):
                     results[i] = result
         self._remember(key)
-        waiter = _Waiter(message_id, results, callback)
+        waiter = _Waiter(message_id, results, callback, sender, self.shares)
         if waiter.remaining == 0:
             waiter.fire()
             return
         stored_at = int(time.time() * 1000)
+        count = waiter.remaining
+        # One fan-out, one batch: one call for every guid, one hold decision (fanout.py).
+        guids = os.urandom(16 * count)
+        hold = count >= 2 and self._hold.admits(
+            count, sum(len(envelopes[i].content) for i, r in enumerate(results) if r is None)
+        )
+        order = self._order
+        self._order += count
+        g = 0
         for index, env in enumerate(envelopes):
             if results[index] is not None:
                 continue
             queued = QueuedEnvelope(
-                guid=os.urandom(16),
+                guid=guids[g : g + 16],
                 recipient_account=env.recipient_account,
                 recipient_device=env.recipient_device,
                 sender_account=sender[0],
@@ -455,15 +515,21 @@ class Router:
                 content=env.content,
                 stored_at=stored_at,
             )
-            entry = _Entry(queued, waiter, index)
+            g += 16
+            entry = _Entry(queued, waiter, index, order=order)
+            order += 1
             self.stats.accepted += 1
             dest = (env.recipient_account, env.recipient_device)
             outlet = self.online.get(dest)
             if outlet is not None:
                 self._inflight[queued.guid] = entry
+                self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
+                if hold:
+                    self._hold.add(entry, now)
+                    outlet.push(_deliver(queued))
+                    continue
                 entry.deadline = now + self.ack_grace
                 self._pushed.append(entry)
-                self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
                 outlet.push(_deliver(queued))
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(
@@ -523,6 +589,8 @@ class Router:
                     continue
                 del self._inflight[guid]
                 entry.acked = True
+                if entry.held:
+                    self._hold.release(entry)
                 if not entry.stored and not entry.writing:
                     self._settled_unflushed(device)
                     self.stats.delivered_unstored += 1
@@ -608,6 +676,17 @@ class Router:
                 batch.append(entry)
         batch.extend(self._unpushed)
         self._unpushed = []
+        # Held fan-out envelopes that are due, and any held for a device in this batch, so
+        # that each device's envelopes are committed in the order they were pushed.
+        hold = self._hold
+        leaving, self._leaving = self._leaving, set()
+        devices = ({e.device for e in batch} | leaving) if hold.by_device else ()
+        # A device leaving forces its own held envelopes out, not every fan-out's; only
+        # flush_now (shutdown, erasure, a reconnect's drain) takes the whole hold.
+        held = hold.take(now, bool(waiters), devices) if len(hold) else []
+        if held:
+            batch.extend(held)
+            batch.sort(key=_order)
         deletes, self._deletes = self._deletes, {}
         self._delete_count = 0
         if self._delete_timer is not None:
@@ -678,6 +757,7 @@ class Router:
         if self._pushed and self._timer is None:
             delay = max(0.0, self._pushed[0].deadline - self.clock())
             self._timer = asyncio.get_running_loop().call_later(delay, self._on_timer)
+        self._hold.rearm(self.clock())
         for fut in waiters:
             if not fut.done():
                 fut.set_result(None)
@@ -736,12 +816,14 @@ class Router:
             gone = True
         if gone:
             self._sent.pop(key, None)
+            self.shares.forget(key)
             self._spawn(self._release(key))
         for guid in [g for g, e in self._inflight.items() if e.stored and _dest(e) == key]:
             del self._inflight[guid]
         if self._unflushed.get(key):
             # Its unacknowledged envelopes must reach the disk before anything sent later.
             self._force = True
+            self._leaving.add(key)
             self._wake.set()
 
     # -- other nodes ---------------------------------------------------------------------------
@@ -932,6 +1014,10 @@ def _forward(env: QueuedEnvelope, seq: int) -> Forward:
         content=env.content,
         stored_at=env.stored_at,
     )
+
+
+def _order(entry: _Entry) -> int:
+    return entry.order
 
 
 def _dest(entry: _Entry) -> DeviceKey:

@@ -37,16 +37,19 @@ from baat.proto import (
     ErrorCode,
     FetchBundle,
     LocalProtocolError,
+    OutgoingEnvelope,
     Ping,
     Pong,
     PrekeyRecord,
     PrekeysLow,
     PrekeyStatus,
     RemoteProtocolError,
+    SealedSend,
     Send,
     SendResult,
     ServerConnection,
     ServerFrame,
+    TokenBucket,
     UploadPrekeys,
     auth_message,
     encode,
@@ -58,6 +61,7 @@ from baat.server.counters import COUNTS, bump
 from baat.server.delivery import DeviceKey
 from baat.server.errors import SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
+from baat.server.sealed_send import sealed_send
 from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
 
 if TYPE_CHECKING:
@@ -86,6 +90,12 @@ class Link(Protocol):
 
     def authenticated(self) -> None: ...
 
+    def hold_reading(self) -> None:
+        """Stop reading this connection's frames (its sender is over its share)."""
+
+    def release_reading(self) -> None:
+        """Read again (the share allows it); frames held meanwhile were never read."""
+
     @property
     def peer(self) -> str: ...
 
@@ -93,7 +103,7 @@ class Link(Protocol):
 class Session:
     """One connection's protocol state and handlers; the router's ``Outlet``."""
 
-    __slots__ = ("_closed", "_tasks", "conn", "key", "link", "state")
+    __slots__ = ("_closed", "_sealed_bucket", "_tasks", "conn", "key", "link", "state")
 
     def __init__(self, link: Link, state: ServerState) -> None:
         self.link = link
@@ -102,6 +112,8 @@ class Session:
         self.key: DeviceKey = ("", 0)
         self._closed = False
         self._tasks: set[asyncio.Task[object]] | None = None
+        # The sealed-send rate of this connection (server/sealed.py), made on first use.
+        self._sealed_bucket: TokenBucket | None = None
 
     # -- Outlet --------------------------------------------------------------------------
 
@@ -217,6 +229,8 @@ class Session:
         if isinstance(frame, Ping):
             self.push(encode(Pong(nonce=frame.nonce)))
             return None, False
+        if isinstance(frame, SealedSend):
+            return self._on_sealed_send(frame), self._sealed_eager(frame)
         eager = isinstance(frame, Send) and self.state.regions is None
         if eager:
             known = self.state.router.knows_devices
@@ -256,7 +270,15 @@ class Session:
             self.push(self.conn.send(frame))
 
     async def _on_authenticate(self, frame: Authenticate) -> None:
-        device = await self.state.store.device(frame.account_id, frame.device_id)
+        # All of the account's devices in the one read: the router keeps their ids, so a
+        # send to this account while it is online never waits for the database (a cold
+        # device list used to stall the first send of every pair: server/fairness.py).
+        devices = await self.state.store.devices(frame.account_id)
+        device = next((d for d in devices if d.device_id == frame.device_id), None)
+        if device is not None:
+            self.state.router.learn_devices(
+                frame.account_id, frozenset(d.device_id for d in devices)
+            )
         if device is None:
             self.push(self.conn.reject("unknown account or device"))
             self._close_soon()
@@ -296,10 +318,15 @@ class Session:
             self._close_soon(CLOSE_GOING_AWAY)
 
     async def _on_send(self, frame: Send) -> None:
+        router = self.state.router
         try:
-            await self.state.router.accept_send(
-                self.key, frame.message_id, frame.envelopes, self._send_result
-            )
+            await router.accept_send(self.key, frame.message_id, frame.envelopes, self._send_result)
+            shares = router.shares
+            if shares.outstanding(self.key) > shares.share() and not shares.is_held(self.key):
+                # Over its share of what the server holds: this sender waits, others do
+                # not (server/fairness.py, item 2).
+                self.link.hold_reading()
+                shares.hold(self.key, self.link.release_reading)
         except SendRefused as exc:
             bump(COUNTS.sends_refused, str(exc.code))
             self._reply(
@@ -310,6 +337,51 @@ class Session:
                     message_id=frame.message_id,
                 )
             )
+
+    def _sealed_eager(self, frame: SealedSend) -> bool:
+        """As for ``Send``: a sealed send checked from memory runs without a task."""
+        gate, router = self.state.sealed, self.state.router
+        return (
+            gate is not None
+            and self.state.regions is None
+            and gate.cached(frame.recipient_account)
+            and router.knows_devices(frame.recipient_account)
+            and (
+                router.quotas is None
+                or router.quotas.answers_from_memory(
+                    [
+                        OutgoingEnvelope(frame.recipient_account, e.recipient_device, e.content)
+                        for e in frame.envelopes
+                    ],
+                    router.online,
+                )
+            )
+        )
+
+    async def _on_sealed_send(self, frame: SealedSend) -> None:
+        # Nothing here names this connection's account: a sealed send may come from a
+        # connection that never authenticated, and one that did is not asked who it is.
+        if self._sealed_bucket is None:
+            self._sealed_bucket = TokenBucket(
+                self.state.config.envelopes_per_second,
+                self.state.config.envelope_burst,
+                time.monotonic(),
+            )
+
+        def reply(code: ErrorCode, message: str, retry_after_ms: int) -> None:
+            self._reply(
+                Error(
+                    code=code,
+                    message=f"{message} (message {frame.message_id})",
+                    retry_after_ms=retry_after_ms,
+                    message_id=frame.message_id,
+                )
+            )
+
+        try:
+            await sealed_send(self.state, frame, self._sealed_bucket, reply, self._send_result)
+        except StorageUnavailable as exc:
+            reply(ErrorCode.STORAGE_UNAVAILABLE, f"storage unavailable, retry: {exc}", 1000)
 
     def _send_result(self, result: SendResult) -> None:
         table = COUNTS.send_results

@@ -8,6 +8,7 @@ the routes are leaves: none imports the wiring back (docs/ARCHITECTURE.md, "Laye
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -22,6 +23,9 @@ from baat.server.privacy.service import PrivacyService
 from baat.server.regions.links import Regions
 from baat.server.storage.sql import SqlStore, today
 
+if TYPE_CHECKING:
+    from baat.server.sealed import SealedGate
+
 
 @dataclass
 class ServerState:
@@ -32,6 +36,8 @@ class ServerState:
     regions: Regions | None = None
     prekey_drain: DrainLimiter = field(default_factory=DrainLimiter)
     link_relay: LinkRelay = field(default_factory=LinkRelay)
+    # Sealed sender (server/sealed.py): certificates and the access check.
+    sealed: SealedGate | None = None
     _seen: dict[str, int] = field(default_factory=dict)
     admission: Admission = field(init=False)
 

@@ -121,8 +121,23 @@ async def overview(request: Request) -> Response:
             "reconsent": reconsent,
             "review": review,
             "ledger_warnings": warnings,
+            "sealed": runtime.need_client().sealed.status(),
         }
     )
+
+
+@api
+async def sealed(request: Request) -> Response:
+    """``POST {anyone: bool}``: take sealed messages from anyone, or only from contacts
+    holding the profile key (docs/PRIVACY.md, "Sealed sender"). Answers the new status."""
+    client = runtime_of(request).need_client()
+    body = await body_of(request)
+    anyone = body.get("anyone")
+    if not isinstance(anyone, bool):
+        raise ApiError(400, "invalid_request", "anyone must be true or false")
+    client.sealed.set_anyone(anyone)
+    await client.sealed.register_access()
+    return ok(client.sealed.status())
 
 
 @api
@@ -227,6 +242,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/privacy/policy/seen", policy_seen, methods=["POST"]),
         Route("/api/privacy/consents/{purpose}", consent, methods=["POST", "DELETE"]),
         Route("/api/privacy/export", export, methods=["GET"]),
+        Route("/api/privacy/sealed", sealed, methods=["POST"]),
         Route("/api/privacy/download", download, methods=["GET"]),
         Route("/api/account/delete", delete_account, methods=["POST"]),
     ]

@@ -10,7 +10,9 @@ What a SQLite deployment needs to come back, all under its ``--data`` directory:
    every blob the snapshot names is in the copy (files of blobs created later are extra and
    harmless; they expire like any other).
 3. The key files (``*.kek``): without ``receipt-signing.kek`` the stored receipt-signing key
-   cannot be opened, and the restored server would sign with a new one.
+   cannot be opened, and the restored server would sign with a new one. And
+   ``sealed-sender-root.key``: without it the restored server would certify senders under a
+   new root, which clients that pinned the old one refuse (docs/CRYPTO.md §18.1).
 
 The backup directory holds ``data/`` (copy its contents into an empty ``--data`` directory
 to restore), ``secrets/`` (other files named with ``--secret-file``) and ``MANIFEST.json``
@@ -27,6 +29,8 @@ import sqlite3
 import time
 from pathlib import Path
 from typing import Any
+
+from baat.server.sealed import ROOT_KEY_FILE
 
 DB_FILE = "baat.sqlite3"
 
@@ -120,7 +124,9 @@ def backup_sqlite(
                 continue  # expired while we copied: the snapshot no longer needs it
             blobs += 1
     keys = []
-    for path in sorted(data_dir.glob("*.kek")):
+    sealed_root = data_dir / ROOT_KEY_FILE
+    present = [sealed_root] if sealed_root.exists() else []
+    for path in sorted([*data_dir.glob("*.kek"), *present]):
         _copy_private(path, data_out / path.name)
         keys.append(path.name)
     for path in secret_files or []:

@@ -14,6 +14,7 @@ Withdrawing takes the same single request as granting (GDPR Art. 7(3), DPDP s. 6
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -125,7 +126,13 @@ async def policy(request: Request) -> Response:
 
 @_json_errors
 async def key_set(request: Request) -> Response:
-    return JSONResponse(await _service(request).jwks(), media_type="application/jwk-set+json")
+    keys = await _service(request).jwks()
+    # The sealed-sender trust root and server certificates (docs/CRYPTO.md §18.1), which
+    # clients pin; absent where the app serves no sealed sender.
+    sealed = getattr(request.app.state, "sealed_keys", None)
+    if sealed is not None:
+        keys = {**keys, "sealed_sender": sealed.published(int(time.time() * 1000))}
+    return JSONResponse(keys, media_type="application/jwk-set+json")
 
 
 @_json_errors

@@ -585,7 +585,9 @@ class PrivacyService:
                 table, column = e.columns[0].split(".", 1)
                 assert table == "accounts", "producible fields live on the account row"
                 produced[e.id] = jobs.day_iso(getattr(account, column))
-        return {"username": account.username, "produced": produced}
+        async with self._tx() as conn:
+            seized = await transparency.seized_database(conn, account.account_id)
+        return {"username": account.username, "produced": produced, "seized_database": seized}
 
     # -- retention -------------------------------------------------------------------------
 

@@ -253,3 +253,49 @@ def markdown(rep: dict[str, Any]) -> str:
             "{queue}.".format(**done)
         ]
     return "\n".join(lines) + "\n"
+
+
+# What a copy of the database links, and what it cannot, since sealed sender (issue 16,
+# docs/CRYPTO.md §18, THREAT_MODEL.md "A seized database"). Stated with the live counts for
+# the account asked about, so an operator answering legal process says exactly this.
+SEIZED_LINKS = (
+    "the recipient account and device of each undelivered envelope, and when it arrived "
+    "(to the millisecond; deleted on delivery or after 30 days)",
+    "the sender of an undelivered envelope sent authenticated (the fallback when the sender "
+    "had no valid access key for the recipient), and copies between one account's devices",
+    "the account that uploaded an attachment (until fetched or 30 days); fetches only as "
+    "keyed hashes",
+    'the account\'s delivery access settings (a hash of its access key, "from anyone") and '
+    "its profile as ciphertext",
+)
+SEIZED_CANNOT_LINK = (
+    "the sender of a sealed envelope: its row has no sender, its sender certificate is "
+    "inside the ciphertext",
+    "who an account writes to with sealed sends: nothing stored, logged or kept in memory "
+    "records it, and the duplicate-send memory holds only a random message id",
+    "display names or avatars: profiles are encrypted with a key the server never sees",
+)
+
+
+async def seized_database(conn: AsyncConnection, account_id: str) -> dict[str, Any]:
+    """What a copy of the database shows about envelopes waiting for ``account_id``."""
+    from sqlalchemy import func, select
+
+    from baat.server.storage.schema import envelopes as e
+
+    row = (
+        await conn.execute(
+            select(
+                func.count(),
+                func.count().filter(e.c.sender_account.is_(None)),
+                func.min(e.c.stored_at),
+            ).where(e.c.recipient_account == account_id)
+        )
+    ).one()
+    return {
+        "undelivered_envelopes": int(row[0]),
+        "of_which_sealed": int(row[1]),
+        "oldest_arrival_day": None if row[2] is None else int(row[2]) // 86_400_000,
+        "links": list(SEIZED_LINKS),
+        "cannot_link": list(SEIZED_CANNOT_LINK),
+    }

@@ -84,12 +84,58 @@ MIGRATIONS: list[Migration] = [
         },
     ),
     Migration(
+        12,
+        "sealed sender: envelopes without a sender",
+        [],
+        {
+            "postgresql": lambda conn: _sealed_envelopes_postgresql(conn),
+            "sqlite": lambda conn: _sealed_envelopes_sqlite(conn),
+        },
+    ),
+    Migration(
+        13,
+        "sealed sender: delivery access and encrypted profiles",
+        ["delivery_access", "profiles"],
+    ),
+    Migration(
         16,
         "operator actions: account suspensions and the actions log",
         ["account_suspensions", "operator_actions"],
     ),
     Migration(17, "settings the operator changes while servers run", ["server_settings"]),
 ]
+
+_SEALED_INDEX = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS envelopes_sealed_idempotency ON envelopes "
+    "(message_id, recipient_account, recipient_device) WHERE sender_account IS NULL"
+)
+
+
+def _sealed_envelopes_postgresql(conn: Connection) -> None:
+    conn.execute(text("ALTER TABLE envelopes ALTER COLUMN sender_account DROP NOT NULL"))
+    conn.execute(text("ALTER TABLE envelopes ALTER COLUMN sender_device DROP NOT NULL"))
+    conn.execute(text(_SEALED_INDEX))
+
+
+def _sealed_envelopes_sqlite(conn: Connection) -> None:
+    """SQLite cannot drop NOT NULL: rebuild the table in its declared shape, rows kept
+    (https://www.sqlite.org/lang_altertable.html, "Making Other Kinds Of Table Schema
+    Changes"). A database created at this version already has the shape."""
+    from baat.server.storage.schema import envelopes
+
+    columns = {c["name"]: c for c in inspect(conn).get_columns("envelopes")}
+    if columns["sender_account"]["nullable"]:
+        conn.execute(text(_SEALED_INDEX))
+        return
+    names = ", ".join(c.name for c in envelopes.columns)
+    conn.execute(text("ALTER TABLE envelopes RENAME TO envelopes_before_sealed"))
+    conn.execute(text("DROP INDEX IF EXISTS envelopes_by_recipient"))
+    envelopes.create(conn)
+    conn.execute(
+        text(f"INSERT INTO envelopes ({names}) SELECT {names} FROM envelopes_before_sealed")
+    )
+    conn.execute(text("DROP TABLE envelopes_before_sealed"))
+    conn.execute(text(_SEALED_INDEX))
 
 
 def current_version(conn: Connection) -> int:

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -107,9 +108,10 @@ envelopes = Table(
     Column("guid", LargeBinary(16), nullable=False, unique=True, info=_inv("envelope.seq")),
     Column("recipient_account", String(32), nullable=False, info=_inv("envelope.recipient")),
     Column("recipient_device", Integer, nullable=False, info=_inv("envelope.recipient")),
-    # Needed to route the acknowledgement back until sealed sender hides it.
-    Column("sender_account", String(32), nullable=False, info=_inv("envelope.sender")),
-    Column("sender_device", Integer, nullable=False, info=_inv("envelope.sender")),
+    # Kept only for an authenticated (unsealed) send, to drop its retries; NULL for a sealed
+    # envelope, whose sender the server never learns (migration 12, docs/CRYPTO.md §18).
+    Column("sender_account", String(32), nullable=True, info=_inv("envelope.sender")),
+    Column("sender_device", Integer, nullable=True, info=_inv("envelope.sender")),
     Column("message_id", String(64), nullable=False, info=_inv("envelope.message_id")),
     Column("content", LargeBinary, nullable=False, info=_inv("envelope.content")),
     # Milliseconds since the epoch; drives the 30-day expiry.
@@ -123,6 +125,17 @@ envelopes = Table(
         name="envelopes_idempotency",
     ),
     Index("envelopes_by_recipient", "recipient_account", "recipient_device", "seq"),
+    # A retried sealed send is recognised by its random message id and recipient device
+    # alone: NULL senders never collide in ``envelopes_idempotency``.
+    Index(
+        "envelopes_sealed_idempotency",
+        "message_id",
+        "recipient_account",
+        "recipient_device",
+        unique=True,
+        sqlite_where=text("sender_account IS NULL"),
+        postgresql_where=text("sender_account IS NULL"),
+    ),
 )
 
 # Recently accepted (sender device, message id) pairs, so that a retried send is never
@@ -201,6 +214,31 @@ registration_invites = Table(
     metadata,
     Column("code_hash", LargeBinary(32), primary_key=True, info=_inv("server.invite")),
     Column("expires_at", BigInteger, nullable=False, info=_inv("server.invite")),
+)
+
+
+# -- sealed sender (baat.server.sealed, migration 13) ---------------------------------------
+# Who may send an account sealed messages: the SHA-256 of its delivery access key (the key
+# itself, derived from the profile key, is shared only end to end) and whether it takes them
+# from anyone. No row: sealed messages are refused and senders fall back to authenticated
+# sends.
+delivery_access = Table(
+    "delivery_access",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
+    Column("verifier", LargeBinary(32), nullable=True, info=_inv("account.delivery_access")),
+    Column("anyone", Integer, nullable=False, info=_inv("account.delivery_access")),
+)
+
+# Display name and avatar encrypted under the profile key (docs/CRYPTO.md §18.4): opaque to
+# the server, readable only by contacts the account gave its profile key to.
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
+    Column("version", BigInteger, nullable=False, info=_inv("account.encrypted_profile")),
+    Column("name", LargeBinary, nullable=False, info=_inv("account.encrypted_profile")),
+    Column("avatar", LargeBinary, nullable=True, info=_inv("account.encrypted_profile")),
 )
 
 # The operator's actions (baat.server.operator_admin, ``baat admin accounts|registration|

@@ -197,6 +197,23 @@ class SqlStore:
             )
             return [Device(**r._mapping) for r in rows]
 
+    async def device_ids_of(self, account_ids: Sequence[str]) -> dict[str, frozenset[int]]:
+        """The device ids of many accounts in one read (accounts without devices are absent).
+
+        The router's device-list cache fills cold entries this way, one statement for all
+        the accounts missed in one loop turn (``server/fairness.py``)."""
+        found: dict[str, set[int]] = {}
+        async with self._tx() as conn:
+            for i in range(0, len(account_ids), 500):
+                rows = await conn.execute(
+                    select(devices.c.account_id, devices.c.device_id).where(
+                        devices.c.account_id.in_(account_ids[i : i + 500])
+                    )
+                )
+                for account_id, device_id in rows:
+                    found.setdefault(account_id, set()).add(device_id)
+        return {a: frozenset(ids) for a, ids in found.items()}
+
     async def device(self, account_id: str, device_id: int) -> Device | None:
         async with self._tx() as conn:
             row = (
@@ -516,8 +533,10 @@ class SqlStore:
                         "guid": e.guid,
                         "recipient_account": e.recipient_account,
                         "recipient_device": e.recipient_device,
-                        "sender_account": e.sender_account,
-                        "sender_device": e.sender_device,
+                        # A sealed envelope ("" sender) stores NULL: the column is absent
+                        # for it in every sense that a copy of the database can show.
+                        "sender_account": e.sender_account or None,
+                        "sender_device": e.sender_device if e.sender_account else None,
                         "message_id": e.message_id,
                         "content": e.content,
                         "stored_at": e.stored_at,
@@ -553,7 +572,7 @@ class SqlStore:
                 .order_by(e.c.seq)
                 .limit(limit)
             )
-            return [QueuedEnvelope(**r._mapping) for r in rows]
+            return [_queued(r._mapping) for r in rows]
 
     async def delete_envelopes(
         self, account_id: str, device_id: int, guids: Iterable[bytes]
@@ -607,6 +626,14 @@ class SqlStore:
             out = [(x.sender_account, x.sender_device, x.message_id, x.expires_at) for x in rows]
             await conn.execute(delete(r))
             return out
+
+
+def _queued(row: Any) -> QueuedEnvelope:
+    """A stored envelope; a sealed one (NULL sender) reads as sender ``("", 0)``."""
+    fields = dict(row)
+    fields["sender_account"] = fields["sender_account"] or ""
+    fields["sender_device"] = fields["sender_device"] or 0
+    return QueuedEnvelope(**fields)
 
 
 def _fields(obj: Any) -> dict[str, Any]:

@@ -11,7 +11,11 @@
    ``pause_writing``/``resume_writing`` is the back-pressure: the router awaits
    ``wait_writable`` while draining a queue, and a connection with more than
    ``max_write_buffer`` bytes unwritten is closed as too slow.
-4. One timer for all connections (``Hub.sweep``) enforces the authentication deadline and
+4. Fairness (``server/fairness.py``): at most ``MESSAGES_PER_TURN`` messages of one
+   connection are handled per loop turn; the rest wait in its backlog, reading paused,
+   and the hub's ring serves backlogs round-robin. A sender over its share of outstanding
+   envelopes is held (reading paused) until the router settles enough of them.
+5. One timer for all connections (``Hub.sweep``) enforces the authentication deadline and
    pings silent authenticated connections, so an idle connection owns no task, no timer
    handle and no buffer: a few slotted objects (docs/PERFORMANCE.md, "Idle memory").
 """
@@ -40,6 +44,7 @@ from baat.proto import (
     accept_response,
     parse_handshake,
 )
+from baat.server.fairness import RoundRobin
 from baat.server.session import Session
 from baat.server.transport.guard import ConnectionGuard, TransportSettings
 
@@ -73,6 +78,8 @@ class Hub:
         self.connections: set[Any] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._last_ping_sweep = 0.0
+        # Connections with more messages read than one turn's quantum (item 1 of fairness).
+        self.ring = RoundRobin()
 
     def watch(self, conn: WebSocketProtocol, now: float) -> None:
         self.pending_auth[conn] = now + self.settings.auth_timeout
@@ -105,6 +112,7 @@ class WebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_codec",
         "_drive",
+        "_held",
         "_hub",
         "_pending",
         "_pinged",
@@ -131,6 +139,7 @@ class WebSocketProtocol(asyncio.Protocol):
         self._writable = True
         self._write_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
+        self._held = False  # over its share of outstanding envelopes
         self._pinged = False
         self.closing = False
         self.last_seen = 0.0
@@ -153,12 +162,20 @@ class WebSocketProtocol(asyncio.Protocol):
             log.info("websocket error from %s: %s", self._who(), exc.message)
             self._close_now(exc.close_code, exc.message)
             return
+        budget = self._hub.ring.quantum
         for event in events:
             if isinstance(event, Message):
                 if self._pending is not None:
                     self._pending.append(event)
                     self._pause_reading()
+                elif budget <= 0 or self._held:
+                    # This turn's quantum is spent (or the sender is over its share): the
+                    # rest waits for the ring.
+                    self._pending = deque((event,))
+                    self._pause_reading()
+                    self._hub.ring.defer(self)
                 else:
+                    budget -= 1
                     self._dispatch(event)
             elif isinstance(event, PingEvent):
                 self._write(codec.pong(event.payload))
@@ -221,6 +238,26 @@ class WebSocketProtocol(asyncio.Protocol):
         self._hub.forget(self)
         self.transport.write(self._codec.close(code))
         asyncio.get_running_loop().call_later(CLOSE_LINGER_S, self.transport.close)
+
+    def hold_reading(self) -> None:
+        self._held = True
+        self._pause_reading()
+
+    def release_reading(self) -> None:
+        self._held = False
+        if self._pending and self._drive is None:
+            self._hub.ring.defer(self)  # what it had read waits no longer
+        else:
+            self._maybe_resume_reading()
+
+    def take_turn(self, quantum: int) -> bool:
+        """The ring's call: handle up to ``quantum`` messages of the backlog."""
+        if self._drive is not None or self.closing or self._held:
+            # A handler task holds the backlog and resumes it when done; a held sender's
+            # backlog waits for ``release_reading``.
+            return False
+        self._drain(quantum)
+        return self._pending is not None and self._drive is None and not self.closing
 
     def authenticated(self) -> None:
         self._hub.pending_auth.pop(self, None)
@@ -309,15 +346,36 @@ class WebSocketProtocol(asyncio.Protocol):
             log.error("handler of %s failed", self._who(), exc_info=task.exception())
             self._close_now(CLOSE_INTERNAL, "internal error")
             return
+        if self._drain(self._hub.ring.quantum):
+            self._hub.ring.defer(self)
+
+    def _drain(self, quantum: int) -> bool:
+        """Dispatch up to ``quantum`` messages of the backlog, in order; True if some are
+        left for the ring (none are while a handler task waits: it resumes the backlog)."""
         pending = self._pending
         while pending and not self.closing:
+            if self._held:
+                return False  # over its share: release_reading puts it back in the ring
+            if quantum <= 0:
+                return True
+            quantum -= 1
             self._pending = None
             self._dispatch(pending.popleft())
             if self._pending is not None:  # waiting again: the rest stays behind it
                 self._pending.extend(pending)
-                return
+                return False
+            self._pending = pending
         self._pending = None
-        if self._read_paused and self.transport is not None:
+        self._maybe_resume_reading()
+        return False
+
+    def _maybe_resume_reading(self) -> None:
+        if (
+            self._read_paused
+            and not self._held
+            and self._pending is None
+            and self.transport is not None
+        ):
             self._read_paused = False
             self.transport.resume_reading()
 

@@ -28,11 +28,53 @@ export async function showPrivacy() {
         (data.ledger_warnings || []).length ? ledgerBanner(data.ledger_warnings) : null,
         data.changes || data.reconsent.length ? changesBanner(data) : null,
         consentsSection(data, recipients),
+        data.sealed ? sealedSection(data.sealed) : null,
         heldSection(),
         downloadSection(),
         policySection(data, recipients),
         deleteSection())));
   $("#privacy-title").focus();
+}
+
+// -- sealed sender: who may send without the server learning who sent ----------------------
+
+function sealedSection(s) {
+  const toggle = h("input", { type: "checkbox", role: "switch", id: "sealed-anyone", class: "switch",
+    "aria-describedby": "sealed-anyone-desc", onchange: setSealedAnyone });
+  toggle.checked = Boolean(s.sealed_from_anyone);
+  return h("section", { "aria-labelledby": "sealed-title", id: "sealed" },
+    h("h3", { id: "sealed-title" }, "Sealed sender"),
+    h("p", {}, "Messages to contacts who shared their profile key with you are sent sealed: the server cannot tell they came from you."),
+    h("div", { class: "purpose-head" }, h("label", { for: "sealed-anyone" }, "Sealed messages from anyone"), toggle),
+    h("p", { id: "sealed-anyone-desc", class: "hint" },
+      "Off: only contacts holding your profile key may send you sealed messages. On: anyone may, which also lets strangers write without the server knowing who they are."),
+    h("p", { id: "sealed-stats", role: "status" }, sealedStats(s)));
+}
+
+function sealedStats(s) {
+  const base = `Sent sealed: ${s.sealed}. Sent authenticated instead: ${s.fallback}.`;
+  if (!s.last_fallback) return base;
+  const when = new Date(s.last_fallback.at * 1000).toISOString().slice(0, 16).replace("T", " ");
+  const why = s.last_fallback.reason === "no profile key" ? "the contact has not shared a profile key yet"
+    : "the contact's access key changed or was refused";
+  return `${base} Last fallback ${when} UTC: ${why}.`;
+}
+
+async function setSealedAnyone(event) {
+  const toggle = event.currentTarget;
+  const on = toggle.checked;
+  toggle.disabled = true;
+  try {
+    const s = await api("/api/privacy/sealed", { method: "POST", body: { anyone: on } });
+    $("#sealed-stats").textContent = sealedStats(s);
+    toast(on ? "Sealed messages from anyone: on." : "Sealed messages from anyone: off.");
+  } catch (err) {
+    toggle.checked = !on;
+    toast(`Not changed: ${err.message}`, "error");
+  } finally {
+    toggle.disabled = false;
+    toggle.focus();
+  }
 }
 
 // -- the server's consent ledger no longer shows what this device saw ---------------------
