@@ -6,7 +6,7 @@ STAMP    := $(VENV)/.installed
 PG_URL   ?= postgresql://postgres@127.0.0.1:5432/test
 DATA     ?= ./var
 
-.PHONY: run serve test lint typecheck pytest bench clean system-deps
+.PHONY: run serve test lint typecheck pytest bench clean system-deps axe
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,19 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 			chromium fonts-noto-color-emoji >/dev/null; \
 	fi
+
+# axe-core, the accessibility engine the browser tests inject into every screen
+# (tests/e2e/test_web_a11y.py), from the npm registry into .cache/axe (not committed).
+AXE_VERSION := 4.14.1
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	@command -v npm >/dev/null 2>&1 || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null; }
+	mkdir -p .cache/axe
+	npm install --prefix .cache/axe --no-audit --no-fund --no-save --silent axe-core@$(AXE_VERSION)
+	test -f $(AXE)
+
+axe: $(AXE)
 
 # The server on SQLite under ./var/server and the web app for ./var/alice (prints its URL).
 run: $(STAMP)
@@ -47,7 +60,7 @@ pytest: $(STAMP)
 	BAAT_TEST_POSTGRES=$${BAAT_TEST_POSTGRES-$(PG_URL)} $(BIN)/pytest -q -p no:cacheprovider \
 		-n $(PYTEST_WORKERS) --dist loadfile
 
-test: $(STAMP) system-deps lint typecheck pytest
+test: $(STAMP) system-deps axe lint typecheck pytest
 
 bench: $(STAMP)
 	$(BIN)/python bench/route.py
@@ -56,4 +69,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/attachments.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .cache

@@ -167,3 +167,48 @@ async def test_typing_that_waited_on_the_server_is_not_shown(
     finally:
         await alice.close()
         await bob.close()
+
+
+async def test_group_message_is_read_only_when_every_member_read_it(
+    tmp_path: Path, server: ServerProcess
+) -> None:
+    alice = await account(tmp_path, server.url, "alice")
+    bob = await account(tmp_path, server.url, "bob")
+    carol = await account(tmp_path, server.url, "carol")
+    everyone = [alice, bob, carol]
+    try:
+        chat = await alice.groups.create("Chai", ["bob", "carol"])
+        mid = await alice.groups.send_text(chat, "Chai at five?")
+        recipients = body(alice, mid).get("recipients")
+        assert isinstance(recipients, list)
+        assert set(recipients) == {bob.info.account_id, carol.info.account_id}
+        await until(everyone, lambda: all(body(c, mid).get("text") for c in (bob, carol)))
+        for c in (bob, carol):
+            c.features.queue_receipts()
+            await c.flush_outbox()
+        await until(everyone, lambda: status(alice, mid) == "delivered")
+
+        # Bob reads it; Carol has not: the ticks stay "delivered", the log says who read.
+        bob.features.mark_read(bob.store.messages(chat=chat, status="new"))
+        bob.features.queue_receipts()
+        await bob.flush_outbox()
+        await until(
+            everyone,
+            lambda: body(alice, mid).get("receipts") == {"bob": "read", "carol": "delivered"},
+        )
+        assert status(alice, mid) == "delivered"
+        carol.features.mark_read(carol.store.messages(chat=chat, status="new"))
+        carol.features.queue_receipts()
+        await carol.flush_outbox()
+        await until(everyone, lambda: status(alice, mid) == "read")
+
+        with alice.store.transaction() as tx:
+            mine = alice.store.find_messages(tx, mid)[0]
+        details = alice.features.receipt_details(mine)
+        assert [d["name"] for d in details] == ["bob", "carol"]
+        for d in details:
+            assert isinstance(d["delivered_at"], int) and isinstance(d["read_at"], int)
+            assert d["delivered_at"] <= d["read_at"]
+    finally:
+        for c in everyone:
+            await c.close()

@@ -54,6 +54,7 @@ class AppProcess:
         self.url = ""
         self.secret = ""
         self.log_path = profile.parent / f"{profile.name}-app.log"
+        self.args: list[str] = []  # more options for the next start (``--new-secret``)
 
     @property
     def base(self) -> str:
@@ -66,7 +67,7 @@ class AppProcess:
         env["PYTHONUNBUFFERED"] = "1"
         cmd = [sys.executable, "-c", "from baat.cli.app import app; app()"]
         cmd += ["--profile", str(self.profile), "--port", str(self.port)]
-        cmd += ["--server", self.server_url, "--no-browser"]
+        cmd += ["--server", self.server_url, "--no-browser", *self.args]
         with self.log_path.open("a") as log:
             self.proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=ROOT
@@ -150,12 +151,18 @@ def browser() -> Iterator[Any]:
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
     )
+    sync_api.expect.set_options(timeout=EXPECT_TIMEOUT_MS)
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
             yield b
         finally:
             b.close()
+
+
+# Assertions wait up to 15 s (Playwright's default is 5): the tests share two cores with
+# servers, apps and other test workers, and a loaded machine is slow, not wrong.
+EXPECT_TIMEOUT_MS = 15_000
 
 
 class Pages:

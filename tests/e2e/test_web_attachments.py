@@ -72,6 +72,11 @@ def test_attach_image_and_file(
     with alice.expect_file_chooser() as chooser:
         attach.click()
     chooser.value.set_files([str(picture), str(note)])
+    # A dialog lists what goes and takes a caption; Send sends both.
+    staged = alice.get_by_role("dialog", name="Send 2 files")
+    expect(staged).to_contain_text("sunset.png")
+    expect(staged.get_by_label("Caption (with the first file)")).to_be_focused()
+    staged.get_by_role("button", name="Send").click()
     expect(alice.locator(".msg.out .attachment")).to_have_count(2, timeout=15_000)
     expect(alice.locator(".msg.out .attachment.image img")).to_have_js_property("complete", True)
     assert alice.locator(".msg.out .attachment.image img").evaluate("i => i.naturalWidth") == 64

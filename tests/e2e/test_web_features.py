@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -94,9 +95,10 @@ def test_one_to_one_features(
     reply.hover()
     reply.get_by_role("button", name="React 👍 to falice's message").click()
     mine = alice.locator(".msg.out").last
-    expect(mine.locator(".reactions")).to_have_text(" · 👍 fbob")
+    expect(mine.locator(".reactions .chip")).to_have_text("👍👍 from fbob")
+    expect(mine.locator(".reactions .chip")).to_have_attribute("title", "fbob")
     reply.get_by_role("combobox", name="Other reaction to falice's message").select_option("❤️")
-    expect(mine.locator(".reactions")).to_have_text(" · ❤️ fbob")
+    expect(mine.locator(".reactions .chip")).to_have_text("❤️❤️ from fbob")
 
     # Alice edits the reply: Bob sees the new text, marked edited.
     mine.hover()
@@ -161,6 +163,17 @@ def test_one_to_one_features(
     assert pages.errors(alice) == [] and pages.errors(bob) == []
 
 
+def wait_for_messages(http: Any, chat: str, text: str) -> list[dict[str, Any]]:
+    """The group messages with ``text`` in an app, once they have arrived."""
+    for _ in range(150):
+        found = http.get(f"/api/groups/{chat}/messages").json()["messages"]
+        hits = [m for m in found if m["text"] == text]
+        if hits:
+            return hits
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never arrived")
+
+
 def test_group_features_rename_and_promote(
     web_server: ServerProcess, apps: Callable[..., AppProcess], pages: Pages
 ) -> None:
@@ -187,9 +200,25 @@ def test_group_features_rename_and_promote(
     alice.press("#group-composer-text", "Enter")
     asked = alice.locator(".msg.out").last
     expect(bob.locator(".msg.in .text").last).to_have_text("Chai at five?")
-    # Bob has the group open: read.
-    expect(asked).to_have_attribute("data-status", "read")
+    # Bob has the group open and read it; Carol has not: the tick stays "delivered" until
+    # every member has read it, and only its tooltip tells who did.
     expect(asked.locator(".status")).to_have_attribute("title", re.compile("Read by gbob3"))
+    expect(asked).to_have_attribute("data-status", "delivered")
+    with carol_app.http() as http:
+        found = wait_for_messages(http, chat, "Chai at five?")
+        r = http.post(f"/api/groups/{chat}/seen", json={"ids": [found[0]["id"]]})
+        assert r.status_code == 200 and r.json() == {"seen": 1}, r.text
+    expect(asked).to_have_attribute("data-status", "read")
+    # Message info lists both members with the times they received and read it.
+    asked.hover()
+    asked.get_by_role("button", name="Message info").click()
+    info = alice.get_by_role("dialog", name="Message info")
+    expect(info.locator("tbody tr")).to_have_count(2)
+    for member in ("gbob3", "gcarol3"):
+        row = info.get_by_role("row", name=re.compile(member))
+        expect(row.locator("td time")).to_have_count(2)
+    info.get_by_role("button", name="Close").click()
+    expect(info).to_be_hidden()
 
     # Bob types, then replies to Alice's message.
     bob.locator("#group-composer-text").press_sequentially("Ye", delay=30)
@@ -207,15 +236,10 @@ def test_group_features_rename_and_promote(
 
     # Carol (her app driven over its API) reacts; Alice edits, then deletes her question.
     with carol_app.http() as http:
-        for _ in range(100):
-            found = http.get(f"/api/groups/{chat}/messages").json()["messages"]
-            ids = [m["id"] for m in found if m["text"] == "Chai at five?"]
-            if ids:
-                break
-            bob.wait_for_timeout(100)
+        ids = [m["id"] for m in wait_for_messages(http, chat, "Chai at five?")]
         r = http.post("/api/react", json={"id": ids[0], "emoji": "❤️"})
         assert r.status_code == 200, r.text
-    expect(asked.locator(".reactions")).to_have_text(" · ❤️ gcarol3")
+    expect(asked.locator(".reactions .chip")).to_have_text("❤️❤️ from gcarol3")
     asked.hover()
     asked.get_by_role("button", name="Edit your message").click()
     alice.fill("#group-composer-text", "Chai at six?")
@@ -240,7 +264,7 @@ def test_group_features_rename_and_promote(
     alice.get_by_role("button", name="Rename").click()
     expect(alice.locator("#group-title")).to_have_text("Chai and samosa club")
     expect(bob.locator("#group-title")).to_have_text("Chai and samosa club")
-    alice.get_by_role("button", name="Make gbob3 admin").click()
+    alice.get_by_role("button", name="Make admin: gbob3").click()
     expect(alice.locator("#group-member-list")).to_contain_text("gbob3 · admin")
     expect(bob.locator("#group-member-list")).to_contain_text("gbob3 (you) · admin")
     assert pages.errors(alice) == []

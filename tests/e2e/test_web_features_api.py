@@ -222,5 +222,6 @@ def test_expiry_runs_while_the_app_runs(make_app: Callable[[str], App]) -> None:
             event = json.loads(ws.recv(timeout=10))
         assert event["count"] == 1 and event["chat"] == alice_chat
         assert 1.0 <= time.monotonic() - started <= 8.0
-    assert texts() == ["first"]
+    # The notice of the timer change stays: it is history, not a message that expires.
+    assert texts() == ["first", "You turned on disappearing messages: 2 seconds"]
     assert sent["id"]

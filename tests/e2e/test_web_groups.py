@@ -90,7 +90,7 @@ def test_group_created_in_the_browser_reaches_bob(
 
     # A reaction on the message, from the keyboard.
     alice.get_by_role("button", name=re.compile("^React 👍 to You")).press("Enter")
-    expect(sent.locator(".reactions")).to_have_text(" · 👍 galice")
+    expect(sent.locator(".reactions .chip")).to_have_text("👍👍 from You")
 
     # Devices: one, the primary, the one in use; a link code in its text form.
     alice.get_by_role("link", name="Devices", exact=True).click()

@@ -121,7 +121,7 @@ def test_imported_chat_notifications_and_unread_title(
     page.set_input_files("#import-file", str(trip_export(tmp_path)))
     expect(page.locator("#import-messages")).to_have_text("3")
     page.locator("#import-confirm").click()
-    expect(page.locator("#import-result")).to_have_text("Imported 4 messages.")
+    expect(page.locator("#import-result")).to_have_text("Imported 3 messages and 1 notice.")
     page.goto(app.base + "/#/")
     trip = page.locator("#chat-list .chat-item").filter(has_text="Trip")
     expect(trip).to_contain_text("imported")

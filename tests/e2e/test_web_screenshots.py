@@ -1,5 +1,5 @@
-"""Refresh the README's screenshots with the real app: a conversation and the privacy
-screen. Off by default (the images are committed); run with
+"""Refresh the README's screenshots with the real app: a conversation, the same at phone
+width, a group and the privacy screen. Off by default (the images are committed); run with
 
     BAAT_WEB_SCREENSHOTS=1 .venv/bin/pytest tests/e2e/test_web_screenshots.py
 """
@@ -68,6 +68,20 @@ def test_readme_screenshots(
     DOCS.mkdir(parents=True, exist_ok=True)
     asha.screenshot(path=str(DOCS / "conversation.png"))
 
+    # Ravi's side at phone width: one-row top bar, compact header, reactions as chips.
+    phone = pages.open("ravi-phone", ravi_app.url, width=390, height=844)
+    phone.locator("#chat-list a").first.click()
+    expect(phone.locator(".msg")).to_have_count(4)
+    mine = phone.locator(".msg.out").last
+    with asha_app.http() as http:
+        found = http.get("/api/messages").json()["messages"]
+        target = next(m["id"] for m in found if m["text"] == RAVI[-1])
+        assert http.post("/api/react", json={"id": target, "emoji": "❤️"}).status_code == 200
+    expect(mine.locator(".reactions .chip")).to_have_count(1)
+    phone.locator("#composer-text").fill("Bringing samosas too 😋")
+    quiet(phone)
+    phone.screenshot(path=str(DOCS / "phone.png"))
+
     asha.get_by_role("link", name="Privacy").click()
     asha.get_by_role("switch", name="Improve Baat").check()
     expect(asha.locator("#purpose-improve .receipt")).to_be_visible()
@@ -124,7 +138,8 @@ def test_group_screenshot(
 
 
 def quiet(page: object) -> None:
-    """No toast and no focus ring in a picture."""
+    """No toast, no focus ring and no hovered message in a picture."""
+    page.mouse.move(1, 1)  # type: ignore[attr-defined]
     page.evaluate(  # type: ignore[attr-defined]
         "document.getElementById('toast').hidden = true; document.activeElement.blur()"
     )

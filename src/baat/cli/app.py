@@ -1,7 +1,7 @@
 """``baat app``: the messenger in the browser, served by this device's own client.
 
 The client (keys, ratchet state, the encrypted store) runs in this process; the browser only
-draws it, over 127.0.0.1, with a secret that changes at every launch.
+draws it, over 127.0.0.1, with a secret kept in the profile (``web/guard.py``).
 """
 
 from __future__ import annotations
@@ -67,7 +67,12 @@ def _has_browser() -> bool:
     help="Server offered when creating an account (an existing profile keeps its own).",
 )
 @click.option("--no-browser", is_flag=True, help="Print the URL without opening a browser.")
-def app(profile: Path, port: int, server: str, no_browser: bool) -> None:
+@click.option(
+    "--new-secret",
+    is_flag=True,
+    help="Replace the secret in the app's address (every open tab must use the new one).",
+)
+def app(profile: Path, port: int, server: str, no_browser: bool, new_secret: bool) -> None:
     """Open Baat in the browser: chats, safety numbers and the privacy dashboard.
 
     Set BAAT_PASSPHRASE to unlock the local store at start; otherwise the page asks.
@@ -75,13 +80,18 @@ def app(profile: Path, port: int, server: str, no_browser: bool) -> None:
     import uvicorn
 
     from baat.web.app import create_app
-    from baat.web.guard import new_secret
+    from baat.web.guard import profile_secret
     from baat.web.runtime import Runtime
 
     logging.basicConfig(level=logging.WARNING, format="baat app: %(levelname)s %(message)s")
     sock = _bind(port)
     actual = int(sock.getsockname()[1])
-    secret = new_secret()
+    try:
+        # Kept in the profile: open tabs and bookmarks survive a restart.
+        secret = profile_secret(profile, renew=new_secret)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot keep the app's secret in {profile}: {exc}") from exc
     runtime = Runtime(profile, server, os.environ.get("BAAT_PASSPHRASE"))
     config = uvicorn.Config(
         create_app(runtime, secret, actual),

@@ -171,6 +171,10 @@ class GroupsPort(Protocol):
 
     def name_of(self, tx: Connection, chat: str) -> str | None: ...
 
+    def members_in(self, tx: Connection, chat: str) -> list[str]: ...
+
+    def names_in(self, tx: Connection, chat: str) -> dict[str, str]: ...
+
 
 class AttachmentsPort(Protocol):
     """What the other features use of ``media.Attachments``."""

@@ -54,6 +54,15 @@ def timer_key(chat: str) -> str:
     return f"timer:{chat}"
 
 
+def timer_words(seconds: int) -> str:
+    """``3600`` -> "1 hour": the timer as people say it."""
+    for size, unit in ((604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit}{'' if n == 1 else 's'}"
+    return f"{seconds} second{'' if seconds == 1 else 's'}"
+
+
 class Features:
     def __init__(self, client: ClientCore) -> None:
         self.client = client
@@ -94,7 +103,12 @@ class Features:
             content = msgspec.structs.replace(content, profile_key=c.sealed.share())
         with c.store.transaction() as tx:
             if content.type in SHOWN_TYPES:
-                extra = {"reply_to": content.ref} if content.ref else {}
+                extra: dict[str, Any] = {"reply_to": content.ref} if content.ref else {}
+                if is_group_chat(chat):
+                    # Who it goes to, as of now: its ticks turn "read" only when every one
+                    # of them has read it (``_status_after``).
+                    members = c.groups.members_in(tx, chat)
+                    extra["recipients"] = [a for a in members if a != c.info.account_id]
                 m = StoredMessage(
                     chat=chat,
                     sender_account=c.info.account_id,
@@ -170,10 +184,52 @@ class Features:
         return target
 
     async def set_timer(self, chat: str, seconds: int, body: dict[str, Any]) -> str:
-        """Disappearing messages in ``chat``: ``seconds`` after arrival (0 turns it off)."""
+        """Disappearing messages in ``chat``: ``seconds`` after arrival (0 turns it off).
+        A notice in the chat's history says so, here and on every other device in it."""
         with self.client.store.transaction() as tx:
             self.client.store.put_setting(tx, timer_key(chat), seconds)
-        return await self.post(chat, self._content("timer", expire=seconds), body)
+        message_id = await self.post(chat, self._content("timer", expire=seconds), body)
+        c = self.client
+        origin = Origin(
+            chat=chat,
+            sender_account=c.info.account_id,
+            sender_device=c.info.device_id,
+            message_id=message_id,
+            direction="out",
+            status="sent",
+            sender_name=c.info.username,
+            peer=str(body.get("peer", "")),
+            group=body.get("group"),
+        )
+        with c.store.transaction() as tx:
+            self._timer_notice(tx, origin, seconds, c.clock())
+        return message_id
+
+    def _timer_notice(self, tx: Connection, o: Origin, seconds: int, now: int) -> None:
+        """The line "NAME turned on disappearing messages: 1 hour" in the chat's history,
+        so that the change is seen in the chat and not only in its header."""
+        who = "You" if o.direction == "out" else o.sender_name
+        text = (
+            f"{who} turned on disappearing messages: {timer_words(seconds)}"
+            if seconds
+            else f"{who} turned off disappearing messages"
+        )
+        body: dict[str, Any] = {"text": text, "peer": o.peer, "sender": o.sender_name}
+        if o.group:
+            body["group"] = o.group
+        m = StoredMessage(
+            chat=o.chat,
+            sender_account=o.sender_account,
+            sender_device=o.sender_device,
+            message_id=o.message_id,
+            direction=o.direction,
+            # A notice is never "unread": it counts in no badge and asks for no receipt.
+            status="sent" if o.direction == "out" else "seen",
+            body={**body, "notice": True, "timer": seconds},
+            sent_at=now,
+            received_at=now,
+        )
+        self.client.store.add_message(tx, m)
 
     async def typing(self, chat: str, started: bool = True) -> bool:
         """Tell the chat we are typing; returns whether it went. Nothing is sent when typing
@@ -301,6 +357,7 @@ class Features:
                     listener(o.chat, o.sender_name, content.kind)
         elif kind == "timer":
             self.client.store.put_setting(tx, timer_key(o.chat), max(0, content.expire))
+            self._timer_notice(tx, o, max(0, content.expire), content.sent_at or now)
             changed.add(o.chat)
         else:
             for target in self.client.store.find_messages(tx, content.ref):
@@ -355,8 +412,15 @@ class Features:
 
     def _receipt(self, tx: Connection, content: Content, o: Origin) -> set[str]:
         """Apply a receipt to our messages it names; returns their chats (a receipt comes
-        pairwise from the reader, also for group messages)."""
+        pairwise from the reader, also for group messages).
+
+        Each reader's receipt is logged with the time it arrived (``receipt_log``: account ->
+        name, "delivered" and "read" times). A message's own status follows the slowest of
+        its recipients, as the sender's ticks must never claim more than is true of
+        everyone: a group message is "delivered" once every member it went to has it, and
+        "read" only once every one of them has read it (docs/GROUPS.md §5)."""
         chats: set[str] = set()
+        now = self.client.clock()
         for message_id in content.refs:
             for m in self.client.store.find_messages(tx, message_id):
                 if m.direction != "out" or o.direction != "in":
@@ -365,11 +429,59 @@ class Features:
                 receipts = dict(m.body.get("receipts", {}))
                 if receipts.get(o.sender_name) != "read":
                     receipts[o.sender_name] = content.kind
-                status = "read" if content.kind == "read" or m.status == "read" else "delivered"
-                self.client.store.update_message(
-                    tx, _with(m, status=status, body={**m.body, "receipts": receipts})
-                )
+                log_ = {k: dict(v) for k, v in m.body.get("receipt_log", {}).items()}
+                entry = log_.setdefault(o.sender_account, {"name": o.sender_name})
+                entry.setdefault(content.kind, now)
+                if content.kind == "read":
+                    entry.setdefault("delivered", now)  # read implies it arrived
+                status = self._status_after(tx, m, log_, content.kind)
+                body = {**m.body, "receipts": receipts, "receipt_log": log_}
+                self.client.store.update_message(tx, _with(m, status=status, body=body))
         return chats
+
+    def _status_after(
+        self, tx: Connection, m: StoredMessage, log_: dict[str, dict[str, Any]], kind: str
+    ) -> str:
+        if not is_group_chat(m.chat):
+            return "read" if kind == "read" or m.status == "read" else "delivered"
+        expected = self.recipients_of(tx, m)
+        if not expected:  # nobody else in the group: nothing to wait for
+            return m.status
+        if all("read" in log_.get(a, {}) for a in expected):
+            return "read"
+        if all("delivered" in log_.get(a, {}) for a in expected):
+            return "delivered"
+        return "sent" if m.status in ("sending", "delivered", "read") else m.status
+
+    def recipients_of(self, tx: Connection, m: StoredMessage) -> list[str]:
+        """The accounts an outgoing message went to: for a group message, the members when
+        it was sent (``recipients``, stored by ``post``), or today's members for messages
+        stored before that was kept; for a 1:1 message, the peer."""
+        if not is_group_chat(m.chat):
+            return [m.chat]
+        stored = m.body.get("recipients")
+        if isinstance(stored, list):
+            return [str(a) for a in stored]
+        members = self.client.groups.members_in(tx, m.chat)
+        return [a for a in members if a != self.client.info.account_id]
+
+    def receipt_details(self, m: StoredMessage) -> list[dict[str, Any]]:
+        """Per recipient of our message ``m``: name, and when it was delivered and read
+        (milliseconds, ``None`` while not yet): what a "message info" view lists."""
+        if m.direction != "out":
+            return []
+        with self.client.store.transaction() as tx:
+            expected = self.recipients_of(tx, m)
+            names = self.client.groups.names_in(tx, m.chat)
+        log_ = m.body.get("receipt_log", {})
+        out = []
+        for account in dict.fromkeys([*expected, *log_]):
+            entry = log_.get(account, {})
+            name = entry.get("name") or names.get(account) or m.body.get("peer") or account
+            out.append(
+                {"name": name, "delivered_at": entry.get("delivered"), "read_at": entry.get("read")}
+            )
+        return sorted(out, key=lambda e: str(e["name"]))
 
     def _react(self, tx: Connection, m: StoredMessage, who: str, emoji: str) -> None:
         reactions = {k: v for k, v in m.body.get("reactions", {}).items() if k != who}

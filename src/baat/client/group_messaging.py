@@ -201,6 +201,18 @@ class GroupMessaging:
             loaded = self._load(tx, chat)
         return [] if loaded is None else list(loaded[0].members)
 
+    def members_in(self, tx: Connection, chat: str) -> list[str]:
+        """Today's members of ``chat`` (account ids), inside the caller's transaction."""
+        loaded = self._load(tx, chat)
+        return [] if loaded is None else list(loaded[0].members)
+
+    def names_in(self, tx: Connection, chat: str) -> dict[str, str]:
+        """Account id -> display name of the members of ``chat`` (empty for a 1:1 chat)."""
+        loaded = self._load(tx, chat)
+        if loaded is None:
+            return {}
+        return {a: self.display(loaded[1], a) for a in loaded[0].members}
+
     def name_of(self, tx: Connection, chat: str) -> str | None:
         loaded = self._load(tx, chat)
         return None if loaded is None else loaded[0].name

@@ -217,6 +217,99 @@ class Attachments:
             await client.flush_outbox()
         return message.message_id
 
+    async def send_to_group(
+        self,
+        chat: str,
+        path: Path,
+        caption: str | None = None,
+        progress: Progress | None = None,
+        *,
+        strip_metadata: bool = True,
+    ) -> str:
+        """As ``send``, into the group chat ``chat``: the blob may be fetched once by every
+        device of every other member (and our other devices), and the message goes out
+        with the group's sender key like any group message (docs/GROUPS.md §5).
+
+        Raises:
+            AttachmentError: no such file, unreadable, or not a member of ``chat``.
+            BlobTooLarge, TransferError, NotConnected: as for ``send``.
+        """
+        client = self.client
+        me, my_device = client.info.account_id, client.info.device_id
+        with client.store.transaction() as tx:
+            members = client.groups.members_in(tx, chat)
+            name = client.groups.name_of(tx, chat)
+        if me not in members or name is None:
+            raise AttachmentError(f"not a member of the group {chat!r}")
+        out = await asyncio.to_thread(inspect_file, Path(path), strip_metadata)
+        readers = 0
+        for member in members:
+            devices = await client.devices.devices_of(member)
+            readers += sum(1 for d in devices if (member, d) != (me, my_device))
+        directory = self._media_dir()
+        async with self._blobs() as blobs:
+            try:
+                blob_id = await blobs.create(ciphertext_size(out.size), max(1, readers))
+            except BlobTooLarge as exc:
+                raise BlobTooLarge(
+                    f"{out.file_name} is too large to send ({human_size(out.size)}): {exc}"
+                ) from exc
+            sent, spool, local = await asyncio.to_thread(encrypt_twice, out, directory)
+            try:
+                with spool.open("rb") as f:
+                    await blobs.upload(blob_id, f, sent.ciphertext_size, progress)
+            except BaseException:
+                remove(directory / local.blob_id)
+                raise
+            finally:
+                remove(spool)
+        pointer = make_pointer(blob_id, sent, out.content_type, out.file_name, out.image)
+        text = caption or ""
+        now = int(time.time() * 1000)
+        timer = int(client.store.setting(f"timer:{chat}", 0))
+        content = Content(
+            v=1,
+            type="file",
+            sender_name=client.info.username,
+            sent_at=now,
+            text=text,
+            attachment=encode_pointer(pointer),
+            to=chat,
+            expire=timer,
+        )
+        message = StoredMessage(
+            chat=chat,
+            sender_account=me,
+            sender_device=my_device,
+            message_id=secrets.token_hex(16),
+            direction="out",
+            status="sending",
+            body={
+                "text": text,
+                "peer": name,
+                "group": name,
+                "sender": client.info.username,
+                "recipients": [m for m in members if m != me],
+            },
+            sent_at=now,
+            received_at=now,
+        )
+        message.body["attachment"] = {
+            **describe(pointer),
+            "state": "ready",
+            "local": self._seal(message, "local", encode_pointer(local)),
+        }
+        try:
+            with client.store.transaction() as tx:
+                client.store.add_message(tx, message)
+                client.store.queue_out(tx, message.message_id, chat, _encode(content))
+        except BaseException:
+            remove(directory / local.blob_id)
+            raise
+        if client.transport is not None:
+            await client.flush_outbox()
+        return message.message_id
+
     # -- receiving -------------------------------------------------------------------------
 
     def incoming(self, d: Deliver, content: Content) -> dict[str, Any]:

@@ -161,19 +161,42 @@ async def lookup(request: Request) -> Response:
     return ok({"chat": account_id, "username": canonical})
 
 
-@api
-async def seen(request: Request) -> Response:
-    """The conversation is on screen: its new messages become seen."""
+MAX_SEEN = 1000  # message ids in one "seen" call
+
+
+def seen_ids(body: dict[str, Any]) -> set[str]:
+    """The ``ids`` of a "seen" call: the messages that were on screen.
+
+    Raises:
+        ApiError: ``invalid_request`` when ``ids`` is missing or not a list of strings.
+    """
+    ids = body.get("ids")
+    if not isinstance(ids, list) or len(ids) > MAX_SEEN or not all(isinstance(i, str) for i in ids):
+        raise ApiError(
+            400, "invalid_request", f"ids: a list of at most {MAX_SEEN} message ids seen on screen"
+        )
+    return set(ids)
+
+
+async def mark_seen(request: Request, chat: str) -> Response:
+    """Only the messages the page saw on screen become read (``ids``): a message that
+    arrived while the chat was scrolled away, hidden or unfocused stays "delivered" for its
+    sender until the person actually sees it (docs/WEB.md, "Read means seen")."""
     runtime = runtime_of(request)
     client = runtime.need_client()
-    await body_of(request)
-    chat = request.path_params["chat"]
-    fresh = client.store.messages(chat=chat, status="new")
+    ids = seen_ids(await body_of(request))
+    fresh = [m for m in client.store.messages(chat=chat, status="new") if m.message_id in ids]
     # Read receipts go out at once (unless switched off): the sender's ticks turn now.
     client.features.mark_read(fresh)
     if fresh:
         await runtime.send_receipts(client)
     return ok({"seen": len(fresh)})
+
+
+@api
+async def seen(request: Request) -> Response:
+    """Messages of a 1:1 chat were on screen: they become seen."""
+    return await mark_seen(request, request.path_params["chat"])
 
 
 # -- contacts and safety numbers -----------------------------------------------------------

@@ -38,7 +38,9 @@ from baat.client.attachments import (
     safe_file_name,
 )
 from baat.client.blobs import BlobTooLarge, TransferError
+from baat.client.group_messaging import is_group_chat
 from baat.client.store import StoredMessage
+from baat.web.api import MAX_TEXT
 from baat.web.jsonapi import ApiError, api, ok, runtime_of
 from baat.web.progress import PROGRESS_EVERY
 from baat.web.runtime import Runtime
@@ -100,15 +102,18 @@ async def upload(request: Request) -> Response:
     client = runtime.need_client()
     q = request.query_params
     chat, to, token = q.get("chat", ""), q.get("to", "").strip().casefold(), q.get("upload", "")
-    if not to or not chat or not _TOKEN.match(token):
-        raise ApiError(400, "invalid_request", "chat, to and upload are required")
+    group = is_group_chat(chat)
+    if not (to or group) or not chat or not _TOKEN.match(token):
+        raise ApiError(400, "invalid_request", "chat, to (for a 1:1 chat) and upload are required")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_UPLOAD:
         raise ApiError(413, "too_large", _too_large())
-    known = client.store.contact_by_name(to)
+    known = None if group else client.store.contact_by_name(to)
     if known is not None and known.account_id != chat:
         raise ApiError(400, "invalid_request", f"{to!r} names another contact than this chat")
     caption = q.get("caption") or None
+    if caption is not None and len(caption) > MAX_TEXT:
+        raise ApiError(400, "too_long", f"a caption holds at most {MAX_TEXT} characters")
     # The file keeps its name (the SDK sends the file's own name), in a directory of its own.
     where = runtime.profile / UPLOAD_DIR / secrets.token_hex(16)
     where.mkdir(mode=0o700, parents=True)
@@ -118,7 +123,10 @@ async def upload(request: Request) -> Response:
             raise ApiError(400, "empty_file", "the file is empty")
         progress = progress_events(runtime, {"upload": token, "chat": chat}, "upload")
         try:
-            message_id = await client.send_file(to, path, caption, progress)
+            if group:
+                message_id = await client.attachments.send_to_group(chat, path, caption, progress)
+            else:
+                message_id = await client.send_file(to, path, caption, progress)
         except BlobTooLarge as exc:
             raise ApiError(413, "too_large", str(exc)) from exc
         except TransferError as exc:

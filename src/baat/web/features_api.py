@@ -195,6 +195,15 @@ async def timer(request: Request) -> Response:
     return ok({"timer": client.features.timer(str(request.path_params["chat"]))})
 
 
+def _names_of(client: Client, chat: str) -> dict[str, Any]:
+    """The names a message in ``chat`` carries (``peer``; ``group`` for a group)."""
+    if is_group_chat(chat):
+        _, state, _ = client.groups.find(chat)
+        return {"peer": state.name, "group": state.name}
+    contact = next((c for c in client.store.contacts() if c.account_id == chat), None)
+    return {"peer": contact.username} if contact is not None else {}
+
+
 @typed
 async def set_timer(request: Request) -> Response:
     """Messages sent into the chat from now on disappear ``seconds`` after they arrive,
@@ -207,14 +216,34 @@ async def set_timer(request: Request) -> Response:
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds <= MAX_TIMER:
         raise ApiError(400, "invalid_timer", f"seconds is a whole number from 0 to {MAX_TIMER}")
     _writable(client, chat)
-    await client.features.set_timer(chat, seconds, {})
+    await client.features.set_timer(chat, seconds, _names_of(client, chat))
     _changed(runtime, chat, "timer")
     return ok({"timer": client.features.timer(chat)})
+
+
+@typed
+async def message_info(request: Request) -> Response:
+    """ "Message info" of one of our messages: per recipient, when it was delivered and
+    read (``None`` while not yet), from the receipts this device logged."""
+    client = runtime_of(request).need_client()
+    m = _message(client, {"id": request.path_params["id"]})
+    if m.direction != "out":
+        raise ApiError(400, "not_author", "message info is kept for your own messages")
+    return ok(
+        {
+            "id": m.message_id,
+            "chat": m.chat,
+            "status": m.status,
+            "sent_at": m.sent_at,
+            "recipients": client.features.receipt_details(m),
+        }
+    )
 
 
 def routes() -> list[BaseRoute]:
     return [
         Route("/api/reply", reply, methods=["POST"]),
+        Route("/api/messages/{id}/info", message_info, methods=["GET"]),
         Route("/api/react", react, methods=["POST"]),
         Route("/api/edit", edit, methods=["POST"]),
         Route("/api/delete", delete, methods=["POST"]),

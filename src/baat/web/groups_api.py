@@ -17,7 +17,7 @@ from starlette.routing import BaseRoute, Route
 from baat.client.group_messaging import GroupFailure, is_group_chat
 from baat.client.groups import GroupState
 from baat.client.sdk import Client
-from baat.web.api import MAX_TEXT
+from baat.web.api import MAX_TEXT, mark_seen
 from baat.web.jsonapi import ApiError, body_of, ok, runtime_of, text_field, typed
 from baat.web.runtime import Runtime, message_json, messages_json
 
@@ -195,15 +195,8 @@ async def group_send(request: Request) -> Response:
 
 @typed
 async def group_seen(request: Request) -> Response:
-    runtime = runtime_of(request)
-    client = runtime.need_client()
-    chat = _chat_of(request)
-    await body_of(request)
-    fresh = client.store.messages(chat=chat, status="new")
-    client.features.mark_read(fresh)
-    if fresh:
-        await runtime.send_receipts(client)
-    return ok({"seen": len(fresh)})
+    runtime_of(request).need_client()
+    return await mark_seen(request, _chat_of(request))
 
 
 def routes() -> list[BaseRoute]:

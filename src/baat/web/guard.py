@@ -13,15 +13,24 @@ and every WebSocket handshake must pass three checks:
   ``k`` query parameter itself. The URL is then redirected without ``k`` so the secret
   leaves the address bar and the history.
 
-Refusals are ``403 {"error": {"code": "forbidden", ...}}``, for WebSockets too.
+The secret is kept in the profile (``app-secret``, readable by its owner only), so a tab or
+a bookmark opened before ``baat app`` restarts keeps working with the same cookie;
+``baat app --new-secret`` replaces it, which signs every open tab out.
+
+Refusals are ``403 {"error": {"code": "forbidden", ...}}``, for WebSockets too, except a
+page the browser navigates to (a GET asking for HTML): that one gets a short page saying
+what to open, never raw JSON.
 """
 
 from __future__ import annotations
 
 import hmac
+import html
 import json
+import os
 import secrets
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qsl, urlencode
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -29,8 +38,38 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 SECRET_BYTES = 32  # 256 bits, twice the 128-bit floor for a capability secret
 
 
+SECRET_FILE = "app-secret"  # noqa: S105 (a file name, not a secret)
+
+
 def new_secret() -> str:
     return secrets.token_urlsafe(SECRET_BYTES)
+
+
+def profile_secret(profile: Path, *, renew: bool = False) -> str:
+    """The app's secret for ``profile``: read from its ``app-secret`` file, or made and
+    written there (mode 0600, the profile directory 0700 when this creates it).
+
+    Raises:
+        OSError: the profile directory cannot be created or written.
+    """
+    profile.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = profile / SECRET_FILE
+    if not renew:
+        try:
+            value = path.read_text().strip()
+        except FileNotFoundError:
+            value = ""
+        if len(value) >= 43:  # 32 bytes of URL-safe base64; anything shorter is replaced
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+            return value
+    value = new_secret()
+    tmp = profile / f".{SECRET_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(value + "\n")
+    os.replace(tmp, path)  # atomic: a second launch reads the old secret or the new one
+    return value
 
 
 class Guard:
@@ -107,8 +146,11 @@ class Guard:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send, why: str) -> None:
         body = json.dumps({"error": {"code": "forbidden", "message": why}}).encode()
+        kind = b"application/json"
+        if scope["type"] == "http" and _navigation(scope):
+            body, kind = _refusal_page(why), b"text/html; charset=utf-8"
         headers = [
-            (b"content-type", b"application/json"),
+            (b"content-type", kind),
             (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"),
         ]
@@ -122,3 +164,29 @@ class Guard:
             await send({"type": "websocket.http.response.body", "body": body})
         else:
             await send({"type": "websocket.close", "code": 1008})
+
+
+def _navigation(scope: Scope) -> bool:
+    """A page the browser opens (address bar, bookmark, reload), not a script's request."""
+    if scope.get("method") not in ("GET", "HEAD"):
+        return False
+    accept = next((v for k, v in scope["headers"] if k.lower() == b"accept"), b"")
+    return b"text/html" in accept
+
+
+def _refusal_page(why: str) -> bytes:
+    # Plain HTML, no script or style (the CSP allows neither inline): it must explain
+    # itself to someone whose bookmark stopped working.
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Baat: open the app's address</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><main>
+<h1>Open Baat from the address it printed</h1>
+<p>This browser has no key to this Baat app ({html.escape(why)}). Baat only answers the
+person who started it.</p>
+<p>In the terminal where you ran <code>baat app</code>, open the address it printed
+(<code>http://127.0.0.1:PORT/?k=…</code>). The address stays the same from one launch to
+the next, so after that this page and your bookmarks work again.</p>
+<p>If you did not start Baat, close this page.</p>
+</main></body></html>
+""".encode()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import shutil
@@ -16,6 +17,7 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from baat.client.core import UNCONFIRMED, ClientError, Incident, UnknownContact
 from baat.client.sdk import Client
@@ -138,7 +140,8 @@ def message_json(m: StoredMessage) -> dict[str, Any]:
         "reply_to": None if held else body.get("reply_to") or None,
         "reactions": reactions if isinstance(reactions, dict) and not held else {},
         "edited": bool(body.get("edited")),
-        "deleted": bool(body.get("deleted")),
+        # An imported "This message was deleted" is a deleted message too, not an empty one.
+        "deleted": bool(body.get("deleted")) or body.get("kind") == "deleted",
         "notice": bool(body.get("notice")),
         # Per reader of an outgoing message: "delivered" or "read" (groups have several).
         "receipts": receipts if isinstance(receipts, dict) and m.direction == "out" else {},
@@ -217,7 +220,21 @@ class Runtime:
             "server_url": info.server_url if info else self.default_server,
             "passphrase_from_env": self.env_passphrase is not None,
             "profile": str(self.profile),
+            "profile_name": self.profile_name(),
         }
+
+    def profile_name(self) -> str | None:
+        """Whose profile this is, for the unlock screen: ``username`` on the server's host,
+        from the part of the profile file that is not encrypted (None before registering)."""
+        if self.client is not None:
+            info = self.client.info
+            return f"{info.username} on {urlsplit(info.server_url).netloc}"
+        try:
+            doc = json.loads((self.profile / PROFILE_FILE).read_text())
+            account = doc["account"]
+            return f"{account['username']} on {urlsplit(str(account['server_url'])).netloc}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def need_client(self) -> Client:
         if self.client is None:

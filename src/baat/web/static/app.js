@@ -12,6 +12,7 @@ import * as groups from "./groups.js";
 import * as devices from "./devices.js";
 import * as settings from "./settings.js";
 import * as notify from "./notify.js";
+import * as keys from "./keys.js";
 
 export const app = { state: null, info: null };
 
@@ -34,6 +35,11 @@ function applyState(info) {
     chats.reset();
     chats.refreshList();
     route();
+    // After sign-up or unlock the focus was on a form that is gone: give it a place.
+    if (!$("#shell").contains(document.activeElement) || document.activeElement === document.body) {
+      const composer = document.querySelector(".composer textarea");
+      (composer && !composer.disabled ? composer : $("#new-chat-name")).focus();
+    }
   }
 }
 
@@ -47,7 +53,8 @@ function showOnboarding(info) {
 }
 
 function showUnlock(info) {
-  $("#unlock-profile").textContent = info.profile;
+  // The account's name, not a path on disk: the path means nothing to most people.
+  $("#unlock-profile").textContent = info.profile_name || "your Baat profile";
   $("#unlock-passphrase").focus();
 }
 
@@ -142,23 +149,40 @@ let socketFailures = 0;
 function connectEvents() {
   const socket = new WebSocket(`ws://${location.host}/ws`);
   socket.onopen = () => {
+    const back = socketFailures > 0;
     socketDelay = 500;
     socketFailures = 0;
+    // The app restarted (or the network came back): what happened meanwhile is reloaded.
+    if (back && app.state === "ready") {
+      chats.refreshList();
+      route();
+    }
   };
   socket.onmessage = (msg) => handle(JSON.parse(msg.data));
   socket.onclose = () => {
     socketFailures += 1;
     setConnection("offline");
-    if (socketFailures >= 3) {
-      // Each launch has a new secret: a restarted app needs the URL it printed.
-      const el = $("#connection");
-      el.textContent = "The Baat app stopped: run 'baat app' and open the address it prints";
-      el.dataset.state = "stopped";
-      $("#retry").hidden = true;
-    }
+    if (socketFailures >= 3) stopped();
     socketDelay = Math.min(socketDelay * 2, 8000);
     setTimeout(connectEvents, socketDelay);
   };
+}
+
+// The socket keeps failing: the app is not running, or it runs with a new secret (the
+// secret is kept in the profile, so that happens only after 'baat app --new-secret').
+async function stopped() {
+  const el = $("#connection");
+  let text = "The Baat app stopped: this page reconnects when 'baat app' runs again";
+  try {
+    const r = await fetch("/api/state", { headers: { accept: "application/json" } });
+    if (r.status === 403) text = "The Baat app has a new address: open the one 'baat app' printed";
+  } catch {
+    // Not running: the first text is right.
+  }
+  if (socketFailures < 3) return; // reconnected meanwhile
+  el.textContent = text;
+  el.dataset.state = "stopped";
+  $("#retry").hidden = true;
 }
 
 // Events can arrive just before the account is deleted or the profile locked: a refresh
@@ -276,6 +300,25 @@ function route() {
   } else chats.showNothing();
 }
 
+// Phones: the six screens sit behind one "Menu" button, so the top bar stays one row.
+function initMenu() {
+  const toggle = $("#nav-toggle");
+  const nav = $("#main-nav");
+  const close = (focus) => {
+    nav.removeAttribute("data-open");
+    toggle.setAttribute("aria-expanded", "false");
+    if (focus) toggle.focus();
+  };
+  toggle.addEventListener("click", () => {
+    const open = !nav.hasAttribute("data-open");
+    nav.toggleAttribute("data-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    if (open) nav.querySelector("a").focus();
+  });
+  nav.addEventListener("click", (e) => { if (e.target.closest("a")) close(false); });
+  nav.addEventListener("keydown", (e) => { if (e.key === "Escape" && nav.hasAttribute("data-open")) close(true); });
+}
+
 export async function refreshState() {
   applyState(await api("/api/state"));
 }
@@ -288,6 +331,8 @@ async function boot() {
   $("#unlock-form").addEventListener("submit", unlock);
   $("#retry").addEventListener("click", () => api("/api/reconnect", { method: "POST" }).catch(() => {}));
   window.addEventListener("hashchange", route);
+  initMenu();
+  keys.init(() => app.state === "ready");
   document.addEventListener("visibilitychange", () => chats.onVisible());
   chats.init();
   notify.init();

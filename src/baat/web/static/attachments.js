@@ -1,5 +1,7 @@
-// Files in a conversation: the attach button and its uploads, and how an attachment is
-// drawn in a message (image inline, other files as a download link, progress, failures).
+// Files in a conversation: the attach button, drag-and-drop and paste, a dialog to add a
+// caption before sending, the uploads, and how an attachment is drawn in a message (image
+// inline, opening a viewer with keyboard navigation; other files as a download link;
+// progress; failures). 1:1 chats and groups alike.
 // The page hands the file to the app only; the app encrypts and sends it. Progress of the
 // app's upload to the server and of its downloads arrives as "upload"/"download" events.
 
@@ -66,9 +68,14 @@ function draw(m, a) {
         h("span", { class: "hint" }, ` ${sizeText(a.size)}`)));
   }
   if (isImage) {
+    // A click opens the viewer (Escape closes it, arrows go through the chat's images);
+    // downloading is the link under it.
     return h("figure", { class: "attachment image", dataset },
-      h("a", { href: `${url}?download=1`, download: name, "aria-label": `${name}, ${sizeText(a.size)}: download` },
-        h("img", { src: url, alt: name, ...size })));
+      h("button", { type: "button", class: "image-open", "aria-label": `Open ${name}`,
+        onclick: (e) => openViewer(e.currentTarget.querySelector("img")) },
+      h("img", { src: url, alt: name, ...size })),
+      h("figcaption", { class: "hint" }, h("a", { href: `${url}?download=1`, download: name }, `Download ${name}`),
+        ` ${sizeText(a.size)}`));
   }
   return h("p", { class: "attachment file", dataset },
     h("a", { href: `${url}?download=1`, download: name }, `📎 ${name}`),
@@ -84,12 +91,121 @@ export function composerAttach(target, sent) {
     "aria-hidden": "true", onchange: () => {
       const files = [...input.files];
       input.value = "";
-      const to = target();
-      if (to) uploadAll(files, to, sent);
+      stage(files, target, sent);
     } });
   const button = h("button", { id: "composer-attach", type: "button", class: "attach",
     "aria-label": "Attach a file or image", title: "Attach a file or image", onclick: () => input.click() }, "📎");
   return [button, input];
+}
+
+// Files dropped on the conversation or pasted into the composer go the same way as
+// chosen ones: through the caption dialog.
+export function acceptFiles(section, composer, target, sent) {
+  const has = (e) => [...(e.dataTransfer?.types || [])].includes("Files");
+  section.addEventListener("dragover", (e) => {
+    if (!has(e)) return;
+    e.preventDefault();
+    section.classList.add("dropping");
+  });
+  section.addEventListener("dragleave", (e) => {
+    if (!section.contains(e.relatedTarget)) section.classList.remove("dropping");
+  });
+  section.addEventListener("drop", (e) => {
+    section.classList.remove("dropping");
+    if (!has(e)) return;
+    e.preventDefault();
+    stage([...e.dataTransfer.files], target, sent);
+  });
+  composer.addEventListener("paste", (e) => {
+    const files = [...(e.clipboardData?.files || [])];
+    if (!files.length) return; // text is pasted as usual
+    e.preventDefault();
+    stage(files, target, sent);
+  });
+}
+
+// What is about to be sent, with a caption field: Send or Cancel.
+function stage(files, target, sent) {
+  const to = target();
+  if (!files.length || !to || document.getElementById("send-files")) return;
+  const back = document.activeElement;
+  const caption = h("textarea", { id: "send-files-caption", rows: "2", maxlength: "16000", dir: "auto",
+    placeholder: "Add a caption" });
+  const title = files.length === 1 ? `Send ${files[0].name}` : `Send ${files.length} files`;
+  const dialog = h("dialog", { id: "send-files", class: "dialog", "aria-labelledby": "send-files-title" },
+    h("form", { method: "dialog" },
+      h("h2", { id: "send-files-title", dir: "auto" }, title),
+      h("ul", { class: "staged", "aria-label": "Files" }, ...files.map((f) => h("li", { dir: "auto" },
+        `📎 ${f.name}`, h("span", { class: "hint" }, ` ${sizeText(f.size)}`)))),
+      h("label", { for: "send-files-caption" }, files.length === 1 ? "Caption" : "Caption (with the first file)"),
+      caption,
+      h("div", { class: "actions" },
+        h("button", { value: "cancel", type: "submit" }, "Cancel"),
+        h("button", { value: "send", type: "submit", class: "primary" }, "Send"))));
+  caption.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      dialog.close("send");
+    }
+  });
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => {
+    const go = dialog.returnValue === "send";
+    const text = caption.value.trim();
+    dialog.remove();
+    if (back && back.isConnected) back.focus();
+    if (go) uploadAll(files, to, sent, text);
+  });
+  dialog.showModal();
+  caption.focus();
+}
+
+// -- the image viewer --------------------------------------------------------------------
+
+function openViewer(img) {
+  const images = [...document.querySelectorAll("#messages .attachment.image img")];
+  let at = Math.max(0, images.indexOf(img));
+  const back = document.activeElement;
+  const shown = h("img", { class: "viewer-image", alt: "" });
+  const where = h("p", { class: "hint", "aria-live": "polite" });
+  const download = h("a", { class: "button" }, "Download");
+  const prev = h("button", { type: "button", "aria-label": "Previous image", onclick: () => step(-1) }, "←");
+  const next = h("button", { type: "button", "aria-label": "Next image", onclick: () => step(1) }, "→");
+  const dialog = h("dialog", { id: "viewer", class: "dialog viewer", "aria-label": "Image viewer" },
+    h("form", { method: "dialog" },
+      h("figure", {}, shown, h("figcaption", { dir: "auto" }, where)),
+      h("div", { class: "actions" }, prev, next, download,
+        h("button", { type: "submit", class: "primary" }, "Close"))));
+  function show() {
+    const src = images[at];
+    shown.src = src.src;
+    shown.alt = src.alt;
+    where.textContent = `${src.alt} (${at + 1} of ${images.length})`;
+    download.href = `${new URL(src.src).pathname}?download=1`;
+    download.setAttribute("download", src.alt);
+    prev.disabled = at === 0;
+    next.disabled = at === images.length - 1;
+  }
+  function step(delta) {
+    at = Math.min(images.length - 1, Math.max(0, at + delta));
+    show();
+  }
+  // On the document: a button disabled at either end drops the focus out of the dialog.
+  const keys = (e) => {
+    if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+      e.preventDefault();
+      step(e.key === "ArrowLeft" ? -1 : 1);
+    }
+  };
+  document.addEventListener("keydown", keys);
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => {
+    document.removeEventListener("keydown", keys);
+    dialog.remove();
+    if (back && back.isConnected) back.focus();
+  });
+  show();
+  dialog.showModal();
 }
 
 export function uploadsList() {
@@ -98,8 +214,8 @@ export function uploadsList() {
 
 const uploads = new Map(); // upload token -> its row
 
-async function uploadAll(files, to, sent) {
-  for (const file of files) await uploadOne(file, to, sent);
+async function uploadAll(files, to, sent, caption = "") {
+  for (const [i, file] of files.entries()) await uploadOne(file, to, sent, i === 0 ? caption : "");
 }
 
 function token() {
@@ -107,7 +223,7 @@ function token() {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-async function uploadOne(file, to, sent) {
+async function uploadOne(file, to, sent, caption = "") {
   const list = $("#uploads");
   const id = token();
   const progress = bar(`Sending ${file.name}`);
@@ -119,7 +235,8 @@ async function uploadOne(file, to, sent) {
     list.append(row);
     list.hidden = false;
   }
-  const query = new URLSearchParams({ chat: to.chat, to: to.username, name: file.name, upload: id });
+  const query = new URLSearchParams({ chat: to.chat, to: to.username || "", name: file.name, upload: id });
+  if (caption) query.set("caption", caption);
   try {
     const response = await fetch(`/api/attachments?${query}`, {
       method: "POST",

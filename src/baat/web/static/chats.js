@@ -3,10 +3,11 @@
 // conversation is reloaded from /api/messages and merged into what is on screen. How a
 // message is drawn, replies, edits, typing and the timer are shared with groups (convo.js).
 
-import { $, api, dayKey, dayLabel, debounce, h, shortWhen, toast } from "./dom.js";
+import { $, api, debounce, h, shortWhen, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
-import { composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
+import { acceptFiles, composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
 import * as convo from "./convo.js";
+import { Timeline } from "./timeline.js";
 import { setUnread } from "./notify.js";
 
 const chatsById = new Map(); // chat id -> row of /api/chats
@@ -66,12 +67,12 @@ function chatItem(c) {
     h("a", { href: `#/chat/${encodeURIComponent(c.chat)}`, class: "chat-item", "aria-current": current ? "page" : null },
       h("span", { class: "avatar", "aria-hidden": "true" }, (c.username || "?").slice(0, 1).toUpperCase()),
       h("span", { class: "chat-main" },
-        h("span", { class: "chat-name" }, c.username || "unknown",
+        h("span", { class: "chat-name", dir: "auto" }, c.username || "unknown",
           c.identity_changed ? h("span", { class: "warn-mark", title: "Safety number changed" }, " ⚠",
             h("span", { class: "sr-only" }, "safety number changed")) : null,
           c.name_doubt ? h("span", { class: "warn-mark", title: "Name not confirmed" }, " ?",
             h("span", { class: "sr-only" }, "name not confirmed by the server")) : null),
-        h("span", { class: "chat-last" }, preview)),
+        h("span", { class: "chat-last", dir: "auto" }, preview)),
       h("span", { class: "chat-side" },
         last ? h("time", { datetime: new Date(last.sent_at).toISOString() }, shortWhen(last.sent_at)) : null,
         c.read_only ? h("span", { class: "tag" }, "imported") : null,
@@ -84,12 +85,14 @@ async function startChat(event) {
   const input = $("#new-chat-name");
   const error = $("#new-chat-error");
   error.textContent = "";
+  input.setAttribute("aria-describedby", "new-chat-error");
   const username = input.value.trim();
   if (!username) return;
   try {
     const found = await api("/api/lookup", { method: "POST", body: { username } });
     names.set(found.chat, found.username);
     input.value = "";
+    input.removeAttribute("aria-invalid"); // the last failed lookup is over
     go(`#/chat/${encodeURIComponent(found.chat)}`);
   } catch (err) {
     error.textContent = err.code === "unknown_contact" ? `Nobody is called ${username} on this server.`
@@ -104,7 +107,10 @@ async function startChat(event) {
 
 // Another screen takes the pane: events stop touching the conversation.
 export function leave() {
-  if (view) convo.typingStop(view.chat);
+  if (view) {
+    convo.typingStop(view.chat);
+    if (view.timeline) view.timeline.destroy();
+  }
   view = null;
   highlightCurrent();
 }
@@ -125,23 +131,24 @@ export async function showChat(chat) {
       h("a", { href: "#/" }, "Back to chats")));
     return;
   }
-  view = { chat, username, nodes: new Map(), order: [], highlight: takeHighlight() };
+  if (view && view.timeline) view.timeline.destroy();
+  view = { chat, username, timeline: null, highlight: takeHighlight() };
   // An imported chat nobody in it is linked to: there is no one to write to.
   const readOnly = Boolean((chatsById.get(chat) || {}).read_only);
   const jumping = Boolean(view.highlight); // a search hit takes the focus, not the composer
   const title = "chat-title";
   const text = h("textarea", { id: "composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
-    "aria-describedby": "composer-hint", onkeydown: composerKey,
+    "aria-describedby": "composer-hint", dir: "auto", onkeydown: (e) => convo.composerKey(e, context()),
     oninput: (e) => { autosize(e); if (view) convo.typingInput(view.chat); } });
   $("#pane").replaceChildren(
     h("section", { class: "chat", "aria-labelledby": title },
       h("header", { class: "pane-head" },
         h("a", { href: "#/", class: "back", "aria-label": "Back to chats" }, "←"),
-        h("h2", { id: title }, username),
+        h("h2", { id: title, dir: "auto" }, username),
         h("span", { id: "chat-verified", class: "pill", hidden: true }, "Verified"),
         readOnly ? h("span", { class: "pill" }, "Imported") : convo.timerPill(),
-        readOnly ? null : h("a", { href: `#/contact/${encodeURIComponent(chat)}`, class: "head-link" }, "Safety number")),
-      readOnly ? null : h("div", { class: "chat-tools" }, convo.timerSelect(chat)),
+        ...(readOnly ? [] : convo.headOptions(convo.timerSelect(chat),
+          h("a", { href: `#/contact/${encodeURIComponent(chat)}`, class: "head-link" }, "Safety number")))),
       h("div", { id: "chat-warning", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "chat-doubt", class: "banner warn", role: "alert", hidden: true }),
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
@@ -156,8 +163,15 @@ export async function showChat(chat) {
         ...composerAttach(() => view && { chat: view.chat, username: view.username }, () => reloadSoon()),
         h("label", { for: "composer-text", class: "sr-only" }, `Message to ${username}`),
         text,
-        h("span", { id: "composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line."),
+        h("span", { id: "composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape cancels a reply or an edit, Up edits your last message."),
         h("button", { type: "submit", class: "primary" }, "Send"))));
+  view.timeline = new Timeline($("#messages"), { draw: (m) => messageNode(m), seen: (ids) => markSeen(chat, ids) });
+  $("#messages").addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && view) view.hitKey = null; // the log drops the highlight
+  });
+  if (!readOnly) {
+    acceptFiles($("#pane > section.chat"), text, () => view && view.chat === chat && { chat, username }, () => reloadSoon());
+  }
   highlightCurrent();
   updateHeader();
   const focusNow = document.activeElement;
@@ -217,93 +231,22 @@ async function reloadChat() {
     return;
   }
   if (!view || view.chat !== chat || !$("#messages")) return;
-  merge(data.messages);
+  view.timeline.merge(data.messages);
   if (view.highlight) {
-    const node = view.nodes.get(view.highlight);
+    const node = view.timeline.nodes.get(view.highlight);
     view.highlight = null;
-    if (node) {
-      node.classList.add("hit");
-      view.hitKey = node.dataset.key;
-      node.scrollIntoView({ block: "center" });
-      node.focus();
-    }
+    if (node) jumpTo(node);
   }
-  if (data.messages.some((m) => m.status === "new")) markSeen();
-}
-
-function keyOf(m) {
-  return `${m.direction}:${m.id}`;
-}
-
-// Keep what is on screen (screen readers announce only additions to the log); redraw
-// only when something arrived out of order.
-function merge(list) {
-  const box = $("#messages");
-  const keys = list.map(keyOf);
-  if (!view.order.every((k, i) => keys[i] === k)) {
-    for (const node of view.nodes.values()) node.remove();
-    for (const sep of box.querySelectorAll(".day")) sep.remove();
-    view.nodes.clear();
-    view.order = [];
-  }
-  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  let added = false;
-  for (const m of list) {
-    const key = keyOf(m);
-    let node = view.nodes.get(key);
-    if (!node) node = adoptPending(m);
-    if (node) {
-      fill(node, m);
-      continue;
-    }
-    const lastKey = view.order[view.order.length - 1];
-    const lastDay = lastKey ? view.nodes.get(lastKey).dataset.day : null;
-    const firstPending = box.querySelector(".msg[data-pending]");
-    if (dayKey(m.sent_at) !== lastDay) box.insertBefore(daySeparator(m.sent_at), firstPending);
-    node = messageNode(m);
-    box.insertBefore(node, firstPending);
-    view.nodes.set(key, node);
-    view.order.push(key);
-    added = true;
-  }
-  if (added && nearBottom) box.scrollTop = box.scrollHeight;
-  // A redraw must not lose the message the person jumped to.
-  const hit = view.hitKey && view.nodes.get(view.hitKey);
+  // A redraw must not lose the message the person jumped to (until Escape ends it).
+  const hit = view.hitKey && view.timeline.nodes.get(view.hitKey);
   if (hit) hit.classList.add("hit");
 }
 
-// A bubble drawn at once when Send was pressed becomes the stored message it turned into.
-function adoptPending(m) {
-  if (m.direction !== "out") return null;
-  const pending = [...document.querySelectorAll("#messages .msg[data-pending]")]
-    .find((n) => n.dataset.text === m.text);
-  if (!pending) return null;
-  pending.removeAttribute("data-pending");
-  pending.dataset.key = keyOf(m);
-  view.nodes.set(keyOf(m), pending);
-  view.order.push(keyOf(m));
-  return pending;
-}
-
-function daySeparator(ms) {
-  return h("p", { class: "day", role: "separator" }, h("span", {}, dayLabel(ms)));
-}
-
-function messageNode(m, pending = false) {
-  const node = h("div", { class: `msg ${m.direction}`, tabindex: "-1", dataset: { key: keyOf(m), day: dayKey(m.sent_at) } });
-  if (pending) {
-    node.dataset.pending = "";
-    node.dataset.text = m.text;
-  }
-  fill(node, m);
-  return node;
-}
-
-function fill(node, m) {
-  node.dataset.status = m.status;
-  node.classList.toggle("deleted", Boolean(m.deleted));
+function messageNode(m) {
+  const node = h("div", { class: `msg ${m.direction}${m.deleted ? " deleted" : ""}${m.notice ? " notice" : ""}`,
+    dataset: { status: m.status } }, ...convo.messageParts(m, context()));
   node.baatMessage = m;
-  node.replaceChildren(...convo.messageParts(m, context()));
+  return node;
 }
 
 // What convo.js needs to draw and act on this conversation's messages.
@@ -314,7 +257,8 @@ function context() {
     group: false,
     peer: view.username,
     reload: reloadSoon,
-    jump: (id) => jumpTo(view && (view.nodes.get(`in:${id}`) || view.nodes.get(`out:${id}`))),
+    jump: (id) => jumpTo(view && view.timeline.node(id)),
+    lastOwn: () => view && view.timeline.lastOwn(),
     held: () => ["Held: this came with a new safety number. ",
       h("a", { href: `#/contact/${encodeURIComponent(chat)}` }, "Compare it"), " to show the message."],
   };
@@ -335,13 +279,6 @@ function autosize(event) {
   el.style.height = `${Math.min(el.scrollHeight, 160)}px`;
 }
 
-function composerKey(event) {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    event.currentTarget.form.requestSubmit();
-  }
-}
-
 async function send(event) {
   event.preventDefault();
   const area = $("#composer-text");
@@ -351,12 +288,7 @@ async function send(event) {
   convo.typingStop(view.chat);
   area.value = "";
   area.style.height = "auto";
-  const box = $("#messages");
-  const node = messageNode({ id: `pending-${Date.now()}`, direction: "out", status: "sending", text, sent_at: Date.now() }, true);
-  const lastKey = view.order[view.order.length - 1];
-  if (!lastKey || view.nodes.get(lastKey).dataset.day !== dayKey(Date.now())) box.append(daySeparator(Date.now()));
-  box.append(node);
-  box.scrollTop = box.scrollHeight;
+  const node = view.timeline.appendPending({ id: `pending-${Date.now()}`, direction: "out", status: "sending", text, sent_at: Date.now() });
   try {
     await api("/api/send", { method: "POST", body: { chat: view.chat, to: view.username, text } });
     reloadSoon();
@@ -370,13 +302,13 @@ async function send(event) {
   }
 }
 
-async function markSeen() {
-  if (!view || document.visibilityState !== "visible") return;
+// Messages that were on screen (timeline.js decides): only these become read.
+async function markSeen(chat, ids) {
   try {
-    const r = await api(`/api/chats/${encodeURIComponent(view.chat)}/seen`, { method: "POST" });
+    const r = await api(`/api/chats/${encodeURIComponent(chat)}/seen`, { method: "POST", body: { ids } });
     if (r.seen) refreshList();
   } catch {
-    // Seen marks are cosmetic; the next visit marks them again.
+    // Seen marks are cosmetic here; the message stays unread and is reported again.
   }
 }
 
@@ -407,16 +339,9 @@ export function onExpired() {
 }
 
 export function onStatus(id, status) {
-  const node = view && view.nodes.get(`out:${id}`);
-  if (node) fill(node, { ...(node.baatMessage || nodeMessage(node)), status });
+  const node = view && view.timeline && view.timeline.nodes.get(`out:${id}`);
+  if (node && node.baatMessage) view.timeline.refill(node, { ...node.baatMessage, status });
   else if (view) reloadSoon();
-}
-
-function nodeMessage(node) {
-  const [direction, id] = node.dataset.key.split(/:(.*)/s);
-  const time = node.querySelector("time");
-  const text = node.querySelector(".text.held") ? null : node.querySelector(".text").textContent;
-  return { id, direction, text, sent_at: Date.parse(time.getAttribute("datetime")), status: node.dataset.status };
 }
 
 export function onIncident(event) {
@@ -453,25 +378,30 @@ async function runSearch() {
     }
   }
   const needle = query.toLocaleLowerCase();
-  const hits = allMessages.filter((m) => m.text && m.text.toLocaleLowerCase().includes(needle)).reverse().slice(0, 100);
+  // A file is found by its name too (its caption is its text).
+  const fileName = (m) => (m.attachment && m.attachment.file_name) || "";
+  const hits = allMessages.filter((m) => !m.deleted && ((m.text || "").toLocaleLowerCase().includes(needle)
+    || fileName(m).toLocaleLowerCase().includes(needle))).reverse().slice(0, 100);
   // Chats (imported ones too) whose name matches come first.
   const named = [...chatsById.values()].filter((c) => (c.username || "").toLocaleLowerCase().includes(needle));
   summary.textContent = (named.length ? `${named.length} chat${named.length === 1 ? "" : "s"}, ` : "")
     + (hits.length ? `${hits.length} message${hits.length === 1 ? "" : "s"} found` : "No messages found");
   results.replaceChildren(...named.map((c) => h("li", { class: "chat-hit" },
     h("a", { href: `#/chat/${encodeURIComponent(c.chat)}`, class: "chat-item" },
-      h("span", { class: "chat-main" }, h("span", { class: "chat-name" }, c.username),
+      h("span", { class: "chat-main" }, h("span", { class: "chat-name", dir: "auto" }, c.username),
         h("span", { class: "chat-last" }, c.read_only ? "Imported chat" : "Chat"))))),
   ...hits.map((m) => h("li", {},
     h("a", { href: `#/chat/${encodeURIComponent(m.chat)}`, class: "chat-item",
       onclick: (e) => {
         e.preventDefault();
-        pendingHighlight = keyOf(m);
+        pendingHighlight = `${m.direction}:${m.id}`;
         go(`#/chat/${encodeURIComponent(m.chat)}`);
       } },
       h("span", { class: "chat-main" },
-        h("span", { class: "chat-name" }, m.direction === "out" ? `You to ${m.peer}` : m.peer || "unknown"),
-        h("span", { class: "chat-last" }, ...highlighted(m.text, needle))),
+        h("span", { class: "chat-name", dir: "auto" }, m.direction === "out" ? `You to ${m.peer}` : m.peer || "unknown"),
+        h("span", { class: "chat-last", dir: "auto" },
+          ...((m.text || "").toLocaleLowerCase().includes(needle) ? highlighted(m.text, needle)
+            : ["📎 ", ...highlighted(fileName(m), needle)]))),
       h("span", { class: "chat-side" }, h("time", {}, shortWhen(m.sent_at)))))));
 }
 

@@ -39,7 +39,8 @@ export async function showContact(chat) {
           c.verified ? `✓ You verified ${c.username}.` : `${c.username} is not verified yet.`),
         h("p", {}, `Compare these 60 digits with ${c.username}, in person or over a call you trust. `,
           "They see the same number on their device. If every digit matches, nobody is reading along."),
-        h("p", { class: "number", "aria-label": `Safety number: ${groups.join(", ")}` },
+        // A named group: a plain paragraph may not carry a label (ARIA 1.2, naming prohibited).
+        h("p", { class: "number", role: "group", "aria-label": `Safety number: ${groups.join(", ")}` },
           ...groups.map((g) => h("span", { "aria-hidden": "true" }, g))),
         h("figure", { class: "qr" },
           h("img", { src: `/api/contacts/${encodeURIComponent(chat)}/qr.svg?n=${groups.slice(0, 2).join("")}`,

@@ -3,7 +3,7 @@
 // the composer's reply and edit modes, typing indicators both ways, and the
 // disappearing-message timer. Each view owns its pane and passes a small context.
 
-import { $, api, confirmDialog, h, timeOf, toast } from "./dom.js";
+import { $, api, confirmDialog, dayLabel, h, timeOf, toast } from "./dom.js";
 import { app } from "./app.js";
 import { attachmentView } from "./attachments.js";
 
@@ -27,32 +27,73 @@ function quoteView(q, ctx) {
   const who = q.direction === "out" ? "You" : q.sender || "?";
   const text = q.missing ? "The original message is not on this device."
     : q.deleted ? "message deleted" : q.text === null ? "Held message" : q.text;
-  return h("button", { type: "button", class: "quote", "aria-label": `Reply to ${who}: ${text}. Show it.`,
-    onclick: () => ctx.jump(q.id) },
-  h("span", { class: "quote-who" }, who), h("span", { class: "quote-body" }, text));
+  // Named by what it shows (WCAG 2.5.3, label in name); the hint says what it does.
+  return h("button", { type: "button", class: "quote", title: "Show the quoted message", onclick: () => ctx.jump(q.id) },
+    h("span", { class: "quote-who", dir: "auto" }, who), h("span", { class: "quote-body", dir: "auto" }, text));
+}
+
+// Links become clickable, nothing else: no preview is fetched (it would tell the linked
+// site who is reading the chat, and when).
+const URL_RE = /\bhttps?:\/\/[^\s<>"]+[^\s<>".,:;'!?)\]]/g;
+
+function linked(text) {
+  const parts = [];
+  let at = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    parts.push(text.slice(at, match.index));
+    parts.push(h("a", { href: match[0], target: "_blank", rel: "noopener noreferrer nofollow" }, match[0]));
+    at = match.index + match[0].length;
+  }
+  parts.push(text.slice(at));
+  return parts.filter((p) => p !== "");
+}
+
+const EMOJI_ONLY = /^[\p{Extended_Pictographic}\p{Emoji_Modifier}\u200d\ufe0f\u20e3\s]+$/u;
+const segmenter = typeof Intl.Segmenter === "function" ? new Intl.Segmenter(undefined, { granularity: "grapheme" }) : null;
+
+// One to three emoji and nothing else are drawn large, as phones do.
+export function emojiOnly(text) {
+  const t = (text || "").trim();
+  if (!t || !EMOJI_ONLY.test(t) || !/\p{Extended_Pictographic}/u.test(t)) return false;
+  const count = segmenter ? [...segmenter.segment(t.replace(/\s+/g, ""))].length : t.length;
+  return count <= 3;
+}
+
+function reactionChips(m, who, ctx) {
+  const by = new Map(); // emoji -> names, in the order they came
+  for (const [name, emoji] of Object.entries(m.reactions || {})) {
+    if (!by.has(emoji)) by.set(emoji, []);
+    by.get(emoji).push(name === app.info.username ? "You" : name);
+  }
+  if (!by.size) return null;
+  return h("ul", { class: "reactions", "aria-label": `Reactions to ${who}'s message` },
+    ...[...by.entries()].map(([emoji, names]) => h("li", { class: "chip", title: names.join(", "), dir: "auto" },
+      h("span", { "aria-hidden": "true" }, emoji, names.length > 1 ? ` ${names.length}` : ""),
+      h("span", { class: "sr-only" }, `${emoji} from ${names.join(", ")}`))));
 }
 
 // The children of a message bubble. ``ctx``: { chat, group, peer, jump(id), held() }.
 export function messageParts(m, ctx) {
   const who = whoOf(m, ctx);
-  if (m.notice) return [h("p", { class: "text" }, m.text)];
+  if (m.notice) return [h("p", { class: "text", dir: "auto" }, m.text)];
+  const big = !m.deleted && m.text && !m.attachment && emojiOnly(m.text);
   const body = m.deleted ? h("p", { class: "text deleted" }, "message deleted")
     : m.text === null ? h("p", { class: "text held" }, ...ctx.held())
     : m.text === "" && m.attachment ? null
-    : h("p", { class: "text" }, m.text);
-  const reactions = Object.entries(m.reactions || {});
+    : m.text === "" ? h("p", { class: "text deleted" }, "empty message")
+    : h("p", { class: big ? "text emoji-only" : "text", dir: "auto" }, ...linked(m.text));
   const status = m.direction === "out"
     ? h("span", { class: `status ${m.status}`, title: receiptsTitle(m) }, " · ", STATUS_TEXT[m.status] || m.status) : null;
   return [
-    h("span", { class: ctx.group && m.direction === "in" ? "chat-name" : "sr-only" }, `${who}:`),
+    h("span", { class: ctx.group && m.direction === "in" ? "chat-name" : "sr-only", dir: "auto" }, `${who}:`),
     m.quote ? quoteView(m.quote, ctx) : null,
     m.attachment && !m.deleted ? attachmentView(m) : null,
     body,
     h("span", { class: "meta" },
       h("time", { datetime: new Date(m.sent_at).toISOString() }, timeOf(m.sent_at)),
       m.edited && !m.deleted ? h("span", { class: "edited" }, " · edited") : null,
-      status,
-      reactions.length ? h("span", { class: "reactions" }, " · ", reactions.map(([name, e]) => `${e} ${name}`).join(", ")) : null),
+      status),
+    m.deleted ? null : reactionChips(m, who, ctx),
     m.text === null || m.deleted ? null : actions(m, who, ctx),
   ].filter(Boolean);
 }
@@ -62,16 +103,51 @@ function actions(m, who, ctx) {
   const pressed = Boolean(mine && mine[1] === REACTION);
   const more = h("select", { class: "small", "aria-label": `Other reaction to ${who}'s message`,
     onchange: (e) => { if (e.currentTarget.value) react(m, e.currentTarget.value, ctx); } },
-  h("option", { value: "" }, "＋"), ...MORE_REACTIONS.map((e) => h("option", { value: e }, e)));
+  h("option", { value: "" }, "+"), ...MORE_REACTIONS.map((e) => h("option", { value: e }, e)));
   return h("span", { class: "actions" },
     h("button", { type: "button", class: "small", "aria-label": `Reply to ${who}'s message`, onclick: () => startReply(m, who) }, "Reply"),
     h("button", { type: "button", class: "small react", id: `react-${m.id}`, "aria-label": `React ${REACTION} to ${who}'s message`,
       "aria-pressed": pressed ? "true" : "false", onclick: () => react(m, pressed ? "" : REACTION, ctx) }, REACTION),
     more,
+    m.direction === "out" ? h("button", { type: "button", class: "small", "aria-label": "Message info",
+      onclick: () => showInfo(m) }, "Info") : null,
     m.direction === "out" ? h("button", { type: "button", class: "small", "aria-label": "Edit your message",
       onclick: () => startEdit(m) }, "Edit") : null,
     m.direction === "out" ? h("button", { type: "button", class: "small danger", "aria-label": "Delete your message for everyone",
       onclick: () => remove(m, ctx) }, "Delete") : null);
+}
+
+// "Message info": who it went to, and when each one received and read it.
+async function showInfo(m) {
+  let data;
+  try {
+    data = await api(`/api/messages/${encodeURIComponent(m.id)}/info`);
+  } catch (err) {
+    showError(err, "info");
+    return;
+  }
+  const when = (ms) => (ms ? h("time", { datetime: new Date(ms).toISOString() }, `${dayLabel(ms)} ${timeOf(ms)}`) : "not yet");
+  const rows = data.recipients.map((r) => h("tr", {},
+    h("th", { scope: "row", dir: "auto" }, r.name), h("td", {}, when(r.delivered_at)), h("td", {}, when(r.read_at))));
+  const back = document.activeElement;
+  const dialog = h("dialog", { class: "dialog info", "aria-labelledby": "info-title" },
+    h("form", { method: "dialog" },
+      h("h2", { id: "info-title" }, "Message info"),
+      m.text ? h("p", { class: "info-text", dir: "auto" }, m.text) : null,
+      h("p", {}, "Sent ", when(data.sent_at)),
+      h("table", { class: "info-table" },
+        h("caption", { class: "sr-only" }, "Delivered and read, per person"),
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Person"), h("th", { scope: "col" }, "Delivered"),
+          h("th", { scope: "col" }, "Read"))),
+        h("tbody", {}, ...rows)),
+      h("p", { class: "hint" }, "Read means it was on their screen. Someone who turned read receipts off never shows as read."),
+      h("div", { class: "actions" }, h("button", { value: "close", type: "submit", class: "primary" }, "Close"))));
+  document.body.append(dialog);
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    if (back && back.isConnected) back.focus();
+  });
+  dialog.showModal();
 }
 
 // Why an action was refused, in words; the codes are the SDK's (features.py).
@@ -146,7 +222,7 @@ function drawMode() {
   if (!mode) return box.replaceChildren();
   box.replaceChildren(
     h("span", { class: "context-text" }, mode.kind === "reply" ? `Replying to ${mode.who}: ` : "Editing your message: ",
-      h("q", {}, mode.text.length > 80 ? `${mode.text.slice(0, 80)}…` : mode.text)),
+      h("q", { dir: "auto" }, mode.text.length > 80 ? `${mode.text.slice(0, 80)}…` : mode.text)),
     h("button", { type: "button", class: "small", "aria-label": mode.kind === "reply" ? "Cancel the reply" : "Cancel editing",
       onclick: () => cancelMode(true) }, "✕"));
 }
@@ -196,6 +272,25 @@ export async function submitMode(text, ctx) {
   }
   typingStop(ctx.chat);
   return true;
+}
+
+// Keys of the composer: Enter sends (Shift+Enter is a new line), Escape cancels a reply or
+// an edit, ArrowUp in an empty composer edits your last message.
+export function composerKey(event, ctx) {
+  const el = event.currentTarget;
+  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    el.form.requestSubmit();
+  } else if (event.key === "Escape" && mode) {
+    event.preventDefault();
+    cancelMode(true);
+  } else if (event.key === "ArrowUp" && !el.value && !mode && ctx.lastOwn) {
+    const last = ctx.lastOwn();
+    if (last) {
+      event.preventDefault();
+      startEdit(last);
+    }
+  }
 }
 
 // -- typing indicators -------------------------------------------------------------------
@@ -253,6 +348,29 @@ export function onTyping(event) {
 export function typingGone(name) {
   clearTimeout(typers.get(name));
   if (typers.delete(name)) drawTyping();
+}
+
+// -- the conversation header ---------------------------------------------------------------
+
+// The header's tools (timer, safety number): in the header row on wide screens; behind one
+// "Chat options" button on phones, so that the header stays one compact bar.
+export function headOptions(...tools) {
+  const box = h("div", { id: "chat-options", class: "head-options" }, ...tools);
+  const button = h("button", { type: "button", class: "small head-more", "aria-expanded": "false",
+    "aria-controls": "chat-options", "aria-label": "Chat options",
+    onclick: () => {
+      const open = !box.hasAttribute("data-open");
+      box.toggleAttribute("data-open", open);
+      button.setAttribute("aria-expanded", String(open));
+    } }, "⋯");
+  box.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && box.hasAttribute("data-open")) {
+      box.removeAttribute("data-open");
+      button.setAttribute("aria-expanded", "false");
+      button.focus();
+    }
+  });
+  return [button, box];
 }
 
 // -- disappearing messages ---------------------------------------------------------------

@@ -13,7 +13,7 @@ export async function showDevices() {
   try {
     data = await api("/api/devices");
   } catch (err) {
-    if (stillOn("devices")) failed(err);
+    if (stillOn("devices")) failed(err, ["#/", "Back to chats"]);
     return;
   }
   if (!stillOn("devices")) return;

@@ -3,11 +3,13 @@
 // chats). The app's store stays the source of truth: events name what changed and the
 // open screen reloads it.
 
-import { $, api, confirmDialog, dayKey, dayLabel, debounce, h, toast } from "./dom.js";
+import { $, api, confirmDialog, debounce, h, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
 import * as convo from "./convo.js";
+import { acceptFiles, composerAttach, uploadsList } from "./attachments.js";
+import { Timeline } from "./timeline.js";
 
-let open = null; // the group on screen: { chat, data }
+let open = null; // the group on screen: { chat, data, timeline }
 
 export function paneSection(titleId, title, ...children) {
   return h("section", { class: "privacy", "aria-labelledby": titleId },
@@ -21,16 +23,18 @@ export function loading(text) {
   $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", { role: "status" }, text)));
 }
 
-export function failed(err) {
+// A screen that could not load: why, and a way back that fits the screen (a Devices or
+// Settings screen has nothing to do with groups).
+export function failed(err, back = ["#/groups", "Back to groups"]) {
   $("#pane").replaceChildren(h("section", { class: "empty" }, h("p", { role: "alert" },
     err.code === "not_connected" ? "Cannot reach the server. Try again when online." : err.message),
-    h("a", { href: "#/groups" }, "Back to groups")));
+    h("a", { href: back[0] }, back[1])));
 }
 
 // -- the group list ----------------------------------------------------------------------
 
 export async function showGroups() {
-  open = null;
+  leave();
   loading("Loading your groups…");
   let data;
   try {
@@ -45,8 +49,8 @@ export async function showGroups() {
       h("a", { href: `#/group/${encodeURIComponent(g.id)}`, class: "chat-item" },
         h("span", { class: "avatar", "aria-hidden": "true" }, (g.name || "?").slice(0, 1).toUpperCase()),
         h("span", { class: "chat-main" },
-          h("span", { class: "chat-name" }, g.name, g.member ? "" : " (left)"),
-          h("span", { class: "chat-last" }, g.last ? `${g.last.direction === "out" ? "You" : g.last.sender || "?"}: ${g.last.text || ""}`
+          h("span", { class: "chat-name", dir: "auto" }, g.name, g.member ? "" : " (left)"),
+          h("span", { class: "chat-last", dir: "auto" }, g.last ? `${g.last.direction === "out" ? "You" : g.last.sender || "?"}: ${g.last.text || ""}`
             : `${g.members.length} member${g.members.length === 1 ? "" : "s"}`)),
         h("span", { class: "chat-side" }, g.unread ? h("span", { class: "badge" }, String(g.unread),
           h("span", { class: "sr-only" }, " unread")) : null)))));
@@ -98,7 +102,7 @@ async function createGroup(event) {
 export async function showGroup(chat) {
   // Redrawn after a change made in its panel: the panel stays open.
   const panelOpen = Boolean(open && open.chat === chat && $("#group-details")?.open);
-  open = null;
+  leave();
   loading("Loading the group…");
   let data;
   try {
@@ -110,13 +114,14 @@ export async function showGroup(chat) {
   if (!stillOn("group", chat)) return;
   open = { chat, data };
   const text = h("textarea", { id: "group-composer-text", rows: "1", maxlength: "16000", placeholder: "Message",
-    "aria-describedby": "group-composer-hint", disabled: !data.member, onkeydown: composerKey,
+    "aria-describedby": "group-composer-hint", disabled: !data.member, dir: "auto",
+    onkeydown: (e) => convo.composerKey(e, context(chat)),
     oninput: () => { if (open) convo.typingInput(open.chat); } });
   $("#pane").replaceChildren(
     h("section", { class: "chat", "aria-labelledby": "group-title" },
       h("header", { class: "pane-head" },
         h("a", { href: "#/groups", class: "back", "aria-label": "Back to groups" }, "←"),
-        h("h2", { id: "group-title", tabindex: "-1" }, data.name),
+        h("h2", { id: "group-title", tabindex: "-1", dir: "auto" }, data.name),
         h("span", { class: "pill", id: "group-count" }, `${data.members.length} member${data.members.length === 1 ? "" : "s"}`),
         convo.timerPill()),
       h("details", { class: "group-members", id: "group-details", open: panelOpen },
@@ -125,12 +130,17 @@ export async function showGroup(chat) {
       h("div", { id: "messages", class: "messages", role: "log", "aria-live": "polite",
         "aria-label": `Messages in ${data.name}`, tabindex: "0" }),
       convo.typingLine(),
+      data.member ? uploadsList() : null,
       ...convo.composerContext(),
       h("form", { class: "composer", onsubmit: sendGroup },
+        ...(data.member ? composerAttach(() => open && open.chat === chat && { chat, username: "" }, () => reloadSoon()) : []),
         h("label", { for: "group-composer-text", class: "sr-only" }, `Message to ${data.name}`),
         text,
-        h("span", { id: "group-composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line."),
+        h("span", { id: "group-composer-hint", class: "sr-only" }, "Enter sends, Shift+Enter starts a new line, Escape cancels a reply or an edit, Up edits your last message."),
         h("button", { type: "submit", class: "primary", disabled: !data.member }, "Send"))));
+  open.timeline = new Timeline($("#messages"), { draw: (m) => messageNode(m, context(chat)),
+    seen: (ids) => api(`/api/groups/${encodeURIComponent(chat)}/seen`, { method: "POST", body: { ids } }).catch(() => {}) });
+  if (data.member) acceptFiles($("#pane > section.chat"), text, () => open && open.chat === chat && { chat, username: "" }, () => reloadSoon());
   drawManage();
   convo.showTimer(data.timer || 0);
   await reloadMessages();
@@ -157,12 +167,13 @@ function drawManage() {
     .map((id) => [id, document.getElementById(id)])
     .filter(([, el]) => el && el === document.activeElement).map(([id, el]) => [id, el.value]));
   const refused = $("#group-error")?.textContent || "";
-  box.replaceChildren(
+  // replaceChildren would write a null as the text "null": only real nodes go in.
+  box.replaceChildren(...[
     h("ul", { class: "list", id: "group-member-list", "aria-label": "Members" },
       ...d.members.map((m) => h("li", { class: "row" },
-        h("span", { class: "chat-name" }, m.name, m.you ? " (you)" : "", m.admin ? " · admin" : ""),
+        h("span", { class: "chat-name", dir: "auto" }, m.name, m.you ? " (you)" : "", m.admin ? " · admin" : ""),
         d.admin && !m.admin ? h("button", { type: "button", class: "small",
-          "aria-label": `Make ${m.name} admin`, onclick: () => promote(m.name) }, "Make admin") : null,
+          "aria-label": `Make admin: ${m.name}`, onclick: () => promote(m.name) }, "Make admin") : null,
         d.admin && !m.you ? h("button", { type: "button", class: "small",
           "aria-label": `Remove ${m.name}`, onclick: () => removeMember(m.name) }, "Remove") : null))),
     // Shown to every member: the SDK decides, and a non-admin learns why it was refused.
@@ -178,7 +189,7 @@ function drawManage() {
       h("button", { type: "submit" }, "Add")) : h("p", { class: "hint" }, "Only admins add or remove members."),
     h("p", { id: "group-error", class: "form-error", role: "alert" }),
     d.member ? h("button", { type: "button", class: "danger", onclick: leaveGroup }, "Leave group")
-      : h("p", { class: "hint" }, "You are no longer a member of this group."));
+      : h("p", { class: "hint" }, "You are no longer a member of this group.")].filter(Boolean));
   for (const [id, value] of Object.entries(typed)) document.getElementById(id).value = value;
   $("#group-error").textContent = refused;
   if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
@@ -239,25 +250,8 @@ async function reloadMessages() {
     toast(err.message, "error");
     return;
   }
-  const box = $("#messages");
-  if (!open || open.chat !== chat || !box) return;
-  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  const focused = document.activeElement && box.contains(document.activeElement) ? document.activeElement.id : null;
-  const nodes = [];
-  let day = null;
-  for (const m of data.messages) {
-    if (dayKey(m.sent_at) !== day) {
-      day = dayKey(m.sent_at);
-      nodes.push(h("p", { class: "day", role: "separator" }, h("span", {}, dayLabel(m.sent_at))));
-    }
-    nodes.push(messageNode(m, context(chat)));
-  }
-  box.replaceChildren(...nodes);
-  if (focused && document.getElementById(focused)) document.getElementById(focused).focus();
-  if (nearBottom) box.scrollTop = box.scrollHeight;
-  if (data.messages.some((m) => m.status === "new") && document.visibilityState === "visible") {
-    api(`/api/groups/${encodeURIComponent(chat)}/seen`, { method: "POST" }).catch(() => {});
-  }
+  if (!open || open.chat !== chat || !$("#messages")) return;
+  open.timeline.merge(data.messages);
 }
 
 function context(chat) {
@@ -267,26 +261,22 @@ function context(chat) {
     peer: null,
     reload: reloadSoon,
     jump: (id) => {
-      const node = document.getElementById(`gm-${id}`);
+      const node = open && open.timeline.node(id);
       if (!node) return;
       node.scrollIntoView({ block: "center" });
       node.focus();
     },
+    lastOwn: () => open && open.timeline.lastOwn(),
     held: () => ["Held: compare the sender's safety number to show it."],
   };
 }
 
 function messageNode(m, ctx) {
-  return h("div", { class: `msg ${m.direction}${m.notice ? " notice" : ""}${m.deleted ? " deleted" : ""}`,
-    id: `gm-${m.id}`, tabindex: "-1", dataset: { id: m.id, status: m.status } },
+  const node = h("div", { class: `msg ${m.direction}${m.notice ? " notice" : ""}${m.deleted ? " deleted" : ""}`,
+    id: `gm-${m.id}`, dataset: { id: m.id, status: m.status } },
   ...convo.messageParts(m, ctx));
-}
-
-function composerKey(event) {
-  if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
-    event.preventDefault();
-    event.currentTarget.form.requestSubmit();
-  }
+  node.baatMessage = m;
+  return node;
 }
 
 async function sendGroup(event) {
@@ -338,6 +328,9 @@ async function showGroupQuietly() {
 }
 
 export function leave() {
-  if (open) convo.typingStop(open.chat);
+  if (open) {
+    convo.typingStop(open.chat);
+    if (open.timeline) open.timeline.destroy();
+  }
   open = null;
 }

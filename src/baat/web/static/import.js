@@ -98,21 +98,28 @@ async function chooseOrder(event) {
 function render(focusId = null) {
   const box = $("#import-preview");
   if (!box || !current) return;
-  box.replaceChildren(
+  // replaceChildren would write a null as the text "null": only real nodes go in.
+  box.replaceChildren(...[
     current.ambiguous ? orderChooser() : null,
     current.preview ? summary(current.preview) : null,
     current.preview ? people(current.preview) : null,
     current.preview ? h("div", { class: "actions" },
       h("button", { id: "import-confirm", type: "button", class: "primary", onclick: confirmImport },
-        `Import ${current.preview.messages} messages`)) : null,
-    h("div", { id: "import-run" }));
+        `Import ${counted(current.preview.messages, current.preview.system_events)}`)) : null,
+    h("div", { id: "import-run" })].filter(Boolean));
   if (focusId) document.getElementById(focusId)?.focus();
+}
+
+// "5 messages and 1 notice": the import stores both, and says so before and after.
+function counted(messages, notices) {
+  const m = `${messages} message${messages === 1 ? "" : "s"}`;
+  return notices ? `${m} and ${notices} notice${notices === 1 ? "" : "s"}` : m;
 }
 
 function orderChooser() {
   const option = (value, label) => h("label", { class: "choice" },
     h("input", { type: "radio", name: "date-order", id: `order-${value}`, value, onchange: chooseOrder,
-      checked: current.date_order === value }), ` ${label}`);
+      checked: current.date_order === value }), h("span", {}, label));
   return h("fieldset", { class: "import-order" },
     h("legend", {}, "Which way are the dates written?"),
     h("p", { class: "hint" }, "No day in this file is above 12, so its dates read two ways. ",
@@ -218,9 +225,12 @@ async function confirmImport(event) {
 }
 
 function finished(r, phase) {
+  const p = current.preview;
+  // The result counts messages and notices together, as the button did.
+  const all = p.messages + p.system_events;
   const added = r.added === 0 ? "Nothing new: every message was already imported."
-    : `Imported ${r.added} message${r.added === 1 ? "" : "s"}` +
-      (r.already_present ? `; ${r.already_present} were already there.` : ".");
+    : r.added === all ? `Imported ${counted(p.messages, p.system_events)}.`
+      : `Imported ${r.added} of ${counted(p.messages, p.system_events)}; ${r.already_present} were already there.`;
   phase.textContent = "Done.";
   $("#import-run").append(
     h("p", { id: "import-result", role: "status" }, added),

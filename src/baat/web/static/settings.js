@@ -6,10 +6,11 @@ import { $, api, h, toast } from "./dom.js";
 import { stillOn } from "./app.js";
 import { failed, loading, paneSection } from "./groups.js";
 import * as notify from "./notify.js";
+import { showHelp } from "./keys.js";
 
 const SWITCHES = [
   ["read_receipts", "Read receipts",
-    "When you open a chat, the people who wrote to you see “Read ✓✓”. Off: they see “Delivered” only. "
+    "When a message has been on your screen, the person who wrote it sees “Read ✓✓”. Off: they see “Delivered” only. "
     + "Others' read receipts still reach you."],
   ["typing", "Typing indicators",
     "Others see “you are typing…” while you write, and you see theirs. Off: neither sent nor shown."],
@@ -21,7 +22,7 @@ export async function showSettings() {
   try {
     data = await api("/api/settings");
   } catch (err) {
-    if (stillOn("settings")) failed(err);
+    if (stillOn("settings")) failed(err, ["#/", "Back to chats"]);
     return;
   }
   if (!stillOn("settings")) return;
@@ -37,6 +38,8 @@ export async function showSettings() {
           h("p", { id: `${id}-desc` }, text));
       })),
       notificationSettings(),
+      h("p", {}, h("button", { type: "button", id: "shortcuts-button", onclick: () => showHelp() }, "Keyboard shortcuts"),
+        " (or press ", h("kbd", {}, "?"), " anywhere outside a text field)"),
       h("p", { class: "hint" }, `Your own messages can be edited for ${Math.round(data.edit_window_ms / 60000)} minutes `
         + `and deleted for everyone for ${Math.round(data.delete_window_ms / 3600000)} hours after sending.`))));
   $("#settings-title").focus();
