@@ -70,6 +70,7 @@ def baat_server(data: Path, db: str | None) -> Iterator[str]:
     """A ``baat serve`` process, stopped by its pid whatever happens."""
     port = free_port()
     cmd = [sys.executable, "-m", "baat", "serve", "--data", str(data), "--port", str(port)]
+    cmd += ["--region", "in"]
     cmd += ["--registrations-per-minute", "1000", "--registrations-per-address", "1000"]
     scratch = None
     if db:

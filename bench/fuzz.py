@@ -317,6 +317,7 @@ class Target:
         if self.external:
             return
         cmd = [sys.executable, "-m", "baat", "serve", "--data", str(self.tmp / "data")]
+        cmd += ["--region", "in"]
         cmd += ["--port", str(self.port), "--frames-per-second", "1000000"]
         cmd += ["--envelopes-per-second", "1000000", "--registrations-per-minute", "100000"]
         # The well-behaved pair sends faster than the per-recipient quota (which has its

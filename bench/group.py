@@ -77,6 +77,7 @@ def _server_cpu(pid: int) -> float:
 def _start(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     cmd = [sys.executable, "-m", "baat", "serve", "--data", str(data), "--port", str(port)]
+    cmd += ["--region", "in"]
     cmd += ["--registrations-per-minute", "100000", "--envelopes-per-second", "1000000"]
     # Every member registers from this one address and sends to each other at full speed.
     cmd += ["--registrations-per-address", "100000", "--recipient-envelopes-per-second", "1e9"]

@@ -46,7 +46,7 @@ SETTLE_S = 3.0
 
 
 def start_server(tmp: Path, port: int) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "baat", "serve", "--data", str(tmp / "data")]
+    cmd = [sys.executable, "-m", "baat", "serve", "--data", str(tmp / "data"), "--region", "in"]
     cmd += ["--port", str(port), "--max-connections-per-address", "0"]
     cmd += ["--registrations-per-minute", "1000000"]
     log = (tmp / "server.log").open("ab")

@@ -229,8 +229,7 @@ def _node_cmd(ctx: Context, data: Path, port: int) -> list[str]:
     cmd += ["--recipient-envelopes-per-second", UNLIMITED]
     if ctx.registration == "http":
         cmd += ["--registrations-per-minute", UNLIMITED, "--registrations-per-address", UNLIMITED]
-    if ctx.region:
-        cmd += ["--region", ctx.region]
+    cmd += ["--region", ctx.region or "in"]
     if ctx.args.sealed:
         # Anonymous (sealed) senders never authenticate: keep them for the whole case.
         cmd += ["--auth-timeout", "3600"]
@@ -980,7 +979,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=60.0,
         help="before each routing case, wait up to this long for other processes to go idle",
     )
-    p.add_argument("--region", default=None, help="--region for baat serve (default: its own)")
+    p.add_argument("--region", default=None, help="--region for baat serve (default: in)")
     p.add_argument("--register-concurrency", type=int, default=16)
     p.add_argument("--json", type=Path, default=None, help="also write raw results here")
     p.add_argument("--markdown", type=Path, default=None, help="also write Markdown tables here")

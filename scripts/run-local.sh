@@ -9,7 +9,7 @@ PORT=${PORT:-8780}
 APP_PORT=${APP_PORT:-8781}
 mkdir -p "$DATA"
 
-"$BIN/baat" serve --data "$DATA/server" --port "$PORT" &
+"$BIN/baat" serve --data "$DATA/server" --port "$PORT" --region "${REGION:-in}" &
 server=$!
 trap 'kill -TERM $server 2>/dev/null; wait $server 2>/dev/null || true' EXIT INT TERM
 

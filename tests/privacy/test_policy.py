@@ -43,9 +43,10 @@ def test_the_code_matches_the_latest_published_policy() -> None:
     assert latest == POLICY_VERSION
 
 
-def test_published_versions_are_intact_and_consecutive() -> None:
+def test_published_versions_are_intact_and_increasing() -> None:
+    # Version numbers are assigned to changes made side by side: gaps are allowed.
     versions = published_versions(POLICIES)
-    assert list(versions) == list(range(1, len(versions) + 1))
+    assert list(versions) == sorted(versions) and min(versions) == 1
     docs = [load_document(p) for p in versions.values()]  # checks each file's sha256
     for old, new in itertools.pairwise(docs):
         assert reconsent_problems(diff(old, new), new) == []

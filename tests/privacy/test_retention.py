@@ -169,6 +169,19 @@ async def _presence(store: SqlStore, service: PrivacyService, clock: Clock, _: P
     assert _seconds("connection.presence") == PRESENCE_TTL_S
 
 
+async def _operator_actions(
+    store: SqlStore, service: PrivacyService, clock: Clock, _: Path
+) -> None:
+    from baat.server import operator_admin
+
+    await operator_admin.set_registration(store.engine, "invite", clock())
+    period = _seconds("operator.action")
+    day_end = (int(clock() // DAY) + 1) * DAY
+    async with store.engine.begin() as conn:
+        assert await operator_admin.expire(conn, day_end + period - 1) == 0
+        assert await operator_admin.expire(conn, day_end + period) == 1
+
+
 CHECKS: dict[str, Check] = {
     "envelope.content": _envelopes,
     "envelope.recent_send": _recent_sends,
@@ -181,6 +194,7 @@ CHECKS: dict[str, Check] = {
     "operator.legal_process_run": _legal_runs,
     "connection.presence": _presence,
     "server.invite": _invites,
+    "operator.action": _operator_actions,
 }
 # Entries sharing a period and a mechanism with one checked above.
 SAME_AS = {

@@ -34,6 +34,9 @@ class FakeOutlet:
     def close_removed(self) -> None:
         self.removed = True
 
+    def close_suspended(self) -> None:
+        self.suspended = True
+
     def delivered(self) -> list[Deliver]:
         return [f for f in self.frames if isinstance(f, Deliver)]
 

@@ -32,7 +32,8 @@ async def test_migration_12_keeps_queued_envelopes(db_url: str) -> None:
                 ),
                 {"g": os.urandom(16), "c": b"old"},
             )
-        assert await store.migrate() == [12, 13]
+        # 12 and 13 first; later migrations (the operator's tables, 16 and 17) follow.
+        assert (await store.migrate())[:2] == [12, 13]
         old = await store.pending("bob", 1)
         assert [(e.sender_account, e.content) for e in old] == [("alice", b"old")]
         sealed = QueuedEnvelope(os.urandom(16), "bob", 1, "", 0, "s1", b"sealed", 6)

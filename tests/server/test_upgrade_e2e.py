@@ -88,6 +88,7 @@ def fresh_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 def serve_refused(tmp_path: Path, db: str, *extra: str) -> subprocess.CompletedProcess[str]:
     cmd = ["serve", "--data", str(tmp_path / "srv"), "--db", db, "--port", str(free_port())]
+    cmd += ["--region", "in"]
     return baat(*cmd, *extra, timeout=60)
 
 

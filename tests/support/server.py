@@ -40,6 +40,8 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "baat", "serve", "--data", str(self.data_dir)]
         cmd += ["--port", str(self.port), *self.extra]
+        if "--region" not in self.extra:
+            cmd += ["--region", "in"]  # required: no silent default
         if self.db:
             cmd += ["--db", self.db]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -11,8 +11,9 @@ import click
 from baat import __version__
 from baat.cli._limits import OPTIONS as TRANSPORT_OPTIONS
 from baat.cli._limits import settings_kwargs, transport_options
-from baat.cli._serve_options import quota_options
+from baat.cli._serve_options import ops_options, quota_options
 from baat.cli._serve_options import region_keys as _region_keys
+from baat.cli.config import config_option
 
 # Commands of the other layers, loaded only when named, so that ``baat serve`` does not
 # import the client, the web app or the importers (nor fail with them).
@@ -44,7 +45,7 @@ LAZY_COMMANDS = {
     "consent": "baat.cli.privacy:consent",
     "me": "baat.cli.privacy:me",
     "transparency": "baat.cli.privacy:transparency",
-    "admin": "baat.cli.admin_ops:admin",
+    "admin": "baat.cli.admin_accounts:admin",
     "business": "baat.cli.business:business",
 }
 
@@ -79,13 +80,28 @@ def root() -> None:
     help="Directory for the SQLite database and server keys.",
 )
 @click.option("--db", default=None, help="Database URL: sqlite:///PATH or postgresql://...")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8780, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    default=8780,
+    show_default=True,
+    type=int,
+    help="Port for HTTP and WebSocket; a taken port ends the start with status 1.",
+)
 @click.option(
     "--region",
-    default="in",
-    show_default=True,
-    help="Region this node stores data in (in, eu, us).",
+    required=True,
+    help="Region this node stores data in (in, eu, us): required, the notice it serves "
+    "names that region's location.",
+)
+@click.option(
+    "--operator",
+    "operator_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The operator's notice: controller, contacts, grievance officer, named recipients "
+    "and each region's location (see deploy/operator.example.toml). Without it the notice "
+    "names the built-in example controller.",
 )
 @click.option(
     "--node-id",
@@ -98,7 +114,13 @@ def root() -> None:
     default=None,
     help="redis://HOST:PORT/DB to run several nodes on one PostgreSQL database.",
 )
-@click.option("--max-envelope-bytes", default=64 * 1024, show_default=True, type=int)
+@click.option(
+    "--max-envelope-bytes",
+    default=64 * 1024,
+    show_default=True,
+    type=int,
+    help="Largest envelope (ciphertext for one device) in a send.",
+)
 @click.option(
     "--envelopes-per-second",
     default=5000.0,
@@ -130,10 +152,11 @@ def root() -> None:
 )
 @click.option(
     "--registration",
-    type=click.Choice(["open", "invite"]),
+    type=click.Choice(["open", "invite", "closed"]),
     default="open",
     show_default=True,
-    help="'invite': a new account needs a one-time code from 'baat admin invite'.",
+    help="'invite': a new account needs a one-time code from 'baat admin invite'; "
+    "'closed': none is registered. 'baat admin registration' overrides it while running.",
 )
 @click.option(
     "--links-per-minute",
@@ -205,12 +228,14 @@ def root() -> None:
     "needs them (run `baat admin migrate`). A newer schema is always refused.",
 )
 @transport_options
+@ops_options
 def serve(
     data_dir: Path,
     db: str | None,
     host: str,
     port: int,
     region: str,
+    operator_file: Path | None,
     node_id: str,
     bus: str | None,
     max_envelope_bytes: int,
@@ -229,9 +254,22 @@ def serve(
     region_key_file: Path | None,
     peer_keys: tuple[str, ...],
     migrate: str,
+    log_level: str,
+    log_format: str,
+    log_interval: float,
+    metrics: tuple[str, int] | None,
+    db_pool_size: int,
+    db_max_overflow: int,
     **quotas: Any,
 ) -> None:
     """Run a Baat server (SQLite under --data by default)."""
+    # Logs and the listening sockets first, before the server's modules are imported (a
+    # second or more): a taken port must end the start at once (baat.server.listen).
+    from baat.server import listen, logs
+
+    logs.configure(log_level, log_format, log_interval)
+    sock = listen.bind(host, port)
+    metrics_sock = listen.bind(*metrics, what="metrics") if metrics is not None else None
     from baat.proto import Limits
     from baat.server.config import ServerConfig
     from baat.server.main import serve as run
@@ -250,6 +288,14 @@ def serve(
             engine_url(db)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--db") from exc
+    if operator_file is not None:
+        from baat.privacy import operator
+        from baat.privacy.errors import PrivacyError
+
+        try:
+            operator.install(operator.load(operator_file))
+        except PrivacyError as exc:
+            raise click.BadParameter(exc.message, param_hint="--operator") from exc
     linked = _peers(region, peers)
     region_key, keys = _region_keys(linked, region_key_file, peer_keys)
     limits = Limits(
@@ -287,9 +333,21 @@ def serve(
             region_key=region_key,
             peer_keys=keys,
             migrate=migrate == "auto",
+            log_level=log_level,
+            log_format=log_format,
+            log_interval=log_interval,
+            metrics=metrics,
+            db_pool_size=db_pool_size,
+            db_max_overflow=db_max_overflow,
             **quotas,
-        )
+        ),
+        sock,
+        metrics_sock,
     )
+
+
+# Every option above from a TOML file (--config) or a BAAT_* environment variable.
+config_option(serve)
 
 
 def _peers(region: str, values: tuple[str, ...]) -> dict[str, str]:

@@ -110,3 +110,65 @@ def region_keys(
             f"no public key for linked region(s) {', '.join(missing)}", param_hint="--peer-key"
         )
     return private, keys
+
+
+def _host_port(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    if value is None or value == "":
+        return None
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter("use HOST:PORT, e.g. 127.0.0.1:9780")
+    return (host.strip("[]") or "127.0.0.1", int(port))
+
+
+def ops_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Logs, metrics and the database pool (docs/DEPLOY.md, "Configuration")."""
+    options = [
+        click.option(
+            "--log-level",
+            type=click.Choice(["debug", "info", "warning", "error"]),
+            default="info",
+            show_default=True,
+            help="Least severe log record written.",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            default="text",
+            show_default=True,
+            help="text: one human line per record; json: one JSON object per line.",
+        ),
+        click.option(
+            "--log-interval",
+            type=click.FloatRange(0.0),
+            default=10.0,
+            show_default=True,
+            help="Seconds within which a repeated warning is written once (the next says how "
+            "many were suppressed).",
+        ),
+        click.option(
+            "--metrics",
+            metavar="HOST:PORT",
+            default=None,
+            callback=_host_port,
+            help="Serve Prometheus metrics at http://HOST:PORT/metrics (off unless set; keep "
+            "it off the public address).",
+        ),
+        click.option(
+            "--db-pool-size",
+            type=click.IntRange(1, 1000),
+            default=10,
+            show_default=True,
+            help="PostgreSQL connections kept open by this node (SQLite uses one).",
+        ),
+        click.option(
+            "--db-max-overflow",
+            type=click.IntRange(0, 1000),
+            default=10,
+            show_default=True,
+            help="Extra PostgreSQL connections opened during bursts.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f

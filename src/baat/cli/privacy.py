@@ -83,10 +83,37 @@ def policy() -> None:
     """The privacy notice generated from the code, its versions and their differences."""
 
 
+def _use_operator(ctx: click.Context, param: click.Parameter, value: Path | None) -> None:
+    if value is None:
+        return
+    from baat.privacy import operator
+
+    try:
+        operator.install(operator.load(value))
+    except PrivacyError as exc:
+        raise click.BadParameter(exc.message, ctx=ctx, param=param) from exc
+
+
+def operator_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--operator FILE``: "current" is the notice with the operator's own controller,
+    recipients and regions (baat.privacy.operator), as ``baat serve --operator`` serves it."""
+    return click.option(
+        "--operator",
+        type=click.Path(path_type=Path, dir_okay=False, exists=True),
+        envvar="BAAT_OPERATOR",
+        is_eager=True,
+        expose_value=False,
+        callback=_use_operator,
+        help="The operator's notice file (e.g. deploy/operator.example.toml): 'current' "
+        "names its controller, recipients and regions.",
+    )(f)
+
+
 @policy.command("show")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="md", show_default=True)
 @click.option("--jurisdiction", default=None, help="Word the notice for IN, EU, GB, US, ZZ.")
 @click.option("--file", "spec", default="current", help="A published policies/vN.json.")
+@operator_option
 @json_option
 def policy_show(fmt: str, jurisdiction: str | None, spec: str, as_json: bool) -> None:
     """Print the notice (default: the one this code produces)."""
@@ -100,6 +127,7 @@ def policy_show(fmt: str, jurisdiction: str | None, spec: str, as_json: bool) ->
 @policy.command("diff")
 @click.argument("old")
 @click.argument("new")
+@operator_option
 @json_option
 @click.pass_context
 def policy_diff_cmd(ctx: click.Context, old: str, new: str, as_json: bool) -> None:
@@ -124,6 +152,7 @@ def policy_diff_cmd(ctx: click.Context, old: str, new: str, as_json: bool) -> No
     is_flag=True,
     help="Publish although some changes are not proven to narrow (they are listed first).",
 )
+@operator_option
 @json_option
 def policy_publish(directory: Path, accept: bool, as_json: bool) -> None:
     """Write the code's notice as the next policies/vN.json."""
@@ -138,7 +167,9 @@ def policy_publish(directory: Path, accept: bool, as_json: bool) -> None:
         if old == doc:
             _emit({**result, "published": False}, as_json, lambda _: f"v{latest} is up to date")
             return
-        if current.version != latest + 1:
+        # Numbers are assigned to changes developed side by side, so a gap is allowed;
+        # going back or reusing a number is not.
+        if current.version <= latest:
             raise CliFailure(
                 f"the code's policy differs from v{latest}: set POLICY_VERSION = {latest + 1} "
                 "in src/baat/privacy/policy.py (published versions are immutable)"

@@ -59,6 +59,8 @@ _ACCOUNT_ID_COLUMNS = (
     "business_verifications.account_id",
     "delivery_access.account_id",
     "profiles.account_id",
+    "account_suspensions.account_id",
+    "operator_actions.account_id",
 )
 
 SERVER_ENTRIES: tuple[Entry, ...] = (
@@ -622,6 +624,60 @@ SERVER_ENTRIES: tuple[Entry, ...] = (
         storage="server-region",
         in_export=False,
         since=6,
+    ),
+    _server(
+        "server.account_suspension",
+        "Account suspension",
+        "The day the operator suspended your account (its devices cannot connect while it "
+        "lasts), for abuse handling.",
+        ("account_suspensions.since_day",),
+        _ACTIVITY,
+        ("security",),
+        ("baat",),
+        retention=Retention(
+            "P0D", "the suspension is lifted", "deleted when lifted or with the account"
+        ),
+        source="the operator",
+        in_export=False,
+        since=10,
+    ),
+    _server(
+        "operator.action",
+        "Operator actions log",
+        "The kind and day of each operator action (suspend, unsuspend, delete an account, "
+        "change registration, count a queue), counted in the transparency report. Only a "
+        "deletion names its account, until a server takes it on.",
+        (
+            "operator_actions.seq",
+            "operator_actions.day",
+            "operator_actions.kind",
+            "operator_actions.done_at",
+        ),
+        _SYSTEM,
+        ("accountability",),
+        ("baat",),
+        retention=Retention("P1Y", "the action", "deleted by the servers after a year"),
+        subjects=(),
+        source="the operator",
+        storage="server-region",
+        in_export=False,
+        since=10,
+    ),
+    _server(
+        "system.server_setting",
+        "Server settings",
+        "Settings the operator changes while the servers run (registration open, by invite "
+        "or closed) and the day of the change. Not about anyone.",
+        ("server_settings.key", "server_settings.value", "server_settings.changed_day"),
+        _SYSTEM,
+        ("service",),
+        ("baat",),
+        retention=Retention("P0D", "the database is retired", "dropped with the database"),
+        subjects=(),
+        source="the operator",
+        storage="server-region",
+        in_export=False,
+        since=10,
     ),
 )
 

@@ -39,7 +39,7 @@ from baat.privacy.purposes import (
 
 # The version of the notice the code produces. Bump it, run `baat policy publish`, commit
 # the new policies/vN.json.
-POLICY_VERSION = 9
+POLICY_VERSION = 10
 EFFECTIVE = "2026-12-02"
 NOTICE_ID = "urn:baat:privacy-notice"
 FORMAT = "baat-privacy-policy/1"

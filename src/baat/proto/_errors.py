@@ -48,6 +48,9 @@ class ErrorCode(StrEnum):
     # Sealed sender (issue 16): the access key does not open the recipient's door; send it
     # authenticated instead (docs/PROTOCOL.md, "Sealed sender").
     SEALED_ACCESS_DENIED = "sealed_access_denied"
+    # The operator suspended the account (``baat admin accounts suspend``): fatal, and the
+    # account's devices cannot authenticate until the suspension is lifted.
+    ACCOUNT_SUSPENDED = "account_suspended"
 
 
 # Errors after which the connection cannot continue.
@@ -62,6 +65,7 @@ FATAL_CODES = frozenset(
         ErrorCode.SHUTTING_DOWN,
         ErrorCode.DEVICE_REMOVED,
         ErrorCode.AUTH_TIMEOUT,
+        ErrorCode.ACCOUNT_SUSPENDED,
     }
 )
 

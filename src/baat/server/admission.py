@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from baat.server.accounts import RegistrationError
+from baat.server.counters import COUNTS, bump
 from baat.server.invites import consume_invite, restore_invite
 
 if TYPE_CHECKING:
@@ -117,6 +118,8 @@ class AdmissionRefused(RegistrationError):
     def __init__(self, code: str, message: str, status: int, retry_after: float = 0.0) -> None:
         super().__init__(code, message, status)
         self.retry_after = retry_after
+        # Made only to be raised at a refusal: counted here for the metrics.
+        bump(COUNTS.http_refusals, code)
 
     @property
     def headers(self) -> dict[str, str]:
@@ -149,9 +152,15 @@ class Admission:
         fails), or None in open mode.
 
         Raises:
-            AdmissionRefused: ``rate_limited`` (429) or ``invite_required`` (403).
+            AdmissionRefused: ``registration_closed`` (403), ``rate_limited`` (429) or
+                ``invite_required`` (403).
             StorageUnavailable: the invite could not be checked.
         """
+        if self.mode == "closed":
+            # Set by ``baat admin registration closed`` (baat.server.operator_admin).
+            raise AdmissionRefused(
+                "registration_closed", "this server is not registering new accounts", 403
+            )
         wait = self.registrations.charge(host)
         if wait:
             raise AdmissionRefused(

@@ -23,7 +23,7 @@ from baat.contract import BadCredentials
 from baat.privacy import residency
 from baat.privacy.errors import PrivacyError
 from baat.privacy.policy import Policy
-from baat.server import upgrade
+from baat.server import operator_admin, upgrade
 from baat.server.accounts import RegistrationError, normalize_username, register
 from baat.server.admission import AdmissionRefused
 from baat.server.blobs import expire_blobs
@@ -177,7 +177,12 @@ def create_app(config: ServerConfig) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        store = await SqlStore.open(config.db_url, migrate=False)
+        store = await SqlStore.open(
+            config.db_url,
+            migrate=False,
+            pool_size=config.db_pool_size,
+            max_overflow=config.db_max_overflow,
+        )
         await upgrade.prepare(store, auto=config.migrate)
         regions = _make_regions(config)
         router = Router(
@@ -207,12 +212,14 @@ def create_app(config: ServerConfig) -> Starlette:
         app.state.store = store
         app.state.privacy = state.privacy
         expiry = asyncio.create_task(_expiry_loop(state))
+        operator = operator_admin.start(state)
         counts = asyncio.create_task(_count_loop(state))
         try:
             yield
         finally:
             expiry.cancel()
             counts.cancel()
+            operator.cancel()
             await router.stop()
             if regions is not None:
                 await regions.close()

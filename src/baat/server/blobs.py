@@ -30,6 +30,7 @@ from starlette.routing import BaseRoute, Route
 
 from baat.contract import BadCredentials, DeviceCredentials
 from baat.server.blob_progress import ServedPrefixes
+from baat.server.counters import COUNTS, bump
 from baat.server.quotas import QuotaExceeded, check_blob_quota
 from baat.server.regions.ids import region_of_blob
 from baat.server.regions.links import RegionUnavailable
@@ -134,6 +135,7 @@ async def create_blob(request: Request) -> Response:
             state.config.max_blob_bytes_per_account,
         )
     except QuotaExceeded as exc:
+        bump(COUNTS.http_refusals, str(exc.code))
         return _error(str(exc.code), exc.message, 413)
     info = await blob_store(state).create(
         creds.account_id, creds.device_id, length, fetches, time.time()
@@ -253,6 +255,7 @@ async def _patch(
     except ClientDisconnect:
         # What arrived is stored; the uploader asks HEAD for the offset and resumes.
         return Response(status_code=400)
+    COUNTS.blob_bytes_received += max(0, new_offset - int(offset_header))
     return Response(status_code=204, headers={"Upload-Offset": str(new_offset), **_NO_STORE})
 
 
@@ -293,6 +296,7 @@ async def _stream(
     position = start
     async for data in store.read(info, start, end):
         yield data
+        COUNTS.blob_bytes_served += len(data)
         # Past the yield, the chunk has been handed to the connection: a download that
         # drops is cancelled at the yield, and what it had is all that counts.
         if key is not None:

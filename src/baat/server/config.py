@@ -64,6 +64,18 @@ class ServerConfig:
     migrate: bool = True
     # Timeouts, connection caps and body limits (docs/DEPLOY.md, "Limits").
     transport: TransportSettings = field(default_factory=TransportSettings)
+    # PostgreSQL connections kept open per node, and how many more a burst may open
+    # (SQLite always uses one connection: one writer anyway).
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+    # Logs (baat.server.logs): level, "text" or "json", and the interval within which a
+    # repeated warning is written once.
+    log_level: str = "info"
+    log_format: str = "text"
+    log_interval: float = 10.0
+    # Prometheus metrics on their own address, ("127.0.0.1", 9780); None: off
+    # (baat.server.metrics).
+    metrics: tuple[str, int] | None = None
 
     @property
     def db_url(self) -> str:

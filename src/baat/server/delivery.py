@@ -50,6 +50,7 @@ from baat.server.bus import (
     LocalBus,
     NodeMessage,
 )
+from baat.server.counters import COUNTS
 from baat.server.errors import SendRefused
 from baat.server.fairness import DeviceListLoader, SenderShares
 from baat.server.fanout import HOLD_S, FanoutHold
@@ -88,6 +89,8 @@ class Outlet(Protocol):
     def close_superseded(self) -> None: ...
 
     def close_removed(self) -> None: ...
+
+    def close_suspended(self) -> None: ...
 
 
 class _Waiter:
@@ -161,6 +164,9 @@ class RouterStats:
     stored: int = 0
     flushes: int = 0
     deleted: int = 0
+    # Failed writer passes and failed bus operations (baat.server.metrics).
+    write_errors: int = 0
+    bus_errors: int = 0
 
 
 @dataclass
@@ -197,6 +203,9 @@ class Router:
         self._background: set[asyncio.Task[None]] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._forwarder: asyncio.Task[None] | None = None
+        # Accounts the operator suspended (baat.server.operator_admin): refused at
+        # authentication, read from the database once a second.
+        self.suspended: frozenset[str] = frozenset()
         self.online: dict[DeviceKey, Outlet] = {}
         self.draining: dict[DeviceKey, Outlet] = {}
         self._inflight: dict[bytes, _Entry] = {}
@@ -271,6 +280,12 @@ class Router:
         alive = await self.store.existing_accounts(a for a, _, _, _ in keep if a)
         await self.store.save_recent_sends(r for r in keep if not r[0] or r[0] in alive)
 
+    def queue_depth(self) -> tuple[int, int]:
+        """(accepted envelopes the writer will commit, pushed envelopes not yet
+        acknowledged). Walks the pushed entries: called at scrape time, not per envelope."""
+        pending = sum(1 for e in self._pushed if not e.acked)
+        return len(self._unpushed) + pending, len(self._inflight)
+
     def forget_devices(self, account_id: str) -> None:
         """Drop the cached device list of an account (a device was added or removed)."""
         self._devices.pop(account_id, None)
@@ -286,6 +301,17 @@ class Router:
             outlet = self.online.get(key) or self.draining.get(key)
             if outlet is not None:
                 outlet.close_removed()
+        await self.flush_now()
+        return len(keys)
+
+    async def close_suspended(self, account_id: str) -> int:
+        """The operator suspended the account: close its sessions on this node with
+        ``account_suspended`` and write out what they had sent. Returns the number closed."""
+        keys = [k for k in (*self.online, *self.draining) if k[0] == account_id]
+        for key in keys:
+            outlet = self.online.get(key) or self.draining.get(key)
+            if outlet is not None:
+                outlet.close_suspended()
         await self.flush_now()
         return len(keys)
 
@@ -330,6 +356,7 @@ class Router:
         try:
             await self.bus.broadcast([DevicesChanged(account_id, removed_device)])
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             log.warning("could not tell other nodes about a device change: %s", exc)
 
     def _apply_devices_changed(self, account_id: str, removed_device: int) -> None:
@@ -669,7 +696,9 @@ class Router:
             entry.writing = True
         try:
             acknowledged = [(d[0], d[1], g) for d, guids in deletes.items() for g in guids]
+            started = time.perf_counter()
             seqs, deleted = await self.store.write_batch([e.env for e in batch], acknowledged)
+            COUNTS.observe_pass(time.perf_counter() - started)
             self.stats.deleted += deleted
             self._settled_deletes(deletes)
             if batch:
@@ -680,6 +709,7 @@ class Router:
             # Any failure, not only a recognised outage: an accepted envelope is never
             # dropped from memory before its commit.
             self.storage_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self.stats.write_errors += 1
             if isinstance(exc, StorageUnavailable):
                 log.warning("storage unavailable, will retry: %s", exc)
             else:
@@ -808,6 +838,7 @@ class Router:
         try:
             previous = await self.bus.claim(key)
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             log.warning("presence not recorded (bus down): %s", exc)
             return
         if previous is not None and previous != self.node_id:
@@ -825,6 +856,7 @@ class Router:
         try:
             await self.bus.publish(node, messages)
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             # The envelopes are in the database; the node catches up when the bus is back.
             log.warning("could not reach node %s: %s", node, exc)
             self._missed_nodes.add(node)
@@ -848,6 +880,7 @@ class Router:
         try:
             where = await self.bus.locate(devices)
         except BusUnavailable as exc:
+            self.stats.bus_errors += 1
             log.warning("could not locate devices (bus down): %s", exc)
             self._missed_all = True
             return
@@ -901,6 +934,7 @@ class Router:
                 await self.bus.refresh(list(self.online) + list(self.draining))
                 break
             except BusUnavailable as exc:
+                self.stats.bus_errors += 1
                 log.warning("presence refresh failed (attempt %d): %s", attempt + 1, exc)
                 await asyncio.sleep(0.1 * (attempt + 1))
         missed, self._missed_nodes = self._missed_nodes, set()
@@ -939,6 +973,7 @@ class Router:
             try:
                 await self.bus.refresh(list(self.online) + list(self.draining))
             except BusUnavailable as exc:
+                self.stats.bus_errors += 1
                 log.warning("presence refresh failed: %s", exc)
                 continue
             if self._missed_nodes or self._missed_all:

@@ -57,6 +57,7 @@ from baat.proto import (
     request_hint,
 )
 from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
+from baat.server.counters import COUNTS, bump
 from baat.server.delivery import DeviceKey
 from baat.server.errors import SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
@@ -136,6 +137,19 @@ class Session:
         )
         self._close_soon()
 
+    def close_suspended(self) -> None:
+        """The operator suspended the account: its devices stop at once."""
+        self.push(
+            encode(
+                Error(
+                    code=ErrorCode.ACCOUNT_SUSPENDED,
+                    message="this account is suspended by the server's operator",
+                    fatal=True,
+                )
+            )
+        )
+        self._close_soon()
+
     def close_superseded(self) -> None:
         """A newer connection of the same device took over."""
         self.push(encode(Error(code="superseded", message="another connection took over")))
@@ -198,6 +212,7 @@ class Session:
         except RemoteProtocolError as exc:
             # One line per refused frame; never a traceback for what a client sent.
             log.info("%s sent a refused frame: %s", self._who(), exc)
+            bump(COUNTS.frames_refused, str(exc.code))
             request_id, message_id = request_hint(data)
             err = error_frame(exc, request_id)
             if message_id:
@@ -207,6 +222,7 @@ class Session:
                 code = CLOSE_TOO_BIG if exc.code == ErrorCode.FRAME_TOO_LARGE else CLOSE_POLICY
                 self._close_soon(code)
             return None, False
+        COUNTS.frames += 1
         if isinstance(frame, Ack):
             self.state.router.ack(self.key, frame.guids)
             return None, False
@@ -238,6 +254,7 @@ class Session:
             elif isinstance(frame, UploadPrekeys):
                 await self._on_upload(frame)
         except StorageUnavailable as exc:
+            COUNTS.storage_errors += 1
             self._reply(
                 Error(
                     code=ErrorCode.STORAGE_UNAVAILABLE,
@@ -276,6 +293,9 @@ class Session:
             return
         if self._closed:  # the socket went away while the device was looked up
             return
+        if frame.account_id in self.state.router.suspended:
+            self.close_suspended()
+            return
         self.key = (frame.account_id, frame.device_id)
         self.push(self.conn.accept(frame.account_id, frame.device_id))
         self.link.authenticated()
@@ -308,6 +328,7 @@ class Session:
                 self.link.hold_reading()
                 shares.hold(self.key, self.link.release_reading)
         except SendRefused as exc:
+            bump(COUNTS.sends_refused, str(exc.code))
             self._reply(
                 Error(
                     code=exc.code,
@@ -363,6 +384,9 @@ class Session:
             reply(ErrorCode.STORAGE_UNAVAILABLE, f"storage unavailable, retry: {exc}", 1000)
 
     def _send_result(self, result: SendResult) -> None:
+        table = COUNTS.send_results
+        for one in result.results:
+            table[one.status] = table.get(one.status, 0) + 1
         if not self._closed:
             self._reply(result)
 

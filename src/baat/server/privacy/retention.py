@@ -66,6 +66,9 @@ MECHANISMS: dict[str, str] = {
     "transfer.region_count": "PrivacyService.run_retention",
     "server.signing_key": "prune_retired_keys (PrivacyService.run_retention)",
     "operator.legal_process_run": "prune_legal_process_runs (PrivacyService.run_retention)",
+    "server.account_suspension": "deleted by 'baat admin accounts unsuspend'; account erasure",
+    "operator.action": "operator_admin.expire, hourly on every node (OperatorWatch)",
+    "system.server_setting": "kept while the database exists",
 }
 
 

@@ -19,7 +19,7 @@ from baat.privacy.policy import SECURITY_MEASURES, Policy
 from baat.privacy.residency import Residency
 from baat.server.privacy import business_counts, ledger, retention
 from baat.server.privacy.schema import region_transfers, transfer_log
-from baat.server.storage.schema import accounts
+from baat.server.storage.schema import accounts, operator_actions
 
 _YEAR = 365 * 86_400
 
@@ -59,6 +59,15 @@ async def report(
     ).all()
 
     legal_runs = await retention.legal_process_runs_since(conn, since)
+    oa = operator_actions.c
+    operator = {
+        str(kind): int(n)
+        for kind, n in (
+            await conn.execute(
+                select(oa.kind, func.count()).where(oa.day >= since // 86_400).group_by(oa.kind)
+            )
+        ).all()
+    }
     placements = (
         {j.code: residency.placement(j.code).describe() for j in policy.jurisdictions}
         if residency is not None
@@ -160,6 +169,12 @@ async def report(
             # Every `transparency legal-process` run is logged by day, without content.
             "requests_last_year": retention.reported_count(legal_runs),
         },
+        # `baat admin accounts|registration|queue` (baat.server.operator_admin), by kind;
+        # counted, never listed by account.
+        "operator_actions_last_year": {
+            kind: operator.get(kind, 0)
+            for kind in ("suspend", "unsuspend", "delete", "registration", "queue")
+        },
     }
 
 
@@ -229,6 +244,14 @@ def markdown(rep: dict[str, Any]) -> str:
         lines += [
             "",
             f"Requests answered in the last year: {rep['legal_process']['requests_last_year']}.",
+        ]
+    if "operator_actions_last_year" in rep:
+        done = rep["operator_actions_last_year"]
+        lines += ["", "## The operator's actions (last year)", ""]
+        lines += [
+            "Accounts suspended: {suspend}, unsuspended: {unsuspend}, deleted: {delete}; "
+            "registration changed: {registration}; queues looked at (counts only): "
+            "{queue}.".format(**done)
         ]
     return "\n".join(lines) + "\n"
 

@@ -110,6 +110,12 @@ MIGRATIONS: list[Migration] = [
             ).close()
         },
     ),
+    Migration(
+        16,
+        "operator actions: account suspensions and the actions log",
+        ["account_suspensions", "operator_actions"],
+    ),
+    Migration(17, "settings the operator changes while servers run", ["server_settings"]),
 ]
 
 _SEALED_INDEX = (

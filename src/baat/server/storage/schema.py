@@ -262,3 +262,37 @@ profiles = Table(
     Column("name", LargeBinary, nullable=False, info=_inv("account.encrypted_profile")),
     Column("avatar", LargeBinary, nullable=True, info=_inv("account.encrypted_profile")),
 )
+
+# The operator's actions (baat.server.operator_admin, ``baat admin accounts|registration|
+# queue``). A suspended account's devices cannot connect; the row goes when the operator
+# lifts the suspension or the account is erased.
+account_suspensions = Table(
+    "account_suspensions",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
+    Column("since_day", Integer, nullable=False, info=_inv("server.account_suspension")),
+)
+
+# Each operator action, by kind and day, for the nodes to carry out and for the
+# transparency report to count. Only a deletion names its account, until a node takes it
+# on (then the column is cleared, before the erasure runs).
+operator_actions = Table(
+    "operator_actions",
+    metadata,
+    Column("seq", _SEQ, Identity(), primary_key=True, info=_inv("operator.action")),
+    Column("day", Integer, nullable=False, info=_inv("operator.action")),
+    Column("kind", String(32), nullable=False, info=_inv("operator.action")),
+    Column("account_id", String(32), nullable=True, info=_inv("account.id")),
+    # Milliseconds since the epoch when a node (or the command) carried it out.
+    Column("done_at", BigInteger, nullable=True, info=_inv("operator.action")),
+    sqlite_autoincrement=True,
+)
+
+# Settings the operator changes while the servers run (``baat admin registration``).
+server_settings = Table(
+    "server_settings",
+    metadata,
+    Column("key", String(64), primary_key=True, info=_inv("system.server_setting")),
+    Column("value", String(64), nullable=False, info=_inv("system.server_setting")),
+    Column("changed_day", Integer, nullable=False, info=_inv("system.server_setting")),
+)

@@ -89,8 +89,11 @@ class SqlStore:
         self.dialect = engine.dialect.name
 
     @classmethod
-    async def open(cls, db: str, *, migrate: bool = True) -> SqlStore:
+    async def open(
+        cls, db: str, *, migrate: bool = True, pool_size: int = 10, max_overflow: int = 10
+    ) -> SqlStore:
         """Connect to ``db`` (``sqlite:///path`` or ``postgresql://...``) and migrate it.
+        ``pool_size`` and ``max_overflow`` apply to PostgreSQL (SQLite uses one connection).
 
         Raises:
             ValueError: unsupported URL.
@@ -102,8 +105,8 @@ class SqlStore:
             kwargs = {"pool_size": 1, "max_overflow": 0, "connect_args": {"timeout": 30}}
         else:
             kwargs = {
-                "pool_size": 10,
-                "max_overflow": 10,
+                "pool_size": pool_size,
+                "max_overflow": max_overflow,
                 "pool_pre_ping": True,
                 # Fail fast when the database is gone, so that senders get a retryable error
                 # instead of waiting on asyncpg's 60 s connect timeout.
