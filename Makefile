@@ -45,12 +45,13 @@ run: $(STAMP)
 # The layers and forbidden imports of docs/ARCHITECTURE.md, as import-linter contracts
 # ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples
 
 # Two workers, each test file on one of them (its fixtures and servers stay together); most
 # tests wait on real servers and browsers, so two workers halve the time on two cores.

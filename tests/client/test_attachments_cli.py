@@ -309,8 +309,13 @@ def test_content_without_an_attachment_reads_as_before() -> None:
         text: str = ""
 
     text = Content(v=1, type="text", sender_name="a", sent_at=1, text="hi")
-    assert msgspec.msgpack.encode(text) == msgspec.msgpack.encode(
-        ContentV1(v=1, type="text", sender_name="a", sent_at=1, text="hi")
+    # The same map for an older reader (with 16 fields and more msgspec writes its header
+    # as map16 even when fewer are present, so the bytes differ but not what they say).
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(text)) == msgspec.msgpack.decode(
+        msgspec.msgpack.encode(ContentV1(v=1, type="text", sender_name="a", sent_at=1, text="hi"))
+    )
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(text), type=ContentV1) == ContentV1(
+        v=1, type="text", sender_name="a", sent_at=1, text="hi"
     )
     with_file = Content(v=1, type="file", sender_name="a", sent_at=1, text="c", attachment=b"p")
     old = msgspec.msgpack.decode(msgspec.msgpack.encode(with_file), type=ContentV1)

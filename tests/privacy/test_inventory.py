@@ -141,6 +141,7 @@ def test_optional_purposes_exist_for_real() -> None:
         "support",
         "market",
         "share_affiliate",
+        "business-chat",  # granted once per business, as business-chat:<account>
     }
     for p in POLICY.purposes:
         assert p.gdpr.law == "GDPR" and p.dpdp.law == "DPDP", p.id

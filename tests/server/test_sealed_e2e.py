@@ -26,7 +26,7 @@ from baat.crypto.sealed import (
 from baat.proto import Deliver, Error, QueueDrained, SealedEnvelope, SealedSend, SendResult
 from baat.server.accounts import registration_message
 from support.devices import OPEN_TRANSPORTS, DeviceUnderTest, b64
-from support.sealed_scan import linking_rows, server_db
+from support.sealed_scan import empty, linking_rows, server_db
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -41,6 +41,8 @@ def sealed_server(tmp_path: Path, db_url: str) -> Iterator[ServerProcess]:
     finally:
         if server.proc is not None:
             server.stop()
+        if "sqlite" not in db_url:
+            asyncio.run(empty(db_url))
 
 
 async def register(url: str, username: str) -> tuple[DeviceUnderTest, IdentityKeyPair]:

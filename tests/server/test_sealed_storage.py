@@ -10,6 +10,7 @@ from sqlalchemy import text
 from baat.server.storage import migrations
 from baat.server.storage.base import QueuedEnvelope
 from baat.server.storage.sql import SqlStore
+from support.sealed_scan import empty
 
 
 async def test_migration_12_keeps_queued_envelopes(db_url: str) -> None:
@@ -52,3 +53,5 @@ async def test_migration_12_keeps_queued_envelopes(db_url: str) -> None:
         assert tuple(raw) == (None, None)
     finally:
         await store.close()
+        if "sqlite" not in db_url:
+            await empty(db_url)

@@ -62,3 +62,16 @@ def files_naming(data_dir: Path, needles: list[str], skip: tuple[str, ...] = ())
 
 def log_lines_linking(log: str, sender_id: str, recipient_id: str) -> list[str]:
     return [line for line in log.splitlines() if sender_id in line and recipient_id in line]
+
+
+async def empty(db: str) -> None:
+    """Empty every table again after a test on the run's shared PostgreSQL database, so
+    that later tests there (which register fixed names) start clean."""
+    store = await SqlStore.open(db, migrate=False)
+    try:
+        migrations.load_all_tables()
+        names = ", ".join(t.name for t in metadata.sorted_tables if t.name != "schema_version")
+        async with store.engine.begin() as conn:
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY"))
+    finally:
+        await store.close()

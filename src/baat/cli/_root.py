@@ -45,6 +45,7 @@ LAZY_COMMANDS = {
     "me": "baat.cli.privacy:me",
     "transparency": "baat.cli.privacy:transparency",
     "admin": "baat.cli.admin_ops:admin",
+    "business": "baat.cli.business:business",
 }
 
 

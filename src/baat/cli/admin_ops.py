@@ -104,3 +104,7 @@ def admin_backup(
         )
 
     _emit(manifest, as_json, human)
+
+
+# ``baat admin verify-business`` lives with the business commands.
+from baat.cli import business_admin as _business_admin  # noqa: E402, F401

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 from rich.table import Table
 
+from baat.cli._disclosure import card_text
 from baat.client.attachments import AttachmentError
 from baat.client.chats import AmbiguousChat, ChatNotFound, ChatRow, find, list_chats
 from baat.client.core import ClientError, Incident
@@ -93,9 +94,15 @@ def passphrase(confirm: bool = False) -> str:
 
 
 def run(coro: Awaitable[T]) -> T:
+    from baat.client.business import BUSINESS_REFUSALS
+
     try:
         return asyncio.run(coro)  # type: ignore[arg-type]
-    except (ClientError, StoreError, AttachmentError, ValueError) as exc:
+    except ClientError as exc:
+        # A business chat's refusals carry their stable code (docs/BUSINESS.md §3).
+        code = exc.code if getattr(exc, "code", "") in BUSINESS_REFUSALS else "error"
+        raise CliError(str(exc), code) from exc
+    except (StoreError, AttachmentError, ValueError) as exc:
         raise CliError(str(exc)) from exc
 
 
@@ -231,6 +238,13 @@ def _iso(ms: int) -> str:
     default=None,
     help="The one-time invite code a server that registers by invitation asks for.",
 )
+@click.option(
+    "--business",
+    "business_name",
+    default=None,
+    metavar="DISPLAY_NAME",
+    help="A business account: publishes a signed business profile (see 'baat business').",
+)
 @profile_option
 def register(
     name: str | None,
@@ -238,13 +252,17 @@ def register(
     link_code: str | None,
     jurisdiction: str,
     invite: str | None,
+    business_name: str | None,
     profile: Path,
     as_json: bool,
 ) -> None:
     """Create an account NAME on SERVER with this device's keys, or join an account as a
-    new device with --link CODE (the server is the one the code names)."""
+    new device with --link CODE (the server is the one the code names). With --business
+    "Display name" the account is a business account (docs/BUSINESS.md)."""
     if (name is None) == (link_code is None):
         raise click.UsageError("give a NAME for a new account, or --link CODE, not both")
+    if business_name is not None and link_code is not None:
+        raise click.UsageError("--business goes with a new account, not with --link")
     secret = passphrase(confirm=not os.environ.get("BAAT_PASSPHRASE"))
 
     async def go() -> dict[str, Any]:
@@ -256,11 +274,19 @@ def register(
         else:
             assert name is not None
             client = await Client.register(profile, secret, server, name, jurisdiction, invite)
+        version = None
         try:
             await client.connect()
+            if business_name is not None:
+                country = jurisdiction.upper() if jurisdiction.upper() != "ZZ" else "IN"
+                published = await client.business.publish(
+                    display_name=business_name, entity=business_name, country=country
+                )
+                version = published.version
         finally:
             await client.close()
         return {
+            **({"business_profile_version": version} if version is not None else {}),
             "username": client.info.username,
             "account_id": client.info.account_id,
             "device_id": client.info.device_id,
@@ -290,6 +316,11 @@ def register(
     help="Send this file, encrypted (photos without their location). Needs the server.",
 )
 @click.option("--caption", default=None, help="Text to go with --file (or give it as TEXT).")
+@click.option(
+    "--accept-disclosure",
+    is_flag=True,
+    help="NAME is a business: accept its disclosure without asking (see 'baat business info').",
+)
 @profile_option
 def send(
     name: str | None,
@@ -297,6 +328,7 @@ def send(
     group_ref: str | None,
     file: Path | None,
     caption: str | None,
+    accept_disclosure: bool,
     profile: Path,
     as_json: bool,
 ) -> None:
@@ -321,6 +353,15 @@ def send(
         try:
             with contextlib.suppress(ClientError):  # offline: queued for the next connect
                 await client.connect()
+            if group_ref is None:
+                # A business's disclosure is shown and accepted before the first message.
+                from baat.client.business import DisclosureRequired
+
+                account_id, _ = await client.resolve(name)
+                try:
+                    await client.business.before_send(account_id)
+                except DisclosureRequired:
+                    await consent_to(client, name, as_json, accept_disclosure)
             if group_ref is not None:
                 assert text is not None
                 mid = await client.groups.send_text(group_ref, text)
@@ -365,12 +406,19 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
     saved into PROFILE/files/ (never over an existing file) and their paths printed. While
     waiting, people typing are shown too (unless 'baat settings typing off')."""
 
+    opened_client: list[Client] = []  # set by go(), for the reason a message is held
+
     def show(m: StoredMessage, file: Path | None = None) -> None:
         if as_json:
             out = message_json(m)
             click.echo(json.dumps(out if file is None else {**out, "file": str(file)}))
             return
-        held = " [yellow](held: identity changed)[/]" if m.status == "held" else ""
+        held = ""
+        if m.status == "held":
+            # An identity change, or a business whose disclosure waits for acceptance.
+            business = opened_client[0].business.state(m.chat) or {} if opened_client else {}
+            why = "accept its disclosure" if business.get("business") else "identity changed"
+            held = f" [yellow](held: {why})[/]"
         # The sender chose the file's name: escaped, so that it cannot restyle the line.
         what = f" [cyan]{escape(f'[file: {file}]')}[/]" if file else ""
         if file is None and (desc := describe_file(m)):
@@ -385,6 +433,7 @@ def sync(wait: float, profile: Path, as_json: bool) -> None:
 
     async def go() -> list[Incident]:
         client = opened(profile)
+        opened_client.append(client)
         try:
             shown: set[str] = set()
 
@@ -678,3 +727,24 @@ def _wrote(m: StoredMessage, message_id: str, path: Path, as_json: bool) -> None
         click.echo(json.dumps({"id": message_id, "file": str(path), **summary}))
     else:
         console.print(f"Wrote {escape(str(path))} ({human_size(summary.get('size', 0))}).")
+
+
+async def consent_to(client: Client, name: str, as_json: bool, yes: bool) -> None:
+    """Show the disclosure of the business ``name`` and accept it if the user says so
+    (``yes``: already said, e.g. ``--accept-disclosure``).
+
+    Raises:
+        CliError: code ``disclosure_required`` when it is not accepted.
+    """
+    shown = await client.business.disclosure(name)
+    if not yes:
+        if as_json:
+            raise CliError(
+                f"{name} is a business: accept its disclosure first",
+                "disclosure_required",
+                {"disclosure": shown.to_json()},
+            )
+        err_console.print(card_text(shown.to_json()))
+        if not click.confirm("Accept and send?", default=False, err=True):
+            raise CliError(f"not sent: {name}'s disclosure was not accepted", "disclosure_required")
+    await client.business.accept(name)

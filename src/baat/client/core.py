@@ -69,7 +69,18 @@ class NotConnected(ClientError):
 
 # Refusals about one recipient only (docs/PROTOCOL.md, "Quotas"): the message stays in the
 # outbox and the other chats' messages are still sent.
-RECIPIENT_REFUSALS = frozenset({"recipient_queue_full", "recipient_rate_limited"})
+# A business chat waiting for the user's acceptance, or refusing a device its profile does
+# not name (client/business.py), holds that chat only, the same way.
+RECIPIENT_REFUSALS = frozenset(
+    {
+        "recipient_queue_full",
+        "recipient_rate_limited",
+        "disclosure_required",
+        "disclosure_changed",
+        "business_chat_read_only",
+        "device_not_in_profile",
+    }
+)
 
 
 class SendRefused(ClientError):

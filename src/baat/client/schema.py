@@ -187,6 +187,15 @@ expiring = Table(
     Column("expires_at", Integer, nullable=False, index=True, info=_inv("client.messages")),
 )
 
+# Businesses this device wrote to or heard from (baat.client.business, docs/BUSINESS.md §3):
+# whether the account is a business, its last verified profile, the disclosure accepted and
+# the consent receipt, all in one encrypted JSON document.
+business_chats = Table(
+    "business_chats",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("client.businesses")),
+    Column("state_blob", LargeBinary, nullable=False, info=_inv("client.businesses")),
+)
 
 # Sealed sender (client/sealed.py, docs/CRYPTO.md §18): this account's profile key, the
 # profile keys contacts shared end to end, the pinned trust roots and this device's sender

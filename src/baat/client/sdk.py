@@ -25,6 +25,7 @@ import msgspec
 from sqlalchemy import Connection, update
 
 from baat.client import schema as s
+from baat.client.business import Businesses
 from baat.client.closing import sdk_errors
 from baat.client.core import (
     RECIPIENT_REFUSALS,
@@ -139,6 +140,8 @@ class Client:
         self.prekeys = PrekeyKeeper(self)
         # Retry requests for what could not be decrypted, both ways (retries.py).
         self.retries = Retries(self)
+        # Business peers: disclosure, acceptance, named devices (business.py).
+        self.business = Businesses(self)
         # Sealed sender: profile key, certificate, sealing and opening (sealed.py).
         self.sealed = SealedSender(self)
 
@@ -455,10 +458,17 @@ class Client:
                 the message stays in the outbox and goes on the next connection.
         """
         account_id, canonical = await self.resolve(username)
+        # A business: refused before its disclosure is accepted or after it is withdrawn;
+        # held in the outbox while a changed disclosure waits (docs/BUSINESS.md §3).
+        held = await self.business.before_send(account_id)
         content = Content(
             v=1, type="text", sender_name=self.info.username, sent_at=0, text=text, ref=reply_to
         )
-        return await self.features.post(account_id, content, {"peer": canonical})
+        message_id = await self.features.post(account_id, content, {"peer": canonical})
+        if held:
+            with self.store.transaction() as tx:
+                self.store.set_status(tx, message_id, "held")
+        return message_id
 
     async def resolve(self, username: str) -> tuple[str, str]:
         """(account id, canonical name) of a contact or a user the server knows.
@@ -606,7 +616,9 @@ class Client:
 
     async def _encrypt_for(self, account_id: str, payload: bytes) -> list[OutgoingEnvelope]:
         """``payload`` to every device of ``account_id``; our other devices get a copy
-        wrapped with the chat it belongs to (``type="sync"``)."""
+        wrapped with the chat it belongs to (``type="sync"``). A business's devices must be
+        the ones its accepted profile names (business.py)."""
+        await self.business.check_recipient(account_id)
         return await self.devices.encrypt([account_id], payload, chat=account_id)
 
     # -- receiving -----------------------------------------------------------------------
@@ -670,6 +682,7 @@ class Client:
             if not is_group_message(d.content):
                 if d.sender_account != self.info.account_id:
                     name = await name_of_new_sender(self, d)
+                    await self.business.before_receive(d.sender_account)
                 confirmed = name if name and not name.startswith(UNCONFIRMED) else None
                 await self.devices.ensure(d.sender_account, d.sender_device, confirmed)
             stored = self._store_delivery(d, name)
@@ -723,6 +736,9 @@ class Client:
                     self.sealed.adopt(tx, d.sender_device, content)
                     return self.features.from_own_device(tx, d, content, now)
                 contact, status = check_sender(self, tx, d, identity, expected, content, new_name)
+                status = self.business.incoming_status(
+                    tx, d.sender_account, d.sender_device, status
+                )
                 self.store.put_session(tx, d.sender_account, d.sender_device, record)
                 self.sealed.learn(tx, d.sender_account, content.profile_key)
                 if content.type == RETRY_TYPE:

@@ -14,6 +14,7 @@ the operator could produce it under legal process.
 
 from __future__ import annotations
 
+from baat.privacy._inventory_business import BUSINESS_CLIENT_ENTRIES, BUSINESS_SERVER_ENTRIES
 from baat.privacy._inventory_memory import MEMORY_ENTRIES
 from baat.privacy._inventory_records import (
     _ACTIVITY,
@@ -54,6 +55,8 @@ _ACCOUNT_ID_COLUMNS = (
     "consent_subjects.account_id",
     "link_codes.account_id",
     "device_lists.account_id",
+    "business_profiles.account_id",
+    "business_verifications.account_id",
     "delivery_access.account_id",
     "profiles.account_id",
 )
@@ -710,7 +713,8 @@ CLIENT_ENTRIES: tuple[Entry, ...] = (
 )
 
 
-SERVER_ENTRIES = SERVER_ENTRIES + MEMORY_ENTRIES
+SERVER_ENTRIES = SERVER_ENTRIES + MEMORY_ENTRIES + BUSINESS_SERVER_ENTRIES
+CLIENT_ENTRIES = CLIENT_ENTRIES + BUSINESS_CLIENT_ENTRIES
 ENTRIES: tuple[Entry, ...] = SERVER_ENTRIES + CLIENT_ENTRIES
 
 SUBJECTS: dict[str, tuple[str, str]] = {

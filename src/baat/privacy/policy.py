@@ -22,8 +22,10 @@ from typing import Any
 from baat.privacy.errors import PolicyFileError, UnknownPurpose
 from baat.privacy.inventory import ENTRIES, SUBJECTS, Entry
 from baat.privacy.purposes import (
+    BUSINESS_CHAT,
     CONTROLLER,
     JURISDICTIONS,
+    PER_BUSINESS,
     PURPOSES,
     RECIPIENTS,
     REGIONS,
@@ -37,11 +39,12 @@ from baat.privacy.purposes import (
 
 # The version of the notice the code produces. Bump it, run `baat policy publish`, commit
 # the new policies/vN.json.
-POLICY_VERSION = 8
+POLICY_VERSION = 9
 EFFECTIVE = "2026-12-02"
 NOTICE_ID = "urn:baat:privacy-notice"
 FORMAT = "baat-privacy-policy/1"
 _FILE = re.compile(r"^v(\d+)\.json$")
+_ACCOUNT = re.compile(r"^[a-z0-9][a-z0-9-]{3,39}$")  # an account id, as ids.py makes them
 
 
 def canonical_json(value: Any) -> bytes:
@@ -90,7 +93,16 @@ class Policy:
     # -- look-ups --------------------------------------------------------------------------
 
     def purpose(self, purpose_id: str) -> Purpose:
-        """Raises: UnknownPurpose."""
+        """The purpose ``purpose_id``; ``business-chat:<account id>`` is the declared
+        ``business-chat`` purpose for that one business (docs/BUSINESS.md §3).
+
+        Raises: UnknownPurpose."""
+        family, sep, account = purpose_id.partition(":")
+        if sep:
+            if family not in PER_BUSINESS or not _ACCOUNT.match(account):
+                raise UnknownPurpose(f"unknown purpose {purpose_id!r}")
+            p = self.purpose(family)
+            return replace(p, id=purpose_id, title=f"{p.title} ({account})")
         for p in self.purposes:
             if p.id == purpose_id:
                 return p
@@ -111,10 +123,12 @@ class Policy:
 
     @property
     def optional_purposes(self) -> tuple[Purpose, ...]:
-        return tuple(p for p in self.purposes if p.optional)
+        """Those granted once per account; ``business-chat`` is granted per business."""
+        return tuple(p for p in self.purposes if p.optional and p.id not in PER_BUSINESS)
 
     def entries_for(self, purpose_id: str) -> tuple[Entry, ...]:
-        return tuple(e for e in self.entries if purpose_id in e.purposes)
+        family = purpose_id.partition(":")[0]
+        return tuple(e for e in self.entries if family in e.purposes)
 
     # -- the document ----------------------------------------------------------------------
 
@@ -205,6 +219,7 @@ def _build(p: Policy) -> dict[str, Any]:
             "We answer within 30 days: GDPR Art. 12(3) allows one month; DPDP Rules 2025 "
             "allow 90 days for grievances. Everyone gets the shorter deadline."
         ),
+        "businesses": _businesses(p),
         "profiling": {
             "profiling": any(x.profiling for x in p.purposes),
             "automated_decisions": any(x.automated_decisions for x in p.purposes),
@@ -228,6 +243,29 @@ def _build(p: Policy) -> dict[str, Any]:
         "changes": (
             "A new version is published at /v1/policy and in policies/. Optional purposes "
             "that widen or change meaning need your consent again; messaging never does."
+        ),
+    }
+
+
+def _businesses(p: Policy) -> dict[str, Any]:
+    """The "Businesses you chat with" section, from the inventory entries of the purpose."""
+    return {
+        "purpose": BUSINESS_CHAT,
+        "data": [e.id for e in p.entries if BUSINESS_CHAT in e.purposes],
+        "statement": (
+            "A business account publishes a profile signed by its own key: the legal entity, "
+            "its country, a contact, the purposes it uses chat content for, how long it keeps "
+            "it, and every host or processor that can read messages, with its country and the "
+            "devices it runs. Before your first message to or from a business your app shows "
+            "it, with a verified badge only when the operator has signed a verification "
+            "statement. Messages are end-to-end encrypted to exactly the devices the profile "
+            "names; your app refuses any other. The business and the hosts it names can read "
+            "what you send it; Baat cannot."
+        ),
+        "consent": (
+            "You accept each business's disclosure on its own (purpose business-chat:<account>, "
+            "with a signed receipt); withdrawing it makes the chat read-only. When the business "
+            "changes its hosts or processors, your next message waits until you accept again."
         ),
     }
 

@@ -216,6 +216,16 @@ RECIPIENTS: tuple[Recipient, ...] = (
         _DPDP_TRANSFER,
     ),
     Recipient(
+        "businesses",
+        "The businesses you choose to chat with, and the hosts and processors each one names "
+        "in the disclosure you accept before the first message",
+        "recipient chosen by you",
+        DPV + "Recipient",
+        ANYWHERE,
+        _AT_YOUR_REQUEST,
+        _DPDP_TRANSFER,
+    ),
+    Recipient(
         "baat-regions",
         CONTROLLER.name + ", in the storage region of the account you write to or look up",
         "controller, another storage region",
@@ -254,6 +264,11 @@ RECIPIENTS: tuple[Recipient, ...] = (
 )
 
 # -- purposes ------------------------------------------------------------------------------
+
+# One consent per business, ``business-chat:<account id>`` (docs/BUSINESS.md §3): the
+# purpose is declared once here, and ``Policy.purpose`` gives each business its own id.
+BUSINESS_CHAT = "business-chat"
+PER_BUSINESS: frozenset[str] = frozenset({BUSINESS_CHAT})
 
 PURPOSES: tuple[Purpose, ...] = (
     Purpose(
@@ -373,6 +388,23 @@ PURPOSES: tuple[Purpose, ...] = (
         _DPDP_CONSENT,
         ("affiliate",),
     ),
+    Purpose(
+        BUSINESS_CHAT,
+        "Chat with a business",
+        "Exchange end-to-end encrypted messages with one business account. Before the first "
+        "message you are shown who can read the chat (the business and every host or "
+        "processor it names, with their country), for what and for how long; you accept it "
+        "for that business alone, as business-chat:<account>, and may withdraw it (the chat "
+        "becomes read-only). A change of hosts or processors holds your next message until "
+        "you accept again. Baat itself still cannot read the messages.",
+        True,
+        DPV + "ServiceProvision",
+        "essential.service",
+        _CONSENT,
+        _DPDP_CONSENT,
+        ("businesses",),
+        consent_since=9,
+    ),
 )
 
 # -- where data lives, and which law the notice quotes -------------------------------------
@@ -431,7 +463,9 @@ JURISDICTIONS: tuple[Jurisdiction, ...] = (
     ),
 )
 
-OPTIONAL_PURPOSES: tuple[str, ...] = tuple(p.id for p in PURPOSES if p.optional)
+OPTIONAL_PURPOSES: tuple[str, ...] = tuple(
+    p.id for p in PURPOSES if p.optional and p.id not in PER_BUSINESS
+)
 
 
 def region_for(jurisdiction: str) -> str:

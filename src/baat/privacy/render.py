@@ -143,6 +143,9 @@ def _sections(doc: dict[str, Any], code: str | None) -> list[tuple[str, list[Blo
             + "; ".join(_basis_text(b) for b in chosen)
         )
     out.append(("Recipients and transfers", [("ul", items)]))
+    businesses = _business_section(doc)
+    if businesses:  # notices before version 9 have no such section
+        out.append(("Businesses you chat with", businesses))
     out.append(
         (
             "Where data is stored",
@@ -195,6 +198,20 @@ def _sections(doc: dict[str, Any], code: str | None) -> list[tuple[str, list[Blo
     out.append(("Contact and complaints", [("ul", complaint)]))
     out.append(("Changes to this notice", [("p", doc["changes"])]))
     return out
+
+
+def _business_section(doc: dict[str, Any]) -> list[Block]:
+    """From the inventory entries the document lists for business chats."""
+    b = doc.get("businesses")
+    if not b:
+        return []
+    entries = {e["id"]: e for e in doc["data"]}
+    held = []
+    for field in b["data"]:
+        e = entries[field]
+        where = "on the server" if e["side"] == "server" else "only on your devices"
+        held.append(f"**{e['title']}** (`{e['id']}`, {where}): {e['description']}")
+    return [("p", b["statement"]), ("p", b["consent"]), ("ul", held)]
 
 
 def _markdown(doc: dict[str, Any], sections: list[tuple[str, list[Block]]]) -> str:

@@ -31,6 +31,7 @@ from baat.server.blobs import routes as blob_routes
 from baat.server.bundles import public_details
 from baat.server.bus import Bus, LocalBus
 from baat.server.bus.redis import RedisBus
+from baat.server.business import routes as business_routes
 from baat.server.config import ServerConfig
 from baat.server.delivery import Router
 from baat.server.devices import routes as device_routes
@@ -226,6 +227,7 @@ def create_app(config: ServerConfig) -> Starlette:
         *privacy_routes(),
         *blob_routes(),
         *device_routes(),
+        *business_routes(),
         *link_routes(),
         *region_routes(),
         *sealed_routes(),

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from baat.web import (
     api,
     attachments_api,
+    business_api,
     devices_api,
     features_api,
     groups_api,
@@ -143,6 +144,7 @@ def create_app(runtime: Runtime, secret: str, port: int) -> ASGIApp:
             *groups_api.routes(),
             *devices_api.routes(),
             *features_api.routes(),
+            *business_api.routes(),
         ],
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},

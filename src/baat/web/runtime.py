@@ -120,7 +120,8 @@ def _attachment_json(body: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def message_json(m: StoredMessage) -> dict[str, Any]:
-    held = m.status == "held"
+    # One's own message held for a business's new disclosure (docs/BUSINESS.md §3) is shown.
+    held = m.status == "held" and m.direction == "in"
     body = m.body
     reactions = body.get("reactions")
     receipts = body.get("receipts")

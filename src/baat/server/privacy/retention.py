@@ -33,6 +33,8 @@ MECHANISMS: dict[str, str] = {
     "device.auth_token": "account erasure; device removal",
     "device.link_code": "SqlStore.consume_link_code deletes expired codes; account erasure",
     "account.device_list": "account erasure",
+    "business.profile": "account erasure; replaced by each newer version",
+    "business.verification": "account erasure; replaced by each newer statement",
     "account.delivery_access": "account erasure; replaced when the profile key rotates",
     "account.encrypted_profile": "account erasure; replaced by each new profile",
     "device.prekeys": "SqlStore.claim_bundle deletes each one-time key it hands out",

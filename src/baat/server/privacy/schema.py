@@ -50,7 +50,9 @@ consent_events = Table(
     Column("seq", _SEQ, Identity(), primary_key=True, info=_REC),
     Column("record_id", String(36), nullable=False, unique=True, info=_REC),
     Column("subject_ref", String(64), nullable=False, info=_REC),
-    Column("purpose", String(32), nullable=False, info=_REC),
+    # 64: a business chat's purpose names the business, ``business-chat:<account id>``
+    # (migration 15 widens it on PostgreSQL).
+    Column("purpose", String(64), nullable=False, info=_REC),
     Column("state", String(16), nullable=False, info=_REC),
     Column("policy_version", Integer, nullable=False, info=_REC),
     Column("at", BigInteger, nullable=False, info=_REC),

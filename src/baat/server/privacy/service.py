@@ -405,7 +405,9 @@ class PrivacyService:
             received = await rights.recipients_of(conn, account_id)
             ref = await ledger.subject_ref(conn, account_id, create=False)
             newest = (await self._verified(conn)).latest(ref)
-            for p in self.policy.optional_purposes:
+            # Each business chat is a purpose of its own (docs/BUSINESS.md §3): withdrawn too.
+            per_business = [self.policy.purpose(pid) for pid in sorted(newest) if ":" in pid]
+            for p in (*self.policy.optional_purposes, *per_business):
                 if ref and newest.get(p.id, {}).get("state") == ledger.GIVEN:
                     await ledger.append(
                         conn,

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from baat.privacy.policy import SECURITY_MEASURES, Policy
 from baat.privacy.residency import Residency
-from baat.server.privacy import ledger, retention
+from baat.server.privacy import business_counts, ledger, retention
 from baat.server.privacy.schema import region_transfers, transfer_log
 from baat.server.storage.schema import accounts
 
@@ -122,6 +122,7 @@ async def report(
             if not p.optional
         ],
         "profiling": {"purposes": profiling, "answer": "none" if not profiling else "declared"},
+        "businesses": await business_counts.counts(conn),
         "country_differences": {
             "answer": "none except where data is stored and which law the notice cites",
             "jurisdictions": [

@@ -97,6 +97,19 @@ MIGRATIONS: list[Migration] = [
         "sealed sender: delivery access and encrypted profiles",
         ["delivery_access", "profiles"],
     ),
+    Migration(14, "business accounts: signed business profiles", ["business_profiles"]),
+    Migration(
+        15,
+        "business verification statements; consent purposes of one business chat each",
+        ["business_verifications"],
+        # ``business-chat:<account id>`` is 46 characters (docs/BUSINESS.md §3); SQLite does
+        # not enforce VARCHAR lengths, PostgreSQL does.
+        {
+            "postgresql": lambda conn: conn.execute(
+                text("ALTER TABLE consent_events ALTER COLUMN purpose TYPE VARCHAR(64)")
+            ).close()
+        },
+    ),
 ]
 
 _SEALED_INDEX = (

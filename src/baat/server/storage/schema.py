@@ -207,6 +207,28 @@ device_lists = Table(
     Column("signed_list", LargeBinary, nullable=False, info=_inv("account.device_list")),
 )
 
+# A business account's signed profile (baat.crypto.business, docs/BUSINESS.md §2): who can
+# read chats with it, where, for what and for how long. Public by design: every user who
+# writes to the business is shown it; the server checks the signature and the version.
+business_profiles = Table(
+    "business_profiles",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
+    Column("version", BigInteger, nullable=False, info=_inv("business.profile")),
+    Column("signed_profile", LargeBinary, nullable=False, info=_inv("business.profile")),
+    Column("updated_day", Integer, nullable=False, info=_inv("business.profile")),
+)
+
+# The operator's signed statement that it checked a business (``baat admin
+# verify-business``): a compact JWS under the server's published keys.
+business_verifications = Table(
+    "business_verifications",
+    metadata,
+    Column("account_id", String(32), primary_key=True, info=_inv("account.id")),
+    Column("statement", String(4096), nullable=False, info=_inv("business.verification")),
+    Column("verified_day", Integer, nullable=False, info=_inv("business.verification")),
+)
+
 # One-time registration invites for ``baat serve --registration invite``: SHA-256 of the
 # code (``baat admin invite`` shows the code once), deleted when used or expired.
 registration_invites = Table(

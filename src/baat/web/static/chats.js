@@ -6,6 +6,7 @@
 import { $, api, debounce, h, shortWhen, toast } from "./dom.js";
 import { go, stillOn } from "./app.js";
 import { acceptFiles, composerAttach, forget as forgetAttachments, uploadsList } from "./attachments.js";
+import { businessCard } from "./business.js";
 import * as convo from "./convo.js";
 import { Timeline } from "./timeline.js";
 import { setUnread } from "./notify.js";
@@ -174,6 +175,7 @@ export async function showChat(chat) {
   }
   highlightCurrent();
   updateHeader();
+  if (!readOnly) businessCard(chat, username); // a business's disclosure (business.js)
   const focusNow = document.activeElement;
   await reloadChat();
   // Only if the person has not moved the focus meanwhile (to the attach button, say).
