@@ -162,23 +162,7 @@ class Attachments:
         for note in out.notes:
             self._incident("attachment_note", account_id, f"{out.file_name}: {note}")
         directory = self._media_dir()
-        async with self._blobs() as blobs:
-            try:
-                blob_id = await blobs.create(ciphertext_size(out.size), max(1, len(devices)))
-            except BlobTooLarge as exc:
-                raise BlobTooLarge(
-                    f"{out.file_name} is too large to send ({human_size(out.size)}): {exc}"
-                ) from exc
-            sent, spool, local = await asyncio.to_thread(encrypt_twice, out, directory)
-            try:
-                with spool.open("rb") as f:  # not in a thread: see fetch()
-                    await blobs.upload(blob_id, f, sent.ciphertext_size, progress)
-            except BaseException:
-                remove(directory / local.blob_id)
-                raise
-            finally:
-                remove(spool)
-        pointer = make_pointer(blob_id, sent, out.content_type, out.file_name, out.image)
+        pointer, local = await self._upload(out, len(devices), directory, progress)
         text = caption or ""
         now = int(time.time() * 1000)
         content = Content(
@@ -200,22 +184,7 @@ class Attachments:
             sent_at=now,
             received_at=now,
         )
-        described = {
-            **describe(pointer),
-            "state": "ready",
-            "local": self._seal(message, "local", encode_pointer(local)),
-        }
-        message.body["attachment"] = described
-        try:
-            with client.store.transaction() as tx:
-                client.store.add_message(tx, message)
-                client.store.queue_out(tx, message.message_id, account_id, _encode(content))
-        except BaseException:
-            remove(directory / local.blob_id)
-            raise
-        if client.transport is not None:
-            await client.flush_outbox()
-        return message.message_id
+        return await self._queue(message, content, account_id, pointer, local, directory)
 
     async def send_to_group(
         self,
@@ -247,23 +216,7 @@ class Attachments:
             devices = await client.devices.devices_of(member)
             readers += sum(1 for d in devices if (member, d) != (me, my_device))
         directory = self._media_dir()
-        async with self._blobs() as blobs:
-            try:
-                blob_id = await blobs.create(ciphertext_size(out.size), max(1, readers))
-            except BlobTooLarge as exc:
-                raise BlobTooLarge(
-                    f"{out.file_name} is too large to send ({human_size(out.size)}): {exc}"
-                ) from exc
-            sent, spool, local = await asyncio.to_thread(encrypt_twice, out, directory)
-            try:
-                with spool.open("rb") as f:
-                    await blobs.upload(blob_id, f, sent.ciphertext_size, progress)
-            except BaseException:
-                remove(directory / local.blob_id)
-                raise
-            finally:
-                remove(spool)
-        pointer = make_pointer(blob_id, sent, out.content_type, out.file_name, out.image)
+        pointer, local = await self._upload(out, readers, directory, progress)
         text = caption or ""
         now = int(time.time() * 1000)
         timer = int(client.store.setting(f"timer:{chat}", 0))
@@ -294,6 +247,44 @@ class Attachments:
             sent_at=now,
             received_at=now,
         )
+        return await self._queue(message, content, chat, pointer, local, directory)
+
+    async def _upload(
+        self, out: Any, readers: int, directory: Path, progress: Progress | None
+    ) -> tuple[Any, Any]:
+        """Encrypt ``out`` twice (for the wire and for our own copy), upload the wire copy for
+        ``readers`` fetches; returns the pointer and our local copy's key record."""
+        async with self._blobs() as blobs:
+            try:
+                blob_id = await blobs.create(ciphertext_size(out.size), max(1, readers))
+            except BlobTooLarge as exc:
+                raise BlobTooLarge(
+                    f"{out.file_name} is too large to send ({human_size(out.size)}): {exc}"
+                ) from exc
+            sent, spool, local = await asyncio.to_thread(encrypt_twice, out, directory)
+            try:
+                with spool.open("rb") as f:  # not in a thread: see fetch()
+                    await blobs.upload(blob_id, f, sent.ciphertext_size, progress)
+            except BaseException:
+                remove(directory / local.blob_id)
+                raise
+            finally:
+                remove(spool)
+        pointer = make_pointer(blob_id, sent, out.content_type, out.file_name, out.image)
+        return pointer, local
+
+    async def _queue(
+        self,
+        message: StoredMessage,
+        content: Content,
+        to: str,
+        pointer: Any,
+        local: Any,
+        directory: Path,
+    ) -> str:
+        """Store ``message`` with its attachment and queue ``content`` to ``to`` in one
+        transaction; our local copy goes if that fails. Returns the message id."""
+        client = self.client
         message.body["attachment"] = {
             **describe(pointer),
             "state": "ready",
@@ -302,7 +293,7 @@ class Attachments:
         try:
             with client.store.transaction() as tx:
                 client.store.add_message(tx, message)
-                client.store.queue_out(tx, message.message_id, chat, _encode(content))
+                client.store.queue_out(tx, message.message_id, to, _encode(content))
         except BaseException:
             remove(directory / local.blob_id)
             raise
