@@ -100,3 +100,20 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     finally:
         if proc.proc is not None:
             proc.stop()
+
+
+@pytest.fixture
+def sealed_server(tmp_path: Path, db_url: str) -> Iterator[ServerProcess]:
+    """A real ``baat serve`` on ``db_url``; a PostgreSQL database is emptied afterwards, since
+    other tests register the same fixed names."""
+    from support.sealed_scan import empty
+
+    server = ServerProcess(tmp_path / "server", None if "sqlite" in db_url else db_url)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.proc is not None:
+            server.stop()
+        if "sqlite" not in db_url:
+            asyncio.run(empty(db_url))

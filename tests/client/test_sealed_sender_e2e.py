@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,23 +21,10 @@ from baat.crypto.sealed import (
 from baat.proto import SealedEnvelope, SealedSend
 from baat.server.sealed import CertificateKeys, load_root
 from client.test_multidevice_support import account, link, texts, until
-from support.sealed_scan import empty, files_naming, linking_rows, log_lines_linking, server_db
+from support.sealed_scan import files_naming, linking_rows, log_lines_linking, server_db
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sealed_server(tmp_path: Path, db_url: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "server", None if "sqlite" in db_url else db_url)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            server.stop()
-        if "sqlite" not in db_url:
-            asyncio.run(empty(db_url))
 
 
 def status(client: Client, message_id: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -26,23 +25,10 @@ from baat.crypto.sealed import (
 from baat.proto import Deliver, Error, QueueDrained, SealedEnvelope, SealedSend, SendResult
 from baat.server.accounts import registration_message
 from support.devices import OPEN_TRANSPORTS, DeviceUnderTest, b64
-from support.sealed_scan import empty, linking_rows, server_db
+from support.sealed_scan import linking_rows, server_db
 from support.server import ServerProcess
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def sealed_server(tmp_path: Path, db_url: str) -> Iterator[ServerProcess]:
-    server = ServerProcess(tmp_path / "server", None if "sqlite" in db_url else db_url)
-    server.start()
-    try:
-        yield server
-    finally:
-        if server.proc is not None:
-            server.stop()
-        if "sqlite" not in db_url:
-            asyncio.run(empty(db_url))
 
 
 async def register(url: str, username: str) -> tuple[DeviceUnderTest, IdentityKeyPair]:
