@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from support.server import ROOT
+from support.webapps import PASS, registered
 
 if TYPE_CHECKING:  # fixtures come from tests/e2e/conftest.py
     from e2e.conftest import AppProcess, Pages
@@ -28,7 +29,6 @@ expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
 ).expect
 
-PASS = "correct horse battery staple"
 AXE = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 WIDE = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
@@ -68,14 +68,6 @@ def axe(page: Any) -> list[dict[str, Any]]:
         # Evaluated through the DevTools protocol: the app's CSP (no inline script) stays on.
         page.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
     return page.evaluate(RUN_AXE)  # type: ignore[no-any-return]
-
-
-def registered(apps: Callable[..., AppProcess], server: ServerProcess, name: str) -> AppProcess:
-    app = apps(name, server.url, passphrase=PASS)
-    with app.http() as http:
-        r = http.post("/api/register", json={"server_url": server.url, "username": name})
-        assert r.status_code == 201, r.text
-    return app
 
 
 def png() -> bytes:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from baat.importers.whatsapp.testing import ChatLine, ExportStyle, render_chat
+from support.webapps import registered
 
 if TYPE_CHECKING:  # fixtures come from tests/e2e/conftest.py
     from e2e.conftest import AppProcess, Pages
@@ -25,16 +26,7 @@ expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
 ).expect
 
-PASS = "correct horse battery staple"
 LONG = "a_very_long_username_for_lists"  # 30 characters, under the 32 allowed
-
-
-def registered(apps: Callable[..., AppProcess], server: ServerProcess, name: str) -> AppProcess:
-    app = apps(name, server.url, passphrase=PASS)
-    with app.http() as http:
-        r = http.post("/api/register", json={"server_url": server.url, "username": name})
-        assert r.status_code == 201, r.text
-    return app
 
 
 def online(pages: Pages, name: str, app: AppProcess, **size: int) -> Any:

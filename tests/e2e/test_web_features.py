@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from support.server import ROOT
+from support.webapps import PASS, registered
 
 if TYPE_CHECKING:  # fixtures come from tests/e2e/conftest.py
     from e2e.conftest import AppProcess, Pages
@@ -26,16 +27,6 @@ pytestmark = pytest.mark.e2e
 expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
 ).expect
-
-PASS = "correct horse battery staple"
-
-
-def registered(apps: Callable[..., AppProcess], server: ServerProcess, name: str) -> AppProcess:
-    app = apps(name, server.url, passphrase=PASS)
-    with app.http() as http:
-        r = http.post("/api/register", json={"server_url": server.url, "username": name})
-        assert r.status_code == 201, r.text
-    return app
 
 
 def online(pages: Pages, name: str, app: AppProcess) -> Any:

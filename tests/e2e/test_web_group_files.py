@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from support.webapps import registered
+
 if TYPE_CHECKING:  # fixtures come from tests/e2e/conftest.py
     from e2e.conftest import AppProcess, Pages
     from support.server import ServerProcess
@@ -24,7 +26,6 @@ expect = pytest.importorskip(
 ).expect
 Image = pytest.importorskip("PIL.Image", reason="the image tests need Pillow")
 
-PASS = "correct horse battery staple"
 # A file made in the page and handed over as a drop or a paste (DataTransfer).
 HAND_OVER = """([kind, name, type, b64]) => {
   const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
@@ -40,14 +41,6 @@ HAND_OVER = """([kind, name, type, b64]) => {
       new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true }));
   }
 }"""
-
-
-def registered(apps: Callable[..., AppProcess], server: ServerProcess, name: str) -> AppProcess:
-    app = apps(name, server.url, passphrase=PASS)
-    with app.http() as http:
-        r = http.post("/api/register", json={"server_url": server.url, "username": name})
-        assert r.status_code == 201, r.text
-    return app
 
 
 def png(color: tuple[int, int, int], size: tuple[int, int] = (48, 32)) -> bytes:

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from support.webapps import PASS, registered
+
 if TYPE_CHECKING:  # fixtures come from tests/e2e/conftest.py
     from e2e.conftest import AppProcess, Pages
     from support.server import ServerProcess
@@ -24,18 +26,9 @@ expect = pytest.importorskip(
     "playwright.sync_api", reason="browser tests need playwright (pip install playwright)"
 ).expect
 
-PASS = "correct horse battery staple"
 ARABIC = "مرحبا يا صديقي، الساعة 5!"
 HEBREW_GROUP = "חברים 2026"
 LINK = "https://example.org/menu?day=1"
-
-
-def registered(apps: Callable[..., AppProcess], server: ServerProcess, name: str) -> AppProcess:
-    app = apps(name, server.url, passphrase=PASS)
-    with app.http() as http:
-        r = http.post("/api/register", json={"server_url": server.url, "username": name})
-        assert r.status_code == 201, r.text
-    return app
 
 
 def focused_id(page: Any) -> str:
