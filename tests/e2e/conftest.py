@@ -172,11 +172,23 @@ class Pages:
         self.browser = browser
         self.opened: list[tuple[str, Any, list[str]]] = []
 
-    def open(self, name: str, url: str, *, width: int = 1200, height: int = 800) -> Any:
+    def open(
+        self,
+        name: str,
+        url: str,
+        *,
+        width: int = 1200,
+        height: int = 800,
+        before: Callable[[Any], object] | None = None,
+    ) -> Any:
+        """A new page at ``url``; ``before(page)`` runs first, for listeners that must see
+        everything the page does from its start (its WebSocket opens while it loads)."""
         context = self.browser.new_context(
             viewport={"width": width, "height": height}, accept_downloads=True
         )
         page = context.new_page()
+        if before is not None:
+            before(page)
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda exc: errors.append(f"uncaught: {exc}"))

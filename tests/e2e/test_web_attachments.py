@@ -27,9 +27,9 @@ PASS = "correct horse battery staple"
 NOTE = "Shopping list\n- chai\n- रोटी\n"
 
 
-def upload_events(page: Any) -> list[dict[str, Any]]:
-    """Every ``upload`` event the page's WebSocket receives, as it arrives."""
-    seen: list[dict[str, Any]] = []
+def upload_events(page: Any, seen: list[dict[str, Any]]) -> None:
+    """Collect into ``seen`` every ``upload`` event the page's WebSocket receives, as it
+    arrives; set up before the page loads, since its WebSocket opens while it does."""
 
     def on_socket(ws: Any) -> None:
         def frame(payload: str | bytes) -> None:
@@ -40,7 +40,6 @@ def upload_events(page: Any) -> list[dict[str, Any]]:
         ws.on("framereceived", frame)
 
     page.on("websocket", on_socket)
-    return seen
 
 
 def test_attach_image_and_file(
@@ -56,8 +55,8 @@ def test_attach_image_and_file(
 
     alice_app = apps("alice", web_server.url, passphrase=PASS)
     bob_app = apps("bob", web_server.url, passphrase=PASS)
-    alice = pages.open("alice", alice_app.url)
-    events = upload_events(alice)
+    events: list[dict[str, Any]] = []
+    alice = pages.open("alice", alice_app.url, before=lambda page: upload_events(page, events))
     bob = pages.open("bob", bob_app.url, width=375, height=740)
     register(alice, web_server.url, "alice", None)
     register(bob, web_server.url, "bob", None)

@@ -8,6 +8,7 @@ on the Devices screen when the server is down."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,8 +37,12 @@ def online(pages: Pages, name: str, app: AppProcess, **size: int) -> Any:
 
 
 def box(locator: Any) -> dict[str, float]:
-    found = locator.bounding_box()
-    assert found is not None
+    """The element's box once it is laid out: a bubble's parts are redrawn when its data
+    changes (a receipt, a reload), and between two frames the element may have none."""
+    deadline = time.monotonic() + 15
+    while (found := locator.bounding_box()) is None:
+        assert time.monotonic() < deadline, f"{locator} has no box"
+        time.sleep(0.05)
     return found  # type: ignore[no-any-return]
 
 
