@@ -561,43 +561,34 @@ def routing_rows(results: list[dict[str, Any]]) -> list[list[str]]:
                     "; ".join(notes),
                 ]
             )
-        b, sealed = pair.get("baat"), pair.get("sealed")
-        if b and sealed and "failed" not in b and "failed" not in sealed:
-            rows.append(
-                [
-                    str(users),
-                    str(window),
-                    "sealed/Baat",
-                    _ratio(sealed["rate"], b["rate"]),
-                    _ratio(sealed["p50_ms"], b["p50_ms"]),
-                    _ratio(sealed["p99_ms"], b["p99_ms"]),
-                    "",
-                    _ratio(_per_env_us(sealed), _per_env_us(b)),
-                    "",
-                    "",
-                    _ratio(sealed["server_rss_peak_kib"], b["server_rss_peak_kib"]),
-                    "",
-                ]
-            )
-        y = pair.get("relay")
-        if b and y and "failed" not in b and "failed" not in y:
-            rows.append(
-                [
-                    str(users),
-                    str(window),
-                    "Baat/relay",
-                    _ratio(b["rate"], y["rate"]),
-                    _ratio(b["p50_ms"], y["p50_ms"]),
-                    _ratio(b["p99_ms"], y["p99_ms"]),
-                    "",
-                    _ratio(_per_env_us(b), _per_env_us(y)),
-                    "",
-                    "",
-                    _ratio(b["server_rss_peak_kib"], y["server_rss_peak_kib"]),
-                    "",
-                ]
-            )
+        b, sealed, y = pair.get("baat"), pair.get("sealed"), pair.get("relay")
+        rows += _ratio_row(users, window, "sealed/Baat", sealed, b)
+        rows += _ratio_row(users, window, "Baat/relay", b, y)
     return rows
+
+
+def _ratio_row(
+    users: int, window: int, label: str, a: dict[str, Any] | None, b: dict[str, Any] | None
+) -> list[list[str]]:
+    """The row of ``a``'s figures over ``b``'s, when both cases ran."""
+    if not a or not b or "failed" in a or "failed" in b:
+        return []
+    return [
+        [
+            str(users),
+            str(window),
+            label,
+            _ratio(a["rate"], b["rate"]),
+            _ratio(a["p50_ms"], b["p50_ms"]),
+            _ratio(a["p99_ms"], b["p99_ms"]),
+            "",
+            _ratio(_per_env_us(a), _per_env_us(b)),
+            "",
+            "",
+            _ratio(a["server_rss_peak_kib"], b["server_rss_peak_kib"]),
+            "",
+        ]
+    ]
 
 
 NODES_HEADERS = [
