@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Coroutine
@@ -54,6 +53,7 @@ from baat.server.counters import COUNTS
 from baat.server.errors import SendRefused
 from baat.server.fairness import DeviceListLoader, SenderShares
 from baat.server.fanout import HOLD_S, FanoutHold
+from baat.server.guids import GuidPool
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -223,6 +223,7 @@ class Router:
         self._wake = asyncio.Event()
         self._hold: FanoutHold[_Entry] = FanoutHold(self._wake.set, self.fanout_hold)
         self._order = 0
+        self._guids = GuidPool()
         # Devices gone with held envelopes: those (only) are committed in the next pass.
         self._leaving: set[DeviceKey] = set()
         self._force = False
@@ -495,7 +496,7 @@ class Router:
         stored_at = int(time.time() * 1000)
         count = waiter.remaining
         # One fan-out, one batch: one call for every guid, one hold decision (fanout.py).
-        guids = os.urandom(16 * count)
+        guids = self._guids.take(count)
         hold = count >= 2 and self._hold.admits(
             count, sum(len(envelopes[i].content) for i, r in enumerate(results) if r is None)
         )
