@@ -212,3 +212,37 @@ async def test_cross_node_delivery_through_the_bus() -> None:
     await node_a.stop()
     await node_b.stop()
     await store.close()
+
+
+async def test_acknowledged_envelopes_leave_memory_while_the_writer_waits() -> None:
+    """A slow commit must not keep every envelope pushed meanwhile alive (their content,
+    waiter and callback): acknowledged ones leave at once, late ones are still stored."""
+    router = await make_router(grace=0.001)
+    bob = FakeOutlet(BOB)
+    await router.attach(bob)
+    gate = asyncio.Event()
+    real_write = router.store.write_batch
+
+    async def stalled_write(*args: object, **kwargs: object) -> object:
+        await gate.wait()
+        return await real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    router.store.write_batch = stalled_write  # type: ignore[method-assign]
+    results: list[SendResult] = []
+    await send(router, "late", results)  # never acknowledged in time: must be stored
+    await asyncio.sleep(0.01)  # past the grace: the writer takes it and stalls
+    for i in range(2000):
+        await send(router, f"m{i}", results)
+        router.ack(BOB, [bob.delivered()[-1].guid])
+        if i % 100 == 0:
+            await asyncio.sleep(0.002)  # some pass their grace before their ack
+    held = len(router._pushed) + len(router._due)
+    assert held < 50, f"{held} entries kept while the writer waits"
+    gate.set()
+    await router.flush_now()
+    await asyncio.sleep(0.05)
+    by_id = {r.message_id: r.results[0].status for r in results}
+    assert by_id["late"] == "stored"
+    assert sum(1 for s in by_id.values() if s == "delivered") >= 1990
+    assert len(by_id) == 2001
+    await finish(router)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import gc
 import logging
 import socket
 import sys
@@ -123,6 +124,11 @@ class _Server(uvicorn.Server):
         await super().startup(sockets)
         if not self.started:
             return
+        # Everything loaded so far (modules, classes, SQLAlchemy's tables, the policy) lives
+        # as long as the process: keep it out of the cyclic collector's full passes, which
+        # otherwise walk it all on the event loop's thread (docs/PERFORMANCE.md, "Tail
+        # latency").
+        gc.freeze()
         config = self.baat
         if self.metrics_sock is not None:
             from baat.server import metrics
