@@ -227,7 +227,7 @@ async def test_acknowledged_envelopes_leave_memory_while_the_writer_waits() -> N
         await gate.wait()
         return await real_write(*args, **kwargs)  # type: ignore[arg-type]
 
-    router.store.write_batch = stalled_write  # type: ignore[method-assign]
+    router.store.write_batch = stalled_write  # type: ignore[method-assign,assignment]
     results: list[SendResult] = []
     await send(router, "late", results)  # never acknowledged in time: must be stored
     await asyncio.sleep(0.01)  # past the grace: the writer takes it and stalls
