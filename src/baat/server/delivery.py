@@ -54,11 +54,11 @@ from baat.server.errors import SendRefused
 from baat.server.fairness import DeviceListLoader, SenderShares
 from baat.server.fanout import HOLD_S, FanoutHold
 from baat.server.guids import GuidPool
+from baat.server.quotas import QuotaExceeded, SendQuotas
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
 if TYPE_CHECKING:
-    from baat.server.quotas import SendQuotas
     from baat.server.regions.links import Regions
 
 log = logging.getLogger("baat.delivery")
@@ -108,7 +108,7 @@ class _Waiter:
     ) -> None:
         self.message_id = message_id
         self.results = results
-        self.remaining = sum(1 for r in results if r is None)
+        self.remaining = results.count(None)
         self.callback = callback
         self.sender = sender
         # Counted against the sender's share until the SendResult (server/fairness.py).
@@ -410,50 +410,10 @@ class Router:
         Raises:
             SendRefused: rate limit or shutdown; the send was not accepted at all.
         """
-        if self._closing:
-            raise SendRefused(ErrorCode.SHUTTING_DOWN, "server is shutting down")
-        if self.storage_error is not None:
-            # Accepted envelopes wait in memory for the database; new ones are refused so
-            # that the sender retries instead of waiting without bound.
-            raise SendRefused(
-                ErrorCode.STORAGE_UNAVAILABLE,
-                f"storage unavailable: {self.storage_error}",
-                retry_after_ms=1000,
-            )
-        key = (sender[0], sender[1], message_id)
-        if key in self._recent:
-            callback(
-                SendResult(
-                    message_id,
-                    [
-                        RecipientResult(e.recipient_account, e.recipient_device, DUPLICATE)
-                        for e in envelopes
-                    ],
-                )
-            )
-            return
         now = self.clock()
-        if rate_key is None:
-            # A sealed send was rated by its access key and connection already.
-            bucket = self._buckets.get(sender[0])
-            if bucket is None:
-                bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
-                self._buckets[sender[0]] = bucket
-            wait = bucket.take(now, len(envelopes))
-            if wait:
-                raise SendRefused(
-                    ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
-                )
-        results: list[RecipientResult | None] = [None] * len(envelopes)
-        # Envelopes for accounts stored in another region, by region (index into envelopes).
-        elsewhere: dict[str, list[int]] = {}
-        addressed: dict[str, set[int]] = {}
-        for index, env in enumerate(envelopes):
-            home = self.regions.home(env.recipient_account) if self.regions else None
-            if home is not None:
-                elsewhere.setdefault(home, []).append(index)
-            else:
-                addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
+        if not self._admit(sender, message_id, envelopes, callback, rate_key, now):
+            return
+        results, elsewhere, addressed = self._address(envelopes)
         unknown: set[str] = set()
         for account_id in addressed:
             if account_id not in self._devices:
@@ -461,20 +421,7 @@ class Router:
                 self._device_loader.load(account_id)
         for account_id, ids in addressed.items():
             current = await self._device_ids(account_id)
-            if not current:
-                unknown.add(account_id)  # reported per envelope below
-                continue
-            expected = set(current)
-            if account_id == sender[0]:
-                expected.discard(sender[1])
-            if ids != expected:
-                # The sender's view of this account's devices is out of date: refuse the
-                # whole send so that it refreshes the list and encrypts for every device.
-                raise SendRefused(
-                    ErrorCode.STALE_DEVICES,
-                    f"device list of {account_id} changed: current devices "
-                    f"{sorted(expected)}, addressed {sorted(ids)}",
-                )
+            self._check_devices(sender, account_id, ids, current, unknown)
         for index, env in enumerate(envelopes):
             if env.recipient_account in unknown:
                 results[index] = RecipientResult(
@@ -493,7 +440,151 @@ class Router:
                 )
                 for i, result in zip(indexes, remote, strict=True):
                     results[i] = result
-        self._remember(key)
+        self._accept(sender, message_id, envelopes, results, callback, now)
+
+    def try_accept_send(
+        self,
+        sender: DeviceKey,
+        message_id: str,
+        envelopes: list[OutgoingEnvelope],
+        callback: Callable[[SendResult], None],
+    ) -> bool:
+        """``accept_send`` without any await, for the socket path's hot case: every
+        recipient's device list cached, every quota decidable from memory, no other region.
+        Returns False, having done nothing at all, when the send needs storage or another
+        region: then call ``accept_send``.
+
+        Why a second entry: a send to online devices is most of a server's work, and the
+        coroutine chain of ``accept_send`` (with the quota check's) costs more than the
+        routing itself (docs/PERFORMANCE.md, "The hot path").
+
+        Raises:
+            SendRefused: as ``accept_send``.
+        """
+        if self.regions is not None:
+            return False
+        devices = self._devices
+        for env in envelopes:
+            if env.recipient_account not in devices:
+                return False
+        quotas = self.quotas
+        plan = None
+        if quotas is not None:
+            plan = quotas.plan(envelopes, self.online)
+            if plan is None:
+                return False
+        now = self.clock()
+        if not self._admit(sender, message_id, envelopes, callback, None, now):
+            return True
+        results, _, addressed = self._address(envelopes)
+        for account_id, ids in addressed.items():
+            # Cached lists are never empty (``learn_devices``, ``_device_ids``).
+            self._check_devices(sender, account_id, ids, devices[account_id], set())
+        if quotas is not None and plan is not None:
+            try:
+                quotas.charge(sender[0], plan, self.online)
+            except QuotaExceeded as exc:
+                raise SendRefused(ErrorCode(exc.code), exc.message, exc.retry_after_ms) from exc
+        self._accept(sender, message_id, envelopes, results, callback, now)
+        return True
+
+    def _admit(
+        self,
+        sender: DeviceKey,
+        message_id: str,
+        envelopes: list[OutgoingEnvelope],
+        callback: Callable[[SendResult], None],
+        rate_key: str | None,
+        now: float,
+    ) -> bool:
+        """The checks before any recipient's: shutdown, storage, duplicate, sender rate.
+        False when the send was a duplicate (answered here)."""
+        if self._closing:
+            raise SendRefused(ErrorCode.SHUTTING_DOWN, "server is shutting down")
+        if self.storage_error is not None:
+            # Accepted envelopes wait in memory for the database; new ones are refused so
+            # that the sender retries instead of waiting without bound.
+            raise SendRefused(
+                ErrorCode.STORAGE_UNAVAILABLE,
+                f"storage unavailable: {self.storage_error}",
+                retry_after_ms=1000,
+            )
+        if (sender[0], sender[1], message_id) in self._recent:
+            callback(
+                SendResult(
+                    message_id,
+                    [
+                        RecipientResult(e.recipient_account, e.recipient_device, DUPLICATE)
+                        for e in envelopes
+                    ],
+                )
+            )
+            return False
+        if rate_key is None:
+            # A sealed send was rated by its access key and connection already.
+            bucket = self._buckets.get(sender[0])
+            if bucket is None:
+                bucket = TokenBucket(self.envelopes_per_second, self.envelope_burst, now)
+                self._buckets[sender[0]] = bucket
+            wait = bucket.take(now, len(envelopes))
+            if wait:
+                raise SendRefused(
+                    ErrorCode.RATE_LIMITED, "account send rate exceeded", int(wait * 1000) + 1
+                )
+        return True
+
+    def _address(
+        self, envelopes: list[OutgoingEnvelope]
+    ) -> tuple[list[RecipientResult | None], dict[str, list[int]], dict[str, set[int]]]:
+        """Per-envelope results (none yet), envelopes for accounts stored in another region
+        by region (indexes into ``envelopes``), and this region's devices by account."""
+        results: list[RecipientResult | None] = [None] * len(envelopes)
+        elsewhere: dict[str, list[int]] = {}
+        addressed: dict[str, set[int]] = {}
+        regions = self.regions
+        for index, env in enumerate(envelopes):
+            home = regions.home(env.recipient_account) if regions else None
+            if home is not None:
+                elsewhere.setdefault(home, []).append(index)
+            else:
+                addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
+        return results, elsewhere, addressed
+
+    @staticmethod
+    def _check_devices(
+        sender: DeviceKey,
+        account_id: str,
+        ids: set[int],
+        current: frozenset[int],
+        unknown: set[str],
+    ) -> None:
+        if not current:
+            unknown.add(account_id)  # reported per envelope by the caller
+            return
+        if account_id == sender[0]:
+            expected: frozenset[int] | set[int] = current - {sender[1]}
+        else:
+            expected = current
+        if ids != expected:
+            # The sender's view of this account's devices is out of date: refuse the
+            # whole send so that it refreshes the list and encrypts for every device.
+            raise SendRefused(
+                ErrorCode.STALE_DEVICES,
+                f"device list of {account_id} changed: current devices "
+                f"{sorted(expected)}, addressed {sorted(ids)}",
+            )
+
+    def _accept(
+        self,
+        sender: DeviceKey,
+        message_id: str,
+        envelopes: list[OutgoingEnvelope],
+        results: list[RecipientResult | None],
+        callback: Callable[[SendResult], None],
+        now: float,
+    ) -> None:
+        """Every check passed: remember the send, push or queue each envelope."""
+        self._remember((sender[0], sender[1], message_id))
         waiter = _Waiter(message_id, results, callback, sender, self.shares)
         if waiter.remaining == 0:
             waiter.fire()
@@ -508,25 +599,26 @@ class Router:
         order = self._order
         self._order += count
         g = 0
+        online = self.online
         for index, env in enumerate(envelopes):
             if results[index] is not None:
                 continue
             queued = QueuedEnvelope(
-                guid=guids[g : g + 16],
-                recipient_account=env.recipient_account,
-                recipient_device=env.recipient_device,
-                sender_account=sender[0],
-                sender_device=sender[1],
-                message_id=message_id,
-                content=env.content,
-                stored_at=stored_at,
+                guids[g : g + 16],
+                env.recipient_account,
+                env.recipient_device,
+                sender[0],
+                sender[1],
+                message_id,
+                env.content,
+                stored_at,
             )
             g += 16
             entry = _Entry(queued, waiter, index, order=order)
             order += 1
             self.stats.accepted += 1
             dest = (env.recipient_account, env.recipient_device)
-            outlet = self.online.get(dest)
+            outlet = online.get(dest)
             if outlet is not None:
                 self._inflight[queued.guid] = entry
                 self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
@@ -554,8 +646,6 @@ class Router:
         addressed: dict[str, set[int]],
         unknown: set[str],
     ) -> None:
-        from baat.server.quotas import QuotaExceeded
-
         assert self.quotas is not None
         local = [
             e

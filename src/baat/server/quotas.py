@@ -163,19 +163,76 @@ class SendQuotas:
         recipient device's queue size is cached, fresh, and leaves room. The socket path
         runs such a send without a task (docs/ARCHITECTURE.md, "The socket path"), where
         the database must not be touched."""
+        return self.plan(envelopes, online) is not None
+
+    def plan(
+        self, envelopes: Sequence[OutgoingEnvelope], online: Container[DeviceKey]
+    ) -> dict[DeviceKey, tuple[int, int]] | None:
+        """What a send adds per recipient device, when ``charge`` can decide it from
+        memory; None when a queue's size must be read first (then use ``check``)."""
         now = self.clock()
-        added: dict[DeviceKey, tuple[int, int]] = {}
-        for env in envelopes:
-            key = (env.recipient_account, env.recipient_device)
-            n, size = added.get(key, (0, 0))
-            added[key] = (n + 1, size + len(env.content))
+        added = _tally(envelopes)
         for device, adding in added.items():
             if device in online:
                 continue
             usage = self._usage.get(device)
             if usage is None or now - usage[2] > USAGE_TTL_S or not self._fits(usage, adding):
-                return False
-        return True
+                return None
+        return added
+
+    def charge(
+        self,
+        sender_account: str,
+        added: dict[DeviceKey, tuple[int, int]],
+        online: Container[DeviceKey],
+    ) -> None:
+        """``check`` for a ``plan`` made in the same loop turn (no await: the socket path's
+        send without a task).
+
+        Raises:
+            QuotaExceeded: ``recipient_rate_limited``.
+        """
+        now = self.clock()
+        refills = self._rate(sender_account, added, now)
+        usage = self._usage
+        for device, (n, size) in added.items():
+            if device not in online:
+                current = usage[device]  # ``plan`` found it cached, fresh and with room
+                current[0] += n
+                current[1] += size
+        self._refill(refills, now)
+
+    def _rate(
+        self, sender_account: str, added: dict[DeviceKey, tuple[int, int]], now: float
+    ) -> list[tuple[tuple[str, str, int], float]]:
+        """Rule 2: the tokens each bucket keeps after this send, or a refusal."""
+        wait = 0.0
+        refills: list[tuple[tuple[str, str, int], float]] = []
+        burst, per_second = self.burst, self.per_second
+        for (account, device_id), (n, _) in added.items():
+            bucket_key = (sender_account, account, device_id)
+            tokens, last = self._buckets.get(bucket_key, (burst, now))
+            tokens = min(burst, tokens + max(0.0, now - last) * per_second)
+            if tokens < n:
+                wait = max(wait, (n - tokens) / per_second)
+            refills.append((bucket_key, tokens - n))
+        if wait:
+            raise QuotaExceeded(
+                ErrorCode.RECIPIENT_RATE_LIMITED,
+                f"more than {per_second:g} envelopes a second to one device",
+                int(wait * 1000) + 1,
+            )
+        return refills
+
+    def _refill(self, refills: list[tuple[tuple[str, str, int], float]], now: float) -> None:
+        buckets = self._buckets
+        for bucket_key, tokens in refills:
+            buckets[bucket_key] = [tokens, now]
+            buckets.move_to_end(bucket_key)
+        while len(self._usage) > MAX_USAGE_ENTRIES:
+            self._usage.popitem(last=False)
+        while len(buckets) > MAX_BUCKETS:
+            buckets.popitem(last=False)
 
     async def check(
         self,
@@ -191,28 +248,10 @@ class SendQuotas:
             StorageUnavailable: the queue's size could not be read.
         """
         now = self.clock()
-        added: dict[DeviceKey, tuple[int, int]] = {}
-        for env in envelopes:
-            key = (env.recipient_account, env.recipient_device)
-            n, size = added.get(key, (0, 0))
-            added[key] = (n + 1, size + len(env.content))
+        added = _tally(envelopes)
         if not added:
             return
-        wait = 0.0
-        refills: list[tuple[tuple[str, str, int], float]] = []
-        for (account, device_id), (n, _) in added.items():
-            bucket_key = (sender_account, account, device_id)
-            tokens, last = self._buckets.get(bucket_key, (self.burst, now))
-            tokens = min(self.burst, tokens + max(0.0, now - last) * self.per_second)
-            if tokens < n:
-                wait = max(wait, (n - tokens) / self.per_second)
-            refills.append((bucket_key, tokens - n))
-        if wait:
-            raise QuotaExceeded(
-                ErrorCode.RECIPIENT_RATE_LIMITED,
-                f"more than {self.per_second:g} envelopes a second to one device",
-                int(wait * 1000) + 1,
-            )
+        refills = self._rate(sender_account, added, now)
         offline = [d for d in added if d not in online]
         # Local references: another send may evict entries from the cache while this one
         # waits for the database.
@@ -251,10 +290,14 @@ class SendQuotas:
             assert current is not None
             current[0] += added[device][0]
             current[1] += added[device][1]
-        for bucket_key, tokens in refills:
-            self._buckets[bucket_key] = [tokens, now]
-            self._buckets.move_to_end(bucket_key)
-        while len(self._usage) > MAX_USAGE_ENTRIES:
-            self._usage.popitem(last=False)
-        while len(self._buckets) > MAX_BUCKETS:
-            self._buckets.popitem(last=False)
+        self._refill(refills, now)
+
+
+def _tally(envelopes: Sequence[OutgoingEnvelope]) -> dict[DeviceKey, tuple[int, int]]:
+    """Envelopes and bytes per recipient device."""
+    added: dict[DeviceKey, tuple[int, int]] = {}
+    for env in envelopes:
+        key = (env.recipient_account, env.recipient_device)
+        n, size = added.get(key, (0, 0))
+        added[key] = (n + 1, size + len(env.content))
+    return added

@@ -231,17 +231,11 @@ class Session:
             return None, False
         if isinstance(frame, SealedSend):
             return self._on_sealed_send(frame), self._sealed_eager(frame)
-        eager = isinstance(frame, Send) and self.state.regions is None
-        if eager:
-            known = self.state.router.knows_devices
-            eager = all(known(env.recipient_account) for env in frame.envelopes)  # type: ignore[union-attr]
-            quotas = self.state.router.quotas
-            # A quota that must read the queue's size from the database needs a task.
-            eager = eager and (
-                quotas is None
-                or quotas.answers_from_memory(frame.envelopes, self.state.router.online)  # type: ignore[union-attr]
-            )
-        return self._handle(frame), eager
+        if isinstance(frame, Send) and self._send_now(frame):
+            return None, False
+        # What is left reads storage (a cold device list, a queue's size, another region,
+        # authentication, bundles, prekeys): a task.
+        return self._handle(frame), False
 
     async def _handle(self, frame: Send | Authenticate | FetchBundle | UploadPrekeys) -> None:
         try:
@@ -317,26 +311,49 @@ class Session:
             )
             self._close_soon(CLOSE_GOING_AWAY)
 
-    async def _on_send(self, frame: Send) -> None:
+    def _send_now(self, frame: Send) -> bool:
+        """The hot path: a send the router can decide from memory, handled right here with
+        no coroutine at all (``Router.try_accept_send``). False when it needs storage."""
         router = self.state.router
         try:
-            await router.accept_send(self.key, frame.message_id, frame.envelopes, self._send_result)
-            shares = router.shares
-            if shares.outstanding(self.key) > shares.share() and not shares.is_held(self.key):
-                # Over its share of what the server holds: this sender waits, others do
-                # not (server/fairness.py, item 2).
-                self.link.hold_reading()
-                shares.hold(self.key, self.link.release_reading)
+            if not router.try_accept_send(
+                self.key, frame.message_id, frame.envelopes, self._send_result
+            ):
+                return False
         except SendRefused as exc:
-            bump(COUNTS.sends_refused, str(exc.code))
-            self._reply(
-                Error(
-                    code=exc.code,
-                    message=f"{exc.message} (message {frame.message_id})",
-                    retry_after_ms=exc.retry_after_ms,
-                    message_id=frame.message_id,
-                )
+            self._send_refused(frame, exc)
+            return True
+        self._check_share()
+        return True
+
+    async def _on_send(self, frame: Send) -> None:
+        try:
+            await self.state.router.accept_send(
+                self.key, frame.message_id, frame.envelopes, self._send_result
             )
+        except SendRefused as exc:
+            self._send_refused(frame, exc)
+            return
+        self._check_share()
+
+    def _check_share(self) -> None:
+        shares = self.state.router.shares
+        if shares.outstanding(self.key) > shares.share() and not shares.is_held(self.key):
+            # Over its share of what the server holds: this sender waits, others do not
+            # (server/fairness.py, item 2).
+            self.link.hold_reading()
+            shares.hold(self.key, self.link.release_reading)
+
+    def _send_refused(self, frame: Send, exc: SendRefused) -> None:
+        bump(COUNTS.sends_refused, str(exc.code))
+        self._reply(
+            Error(
+                code=exc.code,
+                message=f"{exc.message} (message {frame.message_id})",
+                retry_after_ms=exc.retry_after_ms,
+                message_id=frame.message_id,
+            )
+        )
 
     def _sealed_eager(self, frame: SealedSend) -> bool:
         """As for ``Send``: a sealed send checked from memory runs without a task."""
