@@ -219,6 +219,7 @@ class Router:
         self._delete_count = 0
         self._delete_timer: asyncio.TimerHandle | None = None
         self._recent: OrderedDict[tuple[str, int, str], int] = OrderedDict()
+        self._recent_sweep_ms = 0
         self._devices: dict[str, frozenset[int]] = {}
         self._device_loader = DeviceListLoader(self.store.device_ids_of)
         self.shares = SenderShares()
@@ -584,12 +585,12 @@ class Router:
         now: float,
     ) -> None:
         """Every check passed: remember the send, push or queue each envelope."""
-        self._remember((sender[0], sender[1], message_id))
+        stored_at = int(time.time() * 1000)
+        self._remember((sender[0], sender[1], message_id), stored_at)
         waiter = _Waiter(message_id, results, callback, sender, self.shares)
         if waiter.remaining == 0:
             waiter.fire()
             return
-        stored_at = int(time.time() * 1000)
         count = waiter.remaining
         # One fan-out, one batch: one call for every guid, one hold decision (fanout.py).
         guids = self._guids.take(count)
@@ -661,14 +662,15 @@ class Router:
                 ErrorCode.STORAGE_UNAVAILABLE, f"storage unavailable: {exc}", 1000
             ) from exc
 
-    def _remember(self, key: tuple[str, int, str]) -> None:
-        now_ms = int(time.time() * 1000)
-        self._recent[key] = now_ms + RECENT_SEND_TTL_MS
+    def _remember(self, key: tuple[str, int, str], now_ms: int) -> None:
+        recent = self._recent
+        recent[key] = now_ms + RECENT_SEND_TTL_MS
+        if len(recent) <= RECENT_SEND_MAX and now_ms < self._recent_sweep_ms:
+            return  # expired entries are swept once a second, not on every send
+        self._recent_sweep_ms = now_ms + 1000
         # Insertion order is expiry order: forget what is past its TTL, and bound the rest.
-        while self._recent and (
-            len(self._recent) > RECENT_SEND_MAX or next(iter(self._recent.values())) < now_ms
-        ):
-            self._recent.popitem(last=False)
+        while recent and (len(recent) > RECENT_SEND_MAX or next(iter(recent.values())) < now_ms):
+            recent.popitem(last=False)
 
     def _on_timer(self) -> None:
         self._timer = None

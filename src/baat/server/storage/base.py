@@ -79,12 +79,13 @@ class DeviceBundle:
     one_time_kem: Prekey | None
 
 
-class QueuedEnvelope(msgspec.Struct, frozen=True):
+class QueuedEnvelope(msgspec.Struct, frozen=True, gc=False):
     """An envelope waiting for its recipient device.
 
     A ``msgspec.Struct`` rather than a frozen dataclass: one is made for every envelope
     routed, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost
-    five times as much (1.7 against 0.34 µs here).
+    five times as much (1.7 against 0.34 µs here). Its fields are bytes, strings and ints,
+    which cannot form a cycle, so the cyclic collector need not track it (``gc=False``).
     """
 
     guid: bytes
