@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from _route_run import helper_defaults
 from route import (
     BenchError,
     Context,
@@ -72,13 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quiet-wait", type=float, default=30.0)
     p.add_argument("--markdown", type=Path, default=None)
     args = p.parse_args(argv)
-    # What route.py's helpers read from its own arguments.
-    args.db = None
-    args.bus = None
-    args.cross = False
-    args.deflate = False
-    args.register_concurrency = 16
-    return args
+    return helper_defaults(args)
 
 
 def group_case(ctx: Context, hold: float, ack_ms: float) -> dict[str, Any]:

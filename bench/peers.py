@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from _route_run import helper_defaults
 from route import (
     BENCH,
     BenchError,
@@ -77,13 +78,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-install", action="store_true", help="fail instead of apt-get")
     args = p.parse_args(argv)
     args.systems = [s for s in args.systems.split(",") if s]
-    # What route.py's helpers read from its own arguments.
-    args.db = None
-    args.bus = None
-    args.cross = False
-    args.deflate = False
-    args.register_concurrency = 16
-    return args
+    return helper_defaults(args)
 
 
 # -- installing and running the XMPP servers ---------------------------------------------------
