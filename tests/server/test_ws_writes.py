@@ -1,5 +1,6 @@
-"""The socket path's writes (``transport/ws.py``): the frames a connection is sent during
-one loop turn leave in one write, in order, and nothing written before a close is lost.
+"""The socket path's writes (``transport/ws.py``): a connection sent one frame a loop turn
+gets it at once; one sent several gets them in one write at the end of the turn; the order
+holds, and nothing written before a close is lost.
 
 The protocol object and codec are the real ones over a recording transport, as in
 ``test_ws_fairness.py``; ``test_ws_interop.py`` runs the same path over real sockets.
@@ -19,18 +20,25 @@ def _messages(written: list[bytes]) -> list[bytes]:
     return [e.data for e in codec.receive(b"".join(written)) if isinstance(e, Message)]
 
 
-async def test_frames_of_one_turn_leave_in_one_write_in_order() -> None:
+async def test_the_first_frame_leaves_at_once_the_rest_of_the_turn_in_one_write() -> None:
     c, transport, _ = conn(hub(), "c", [])
     for i in range(5):
         c.write_message(b"frame %d" % i)
-    assert transport.written == []  # nothing before the turn's callbacks are done
-    await asyncio.sleep(0)
-    assert len(transport.written) == 1
-    assert _messages(transport.written) == [b"frame %d" % i for i in range(5)]
-    c.write_message(b"next turn")
-    await asyncio.sleep(0)
+    assert _messages(transport.written) == [b"frame 0"]  # its reader need not wait
+    await asyncio.sleep(0)  # the turn's callbacks are done: the other four, together
     assert len(transport.written) == 2
-    assert _messages(transport.written)[-1] == b"next turn"
+    assert _messages(transport.written) == [b"frame %d" % i for i in range(5)]
+    # Several frames last turn: this turn's all wait for its end, and go in one write.
+    c.write_message(b"a")
+    c.write_message(b"b")
+    assert len(transport.written) == 2
+    await asyncio.sleep(0)
+    assert len(transport.written) == 3 and _messages(transport.written)[-2:] == [b"a", b"b"]
+    # One frame a turn again: after one gathered turn, back to at once.
+    c.write_message(b"alone")
+    await asyncio.sleep(0)
+    c.write_message(b"at once")
+    assert _messages(transport.written)[-1] == b"at once"
 
 
 async def test_a_close_sends_what_was_written_before_it() -> None:
@@ -45,7 +53,7 @@ async def test_a_close_sends_what_was_written_before_it() -> None:
 async def test_a_long_burst_is_written_before_the_turn_ends() -> None:
     c, transport, _ = conn(hub(), "c", [])
     for _ in range(40):
-        c.write_message(b"x" * 4000)  # 160 kB in one turn: flushed every 64 KiB
-    assert 2 <= len(transport.written) <= 3
+        c.write_message(b"x" * 4000)  # 160 kB in one turn: written every 64 KiB
+    assert 3 <= len(transport.written) <= 4  # the first at once, then every 64 KiB
     await asyncio.sleep(0)
     assert len(_messages(transport.written)) == 40

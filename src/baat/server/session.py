@@ -201,9 +201,10 @@ class Session:
         """Handle one whole binary message.
 
         Returns ``(None, _)`` when it was handled at once (``Ack``, ``Ping``, a refused
-        frame), else the coroutine that handles it and whether that coroutine may be
-        started outside a task: true only for a ``Send`` whose recipients' device lists are
-        cached, which then completes without touching storage (the hot path).
+        frame, and the hot path: a ``Send`` the router decides from memory), else the
+        coroutine that handles it and whether that coroutine may be started outside a task:
+        true only for a ``SealedSend`` whose checks are all cached, which then completes
+        without touching storage.
         """
         if self._closed:
             return None, False

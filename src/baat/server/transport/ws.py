@@ -3,11 +3,12 @@
 1. The HTTP protocol (``transport.http``) sees an upgrade request and hands this protocol
    the transport and the request's bytes; no ASGI application is involved.
 2. ``data_received`` feeds the sans-IO codec (``baat.proto.WebSocketCodec``); each whole
-   binary message goes to ``Session.receive``. That coroutine is stepped right here: when
-   it finishes without waiting (a ``Send`` to online devices, an ``Ack``, a ``Ping``) no
-   task exists at all; when it waits for storage, one task finishes it, and the messages
-   behind it wait in arrival order with reading paused.
-3. What the session pushes is framed and written to the transport at once. The transport's
+   binary message goes to ``Session.receive``, which handles an ``Ack``, a ``Ping`` and a
+   ``Send`` decidable from memory on the spot (``Router.try_accept_send``). What needs
+   storage comes back as a coroutine: one task finishes it, and the messages behind it wait
+   in arrival order with reading paused.
+3. What the session pushes is framed and gathered per connection; at the end of the loop
+   turn ``Hub.flush`` writes each connection's frames in one write. The transport's
    ``pause_writing``/``resume_writing`` is the back-pressure: the router awaits
    ``wait_writable`` while draining a queue, and a connection with more than
    ``max_write_buffer`` bytes unwritten is closed as too slow.
@@ -93,13 +94,16 @@ class Hub:
             self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
-        """Send every connection's frames of this turn, one write each.
+        """Send what each connection gathered this turn, one write each.
 
         Why: on loopback and on a LAN the write system call, not Python, is the largest
         cost of a small frame (docs/PERFORMANCE.md); a receiver that gets several
-        ``Deliver`` frames, or a sender several ``SendResult`` frames, in one turn gets
-        them in one segment. ``call_soon`` runs this after the socket callbacks already
-        due, so no frame waits for more than the rest of its own turn.
+        ``Deliver`` frames, or a sender several ``SendResult`` frames, in one turn gets them
+        in one segment. A connection sent one frame a turn (a conversation, one message in
+        flight) is not held back: its frame goes out at once, so its reader, on another
+        core, works on it while this turn goes on (``WebSocketProtocol._write`` chooses per
+        connection from its last turn). ``call_soon`` runs this after the socket callbacks
+        already due, so no frame waits for more than the rest of its own turn.
         """
         self._flush_handle = None
         dirty, self._dirty = self._dirty, []
@@ -137,6 +141,7 @@ class WebSocketProtocol(asyncio.Protocol):
     __slots__ = (
         "_codec",
         "_drive",
+        "_gather",
         "_held",
         "_hub",
         "_out",
@@ -168,9 +173,12 @@ class WebSocketProtocol(asyncio.Protocol):
         self._read_paused = False
         self._held = False  # over its share of outstanding envelopes
         self._pinged = False
-        # Frames written this loop turn, sent in one write when the turn ends (Hub.flush).
+        # None: nothing written this loop turn. Else the frames gathered this turn, sent in
+        # one write when the turn ends (Hub.flush).
         self._out: list[bytes] | None = None
         self._out_bytes = 0
+        # Whether this turn's frames all wait for the turn's end (several a turn lately).
+        self._gather = False
         self.closing = False
         self.last_seen = 0.0
 
@@ -438,25 +446,44 @@ class WebSocketProtocol(asyncio.Protocol):
             transport = self.transport
             if transport is None or transport.is_closing():
                 return
-            self._out = [data]
-            self._out_bytes = len(data)
             self._hub.dirty(self)
+            if self._gather:
+                self._out = [data]
+                self._out_bytes = len(data)
+                return
+            # One frame a turn lately (a conversation): it goes out at once, and its reader,
+            # on another core, works on it while this loop finishes the turn.
+            transport.write(data)
+            self._out = []
+            self._out_bytes = 0
+            self._check_buffer(transport)
             return
         out.append(data)
         self._out_bytes += len(data)
         if self._out_bytes >= FLUSH_BYTES:
-            self.flush()  # a long queue drain does not gather in memory
+            self._send_gathered(out)  # a long queue drain does not gather in memory
+            self._out = []
+            self._out_bytes = 0
 
     def flush(self) -> None:
-        """Hand this turn's frames to the transport (see ``Hub.flush``)."""
+        """End of the turn: send what was gathered (see ``Hub.flush``), and choose how the
+        next turn writes: gathered if this one had more than one frame, else at once."""
         out = self._out
         if out is None:
             return
         self._out = None
+        self._gather = len(out) + (0 if self._gather else 1) > 1
+        if out:
+            self._send_gathered(out)
+
+    def _send_gathered(self, out: list[bytes]) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
             return
         transport.write(out[0] if len(out) == 1 else b"".join(out))
+        self._check_buffer(transport)
+
+    def _check_buffer(self, transport: asyncio.Transport) -> None:
         if not self._writable and transport.get_write_buffer_size() > (
             self._hub.settings.max_write_buffer
         ):
