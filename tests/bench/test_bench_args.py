@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,3 +39,19 @@ def test_the_routing_verdict_is_the_ratio_to_the_relay_and_the_p99() -> None:
     rows[0].update(rate=19_000.0, p99_ms=1.5)
     line = report.verdicts(rows, [])[0]
     assert "0.95x (>= 0.9x) -> met" in line and "-> NOT met" not in line
+
+
+def test_the_idle_bench_lifts_every_limit_its_registrations_meet(tmp_path: Path) -> None:
+    """``bench/idle.py`` registers 19,000 accounts from one address: the per-address
+    registration limit (10 a minute by default) stopped it at the eleventh."""
+    idle = __import__("idle")
+    cmd = idle.server_command(tmp_path, 8000)
+    serve_help = subprocess.run(
+        [sys.executable, "-m", "baat", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    for flag in ("--registrations-per-minute", "--registrations-per-address"):
+        assert flag in serve_help and flag in cmd
+        assert int(cmd[cmd.index(flag) + 1]) >= 19_000
