@@ -57,3 +57,25 @@ async def test_a_long_burst_is_written_before_the_turn_ends() -> None:
     assert 3 <= len(transport.written) <= 4  # the first at once, then every 64 KiB
     await asyncio.sleep(0)
     assert len(_messages(transport.written)) == 40
+
+
+async def test_a_reader_too_slow_for_a_gathered_burst_is_closed_once() -> None:
+    """Over ``max_write_buffer`` while paused: the connection is closed with 1008 after the
+    frames gathered before it, once (the close must not re-enter the buffer check)."""
+    h = hub()
+    c, transport, _ = conn(h, "c", [])
+    transport.get_write_buffer_size = lambda: h.settings.max_write_buffer + 1  # type: ignore[method-assign]
+    closed: list[bool] = []
+    transport.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    transport.is_closing = lambda: bool(closed)  # type: ignore[method-assign]
+    c.write_message(b"one")
+    await asyncio.sleep(0)
+    c.write_message(b"two")
+    c.write_message(b"three")  # several a turn: the next turn gathers
+    await asyncio.sleep(0)
+    c.pause_writing()
+    for _ in range(40):
+        c.write_message(b"x" * 4000)  # crosses 64 KiB: written, then found too slow
+    assert closed == [True]
+    data = b"".join(transport.written)
+    assert data.count(bytes((0x88,))) == 1 and data.rstrip().endswith(b"too slow to read")

@@ -43,6 +43,7 @@ class Session:
 
     def __init__(self, name: str, log: list[str]) -> None:
         self.name, self.log = name, log
+        self.key = (name, 1)
         self.link: WebSocketProtocol | None = None
 
     def receive(self, data: bytes) -> tuple[Coroutine[Any, Any, None] | None, bool]:

@@ -275,7 +275,7 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         self.closing = True
         self._hub.forget(self)
-        self.flush()
+        self._write_gathered()
         self.transport.write(self._codec.close(code))
         asyncio.get_running_loop().call_later(CLOSE_LINGER_S, self.transport.close)
 
@@ -426,7 +426,7 @@ class WebSocketProtocol(asyncio.Protocol):
             self.closing = True
             self._hub.forget(self)
             code = event.code if event.code != 1005 else CLOSE_NORMAL
-            self.flush()
+            self._write_gathered()
             self.transport.write(self._codec.close(code))
         self.transport.close()
 
@@ -434,7 +434,7 @@ class WebSocketProtocol(asyncio.Protocol):
         if self.transport is None:
             return
         if self._codec is not None and not self.closing:
-            self.flush()
+            self._write_gathered()
             self.transport.write(self._codec.close(code, reason))
         self.closing = True
         self._hub.forget(self)
@@ -461,9 +461,9 @@ class WebSocketProtocol(asyncio.Protocol):
         out.append(data)
         self._out_bytes += len(data)
         if self._out_bytes >= FLUSH_BYTES:
-            self._send_gathered(out)  # a long queue drain does not gather in memory
-            self._out = []
+            self._out = []  # a long queue drain does not gather in memory
             self._out_bytes = 0
+            self._send_gathered(out)
 
     def flush(self) -> None:
         """End of the turn: send what was gathered (see ``Hub.flush``), and choose how the
@@ -482,6 +482,13 @@ class WebSocketProtocol(asyncio.Protocol):
             return
         transport.write(out[0] if len(out) == 1 else b"".join(out))
         self._check_buffer(transport)
+
+    def _write_gathered(self) -> None:
+        """Before a Close frame: what was gathered goes first, with no buffer check (the
+        connection is closing anyway, and the check would close it again)."""
+        out, self._out = self._out, None
+        if out and self.transport is not None:
+            self.transport.write(b"".join(out))
 
     def _check_buffer(self, transport: asyncio.Transport) -> None:
         if not self._writable and transport.get_write_buffer_size() > (
