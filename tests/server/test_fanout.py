@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baat.proto import Deliver, OutgoingEnvelope, QueueDrained, SendResult, decode_server
-from baat.server.delivery import DeviceKey, Router
+from baat.server.delivery import Router
+from baat.server.routed import DeviceKey
 from baat.server.storage.base import Account, Device
 from baat.server.storage.sql import SqlStore
 from baat.testing import memory_store

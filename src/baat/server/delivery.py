@@ -14,6 +14,10 @@ The path (docs/ARCHITECTURE.md, "Delivery"):
 Ordering per recipient device holds because a device is "online" only after its queue has
 been drained with nothing left unflushed for it, and a device that goes away has all of its
 unacknowledged envelopes flushed before anything sent later.
+
+The router's records and frames are in ``routed.py``; what it does with other nodes over
+the bus (presence, forwards, catch-up, erasure and device changes everywhere) is the
+``NodeLinks`` mixin in ``node_links.py``.
 """
 
 from __future__ import annotations
@@ -23,12 +27,11 @@ import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from baat.proto import (
-    Deliver,
     ErrorCode,
     OutgoingEnvelope,
     QueueDrained,
@@ -38,23 +41,35 @@ from baat.proto import (
     encode,
 )
 from baat.server.bus import (
-    PRESENCE_REFRESH_S,
-    AccountErased,
     Bus,
     BusUnavailable,
-    CatchUp,
-    DevicesChanged,
     Forward,
-    Kick,
     LocalBus,
-    NodeMessage,
 )
 from baat.server.counters import COUNTS
 from baat.server.errors import SendRefused
 from baat.server.fairness import DeviceListLoader, SenderShares
 from baat.server.fanout import HOLD_S, FanoutHold
 from baat.server.guids import GuidPool
+from baat.server.node_links import NodeLinks
 from baat.server.quotas import QuotaExceeded, SendQuotas
+from baat.server.routed import (
+    DELIVERED,
+    DUPLICATE,
+    STORED,
+    DeviceKey,
+    Entry,
+    Outlet,
+    RouterStats,
+    Waiter,
+    address,
+    check_devices,
+    deliver_frame,
+    entry_dest,
+    entry_order,
+    forward_of,
+    remember_sent,
+)
 from baat.server.storage.base import QueuedEnvelope, StorageUnavailable
 from baat.server.storage.sql import SqlStore
 
@@ -63,11 +78,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("baat.delivery")
 
-DeviceKey = tuple[str, int]
-
-DELIVERED = "delivered"
-STORED = "stored"
-DUPLICATE = "duplicate"
 ENVELOPE_TTL_MS = 30 * 86_400 * 1000
 RECENT_SEND_TTL_MS = 24 * 3600 * 1000
 RECENT_SEND_MAX = 1_000_000
@@ -77,100 +87,8 @@ DELETE_DELAY = 0.1
 DELETE_BATCH = 500
 
 
-class Outlet(Protocol):
-    """A live device session as the router sees it."""
-
-    key: DeviceKey
-
-    def push(self, data: bytes) -> None: ...
-
-    async def wait_writable(self) -> None: ...
-
-    def close_superseded(self) -> None: ...
-
-    def close_removed(self) -> None: ...
-
-    def close_suspended(self) -> None: ...
-
-
-class _Waiter:
-    """Collects per-recipient statuses of one send and fires once all are final."""
-
-    __slots__ = ("callback", "counted", "message_id", "remaining", "results", "sender", "shares")
-
-    def __init__(
-        self,
-        message_id: str,
-        results: list[RecipientResult | None],
-        callback: Callable[[SendResult], None],
-        sender: DeviceKey = ("", 0),
-        shares: SenderShares | None = None,
-    ) -> None:
-        self.message_id = message_id
-        self.results = results
-        self.remaining = results.count(None)
-        self.callback = callback
-        self.sender = sender
-        # Counted against the sender's share until the SendResult (server/fairness.py).
-        self.shares = shares
-        self.counted = self.remaining
-        if shares is not None and self.remaining:
-            shares.add(sender, self.remaining)
-
-    def settle(self, index: int, result: RecipientResult) -> None:
-        if self.results[index] is not None:
-            return
-        self.results[index] = result
-        self.remaining -= 1
-        if self.remaining == 0:
-            self.fire()
-
-    def fire(self) -> None:
-        if self.shares is not None:
-            self.shares.settle(self.sender, self.counted)
-            self.shares = None
-        done = [r for r in self.results if r is not None]
-        self.callback(SendResult(message_id=self.message_id, results=done))
-
-
-@dataclass(slots=True)
-class _Entry:
-    env: QueuedEnvelope
-    waiter: _Waiter
-    index: int
-    deadline: float = 0.0
-    acked: bool = False
-    stored: bool = False
-    writing: bool = False
-    held: bool = False  # in the fan-out hold (server/fanout.py)
-    order: int = 0  # acceptance order: a commit writes its batch in this order
-
-    def result(self, status: str) -> RecipientResult:
-        return RecipientResult(self.env.recipient_account, self.env.recipient_device, status)
-
-    @property
-    def device(self) -> DeviceKey:
-        return (self.env.recipient_account, self.env.recipient_device)
-
-    @property
-    def size(self) -> int:
-        return len(self.env.content)
-
-
 @dataclass
-class RouterStats:
-    accepted: int = 0
-    delivered_unstored: int = 0
-    stored: int = 0
-    flushes: int = 0
-    deleted: int = 0
-    # Failed writer passes and failed bus operations (baat.server.metrics).
-    write_errors: int = 0
-    bus_errors: int = 0
-
-
-@dataclass
-class Router:
+class Router(NodeLinks):
     store: SqlStore
     ack_grace: float = 0.005
     envelopes_per_second: float = 5000.0
@@ -208,12 +126,12 @@ class Router:
         self.suspended: frozenset[str] = frozenset()
         self.online: dict[DeviceKey, Outlet] = {}
         self.draining: dict[DeviceKey, Outlet] = {}
-        self._inflight: dict[bytes, _Entry] = {}
-        self._pushed: deque[_Entry] = deque()
+        self._inflight: dict[bytes, Entry] = {}
+        self._pushed: deque[Entry] = deque()
         # Pushed entries past their grace and still unacknowledged, taken off the head of
         # ``_pushed`` between writer passes (``_trim_pushed``), in push order.
-        self._due: deque[_Entry] = deque()
-        self._unpushed: list[_Entry] = []
+        self._due: deque[Entry] = deque()
+        self._unpushed: list[Entry] = []
         self._unflushed: dict[DeviceKey, int] = {}
         self._deletes: dict[DeviceKey, list[bytes]] = {}
         self._delete_count = 0
@@ -225,7 +143,7 @@ class Router:
         self.shares = SenderShares()
         self._buckets: dict[str, TokenBucket] = {}
         self._wake = asyncio.Event()
-        self._hold: FanoutHold[_Entry] = FanoutHold(self._wake.set, self.fanout_hold)
+        self._hold: FanoutHold[Entry] = FanoutHold(self._wake.set, self.fanout_hold)
         self._order = 0
         self._guids = GuidPool()
         # Devices gone with held envelopes: those (only) are committed in the next pass.
@@ -322,31 +240,6 @@ class Router:
         await self.flush_now()
         return len(keys)
 
-    def forget_account(self, account_id: str) -> int:
-        """After an account is erased: forget everything this node holds in memory about it
-        (recent sends, which ``stop`` would otherwise write to ``recent_sends``, the device
-        list, the rate bucket, pushed guids). Returns the number of items forgotten."""
-        gone = [k for k in self._recent if k[0] == account_id]
-        for key in gone:
-            del self._recent[key]
-        count = len(gone)
-        count += self._devices.pop(account_id, None) is not None
-        count += self._buckets.pop(account_id, None) is not None
-        count += _drop_account(self._sent, account_id)
-        count += _drop_account(self._held_forwards, account_id)
-        return count
-
-    async def erase_account(self, account_id: str) -> int:
-        """``forget_account`` here and on every other node (over the bus).
-
-        Raises:
-            BusUnavailable: the other nodes could not be told.
-        """
-        count = self.forget_account(account_id)
-        assert self.bus is not None
-        await self.bus.broadcast([AccountErased(account_id)])
-        return count
-
     def expire_recent(self, now_ms: int) -> int:
         """Forget remembered sends past their 24 hours (also done on every send)."""
         count = 0
@@ -354,25 +247,6 @@ class Router:
             self._recent.popitem(last=False)
             count += 1
         return count
-
-    async def devices_changed(self, account_id: str, removed_device: int = 0) -> None:
-        """A device was added or removed: every node forgets the cached list, and the
-        removed device stops receiving at once wherever it is connected."""
-        self._apply_devices_changed(account_id, removed_device)
-        assert self.bus is not None
-        try:
-            await self.bus.broadcast([DevicesChanged(account_id, removed_device)])
-        except BusUnavailable as exc:
-            self.stats.bus_errors += 1
-            log.warning("could not tell other nodes about a device change: %s", exc)
-
-    def _apply_devices_changed(self, account_id: str, removed_device: int) -> None:
-        self.forget_devices(account_id)
-        if removed_device:
-            key = (account_id, removed_device)
-            outlet = self.online.get(key) or self.draining.get(key)
-            if outlet is not None:
-                outlet.close_removed()
 
     def learn_devices(self, account_id: str, ids: frozenset[int]) -> None:
         """The account's device ids, just read (at authentication): cache them."""
@@ -414,7 +288,7 @@ class Router:
         now = self.clock()
         if not self._admit(sender, message_id, envelopes, callback, rate_key, now):
             return
-        results, elsewhere, addressed = self._address(envelopes)
+        results, elsewhere, addressed = address(envelopes, self.regions)
         unknown: set[str] = set()
         for account_id in addressed:
             if account_id not in self._devices:
@@ -422,7 +296,7 @@ class Router:
                 self._device_loader.load(account_id)
         for account_id, ids in addressed.items():
             current = await self._device_ids(account_id)
-            self._check_devices(sender, account_id, ids, current, unknown)
+            check_devices(sender, account_id, ids, current, unknown)
         for index, env in enumerate(envelopes):
             if env.recipient_account in unknown:
                 results[index] = RecipientResult(
@@ -477,10 +351,10 @@ class Router:
         now = self.clock()
         if not self._admit(sender, message_id, envelopes, callback, None, now):
             return True
-        results, _, addressed = self._address(envelopes)
+        results, _, addressed = address(envelopes, self.regions)
         for account_id, ids in addressed.items():
             # Cached lists are never empty (``learn_devices``, ``_device_ids``).
-            self._check_devices(sender, account_id, ids, devices[account_id], set())
+            check_devices(sender, account_id, ids, devices[account_id], set())
         if quotas is not None and plan is not None:
             try:
                 quotas.charge(sender[0], plan, self.online)
@@ -534,47 +408,6 @@ class Router:
                 )
         return True
 
-    def _address(
-        self, envelopes: list[OutgoingEnvelope]
-    ) -> tuple[list[RecipientResult | None], dict[str, list[int]], dict[str, set[int]]]:
-        """Per-envelope results (none yet), envelopes for accounts stored in another region
-        by region (indexes into ``envelopes``), and this region's devices by account."""
-        results: list[RecipientResult | None] = [None] * len(envelopes)
-        elsewhere: dict[str, list[int]] = {}
-        addressed: dict[str, set[int]] = {}
-        regions = self.regions
-        for index, env in enumerate(envelopes):
-            home = regions.home(env.recipient_account) if regions else None
-            if home is not None:
-                elsewhere.setdefault(home, []).append(index)
-            else:
-                addressed.setdefault(env.recipient_account, set()).add(env.recipient_device)
-        return results, elsewhere, addressed
-
-    @staticmethod
-    def _check_devices(
-        sender: DeviceKey,
-        account_id: str,
-        ids: set[int],
-        current: frozenset[int],
-        unknown: set[str],
-    ) -> None:
-        if not current:
-            unknown.add(account_id)  # reported per envelope by the caller
-            return
-        if account_id == sender[0]:
-            expected: frozenset[int] | set[int] = current - {sender[1]}
-        else:
-            expected = current
-        if ids != expected:
-            # The sender's view of this account's devices is out of date: refuse the
-            # whole send so that it refreshes the list and encrypts for every device.
-            raise SendRefused(
-                ErrorCode.STALE_DEVICES,
-                f"device list of {account_id} changed: current devices "
-                f"{sorted(expected)}, addressed {sorted(ids)}",
-            )
-
     def _accept(
         self,
         sender: DeviceKey,
@@ -587,7 +420,7 @@ class Router:
         """Every check passed: remember the send, push or queue each envelope."""
         stored_at = int(time.time() * 1000)
         self._remember((sender[0], sender[1], message_id), stored_at)
-        waiter = _Waiter(message_id, results, callback, sender, self.shares)
+        waiter = Waiter(message_id, results, callback, sender, self.shares)
         if waiter.remaining == 0:
             waiter.fire()
             return
@@ -615,7 +448,7 @@ class Router:
                 stored_at,
             )
             g += 16
-            entry = _Entry(queued, waiter, index, order=order)
+            entry = Entry(queued, waiter, index, order=order)
             order += 1
             self.stats.accepted += 1
             dest = (env.recipient_account, env.recipient_device)
@@ -625,12 +458,12 @@ class Router:
                 self._unflushed[dest] = self._unflushed.get(dest, 0) + 1
                 if hold:
                     self._hold.add(entry, now)
-                    outlet.push(_deliver(queued))
+                    outlet.push(deliver_frame(queued))
                     continue
                 entry.deadline = now + self.ack_grace
                 self._trim_pushed(now)
                 self._pushed.append(entry)
-                outlet.push(_deliver(queued))
+                outlet.push(deliver_frame(queued))
                 if self._timer is None:
                     self._timer = asyncio.get_running_loop().call_later(
                         self.ack_grace, self._on_timer
@@ -812,7 +645,7 @@ class Router:
         held = hold.take(now, bool(waiters), devices) if len(hold) else []
         if held:
             batch.extend(held)
-            batch.sort(key=_order)
+            batch.sort(key=entry_order)
         deletes, self._deletes = self._deletes, {}
         self._delete_count = 0
         if self._delete_timer is not None:
@@ -868,7 +701,7 @@ class Router:
                 entry.waiter.settle(entry.index, entry.result(DUPLICATE))
                 continue
             if device not in self.online and device not in self.draining and not entry.acked:
-                remote.append(_forward(env, seq))
+                remote.append(forward_of(env, seq))
             if device not in self.online:
                 # Stored and its device gone: the next drain re-sends it from the database.
                 self._inflight.pop(env.guid, None)
@@ -913,8 +746,8 @@ class Router:
                 return count
             sent = self._sent.setdefault(key, OrderedDict())
             for row in rows:
-                outlet.push(_deliver(row))
-                _remember_sent(sent, row.guid)
+                outlet.push(deliver_frame(row))
+                remember_sent(sent, row.guid)
                 cursor = row.seq
                 count += 1
             if rows:
@@ -944,7 +777,7 @@ class Router:
             self._sent.pop(key, None)
             self.shares.forget(key)
             self._spawn(self._release(key))
-        for guid in [g for g, e in self._inflight.items() if e.stored and _dest(e) == key]:
+        for guid in [g for g, e in self._inflight.items() if e.stored and entry_dest(e) == key]:
             del self._inflight[guid]
         if self._unflushed.get(key):
             # Its unacknowledged envelopes must reach the disk before anything sent later.
@@ -952,212 +785,7 @@ class Router:
             self._leaving.add(key)
             self._wake.set()
 
-    # -- other nodes ---------------------------------------------------------------------------
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _claim(self, key: DeviceKey) -> None:
-        assert self.bus is not None
-        try:
-            previous = await self.bus.claim(key)
-        except BusUnavailable as exc:
-            self.stats.bus_errors += 1
-            log.warning("presence not recorded (bus down): %s", exc)
-            return
-        if previous is not None and previous != self.node_id:
-            await self._publish(previous, [Kick(key[0], key[1], self.node_id)])
-
-    async def _release(self, key: DeviceKey) -> None:
-        assert self.bus is not None
-        if key in self.online or key in self.draining:
-            return  # reconnected meanwhile
-        with contextlib.suppress(BusUnavailable):
-            await self.bus.release(key)
-
-    async def _publish(self, node: str, messages: list[NodeMessage]) -> None:
-        assert self.bus is not None
-        try:
-            await self.bus.publish(node, messages)
-        except BusUnavailable as exc:
-            self.stats.bus_errors += 1
-            # The envelopes are in the database; the node catches up when the bus is back.
-            log.warning("could not reach node %s: %s", node, exc)
-            self._missed_nodes.add(node)
-
-    async def _forward_loop(self) -> None:
-        while True:
-            batch = await self._forwards.get()
-            # Everything committed while the last round was out goes in one round: one
-            # presence lookup and one publish per node, still in commit order.
-            while not self._forwards.empty():
-                batch.extend(self._forwards.get_nowait())
-            try:
-                await self._forward_remote(batch)
-            except Exception:  # pragma: no cover - logged; the database still has them
-                log.exception("forwarding failed")
-
-    async def _forward_remote(self, forwards: list[Forward]) -> None:
-        """Tell the nodes holding these devices that stored envelopes wait for them."""
-        assert self.bus is not None
-        devices = list({(f.recipient_account, f.recipient_device) for f in forwards})
-        try:
-            where = await self.bus.locate(devices)
-        except BusUnavailable as exc:
-            self.stats.bus_errors += 1
-            log.warning("could not locate devices (bus down): %s", exc)
-            self._missed_all = True
-            return
-        by_node: dict[str, list[NodeMessage]] = {}
-        for f in forwards:
-            node = where.get((f.recipient_account, f.recipient_device))
-            if node is not None and node != self.node_id:
-                by_node.setdefault(node, []).append(f)
-        # Nodes are independent; within one node the batch keeps its order.
-        await asyncio.gather(*(self._publish(n, m) for n, m in by_node.items()))
-
-    async def _on_bus(self, messages: list[NodeMessage]) -> None:
-        for msg in messages:
-            if isinstance(msg, Forward):
-                key = (msg.recipient_account, msg.recipient_device)
-                outlet = self.online.get(key)
-                if outlet is not None:
-                    self._push_forward(key, outlet, msg)
-                elif key in self.draining:
-                    self._held_forwards.setdefault(key, []).append(msg)
-            elif isinstance(msg, DevicesChanged):
-                self._apply_devices_changed(msg.account_id, msg.removed_device)
-            elif isinstance(msg, AccountErased):
-                for key in [k for k in (*self.online, *self.draining) if k[0] == msg.account_id]:
-                    outlet = self.online.get(key) or self.draining.get(key)
-                    if outlet is not None:
-                        outlet.close_removed()
-                self.forget_account(msg.account_id)
-            elif isinstance(msg, CatchUp) and msg.by_node != self.node_id:
-                self._spawn(self.catch_up())
-            elif isinstance(msg, Kick) and msg.by_node != self.node_id:
-                key = (msg.account_id, msg.device_id)
-                outlet = self.online.get(key) or self.draining.get(key)
-                if outlet is not None:
-                    outlet.close_superseded()
-
-    def _push_forward(self, key: DeviceKey, outlet: Outlet, fwd: Forward) -> None:
-        sent = self._sent.setdefault(key, OrderedDict())
-        if fwd.guid in sent:
-            return  # the drain or a catch-up already sent it
-        _remember_sent(sent, fwd.guid)
-        outlet.push(_deliver(fwd))
-
-    async def _on_bus_recovered(self) -> None:
-        """After a bus outage: re-announce presence, catch up on what was not forwarded."""
-        assert self.bus is not None
-        # Redis may have restarted empty: without our presence records nobody forwards to
-        # us, so insist (a fresh Redis can refuse the first commands on old connections).
-        for attempt in range(10):
-            try:
-                await self.bus.refresh(list(self.online) + list(self.draining))
-                break
-            except BusUnavailable as exc:
-                self.stats.bus_errors += 1
-                log.warning("presence refresh failed (attempt %d): %s", attempt + 1, exc)
-                await asyncio.sleep(0.1 * (attempt + 1))
-        missed, self._missed_nodes = self._missed_nodes, set()
-        await self._announce_missed(missed)
-        await self.catch_up()
-
-    async def _announce_missed(self, missed: set[str]) -> None:
-        assert self.bus is not None
-        if self._missed_all:
-            try:
-                await self.bus.broadcast([CatchUp(self.node_id)])
-                self._missed_all = False
-            except BusUnavailable:
-                return
-        for node in missed:
-            await self._publish(node, [CatchUp(self.node_id)])
-
-    async def catch_up(self) -> None:
-        """Send each online device what the database holds beyond its cursor."""
-        sent = 0
-        for key, outlet in list(self.online.items()):
-            # From the start of the queue: only unacknowledged rows are there, and a row
-            # committed late may carry a lower seq than one already forwarded.
-            rows = await self.store.pending(key[0], key[1])
-            for row in rows:
-                if row.guid in self._inflight or self.online.get(key) is not outlet:
-                    continue
-                self._push_forward(key, outlet, _forward(row, row.seq))
-                sent += 1
-        log.info("caught up %d envelopes for %d devices", sent, len(self.online))
-
-    async def _refresh_loop(self) -> None:
-        assert self.bus is not None
-        while True:
-            await asyncio.sleep(PRESENCE_REFRESH_S)
-            try:
-                await self.bus.refresh(list(self.online) + list(self.draining))
-            except BusUnavailable as exc:
-                self.stats.bus_errors += 1
-                log.warning("presence refresh failed: %s", exc)
-                continue
-            if self._missed_nodes or self._missed_all:
-                missed, self._missed_nodes = self._missed_nodes, set()
-                await self._announce_missed(missed)
-
     async def expire(self, now_ms: int | None = None) -> int:
         """Delete envelopes undelivered for 30 days."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         return await self.store.expire_envelopes(now_ms - ENVELOPE_TTL_MS)
-
-
-SENT_MEMORY = 2048
-
-
-def _drop_account(table: dict[DeviceKey, Any], account_id: str) -> int:
-    keys = [k for k in table if k[0] == account_id]
-    for key in keys:
-        del table[key]
-    return len(keys)
-
-
-def _remember_sent(sent: OrderedDict[bytes, None], guid: bytes) -> None:
-    sent[guid] = None
-    if len(sent) > SENT_MEMORY:
-        sent.popitem(last=False)
-
-
-def _forward(env: QueuedEnvelope, seq: int) -> Forward:
-    return Forward(
-        seq=seq,
-        guid=env.guid,
-        recipient_account=env.recipient_account,
-        recipient_device=env.recipient_device,
-        sender_account=env.sender_account,
-        sender_device=env.sender_device,
-        message_id=env.message_id,
-        content=env.content,
-        stored_at=env.stored_at,
-    )
-
-
-def _order(entry: _Entry) -> int:
-    return entry.order
-
-
-def _dest(entry: _Entry) -> DeviceKey:
-    return (entry.env.recipient_account, entry.env.recipient_device)
-
-
-def _deliver(env: QueuedEnvelope | Forward) -> bytes:
-    return encode(
-        Deliver(
-            guid=env.guid,
-            sender_account=env.sender_account,
-            sender_device=env.sender_device,
-            message_id=env.message_id,
-            content=env.content,
-            server_time_ms=env.stored_at,
-        )
-    )

@@ -58,9 +58,9 @@ from baat.proto import (
 )
 from baat.server.bundles import ONE_TIME_PREKEY_CAP, NoSuchDevice, claim_bundles
 from baat.server.counters import COUNTS, bump
-from baat.server.delivery import DeviceKey
 from baat.server.errors import SendRefused
 from baat.server.regions.links import RegionRefused, RegionUnavailable
+from baat.server.routed import DeviceKey
 from baat.server.sealed_send import sealed_send
 from baat.server.storage.base import Prekey, StorageUnavailable, TooManyPrekeys
 
