@@ -72,6 +72,10 @@ def test_one_to_one_features(
     theirs.hover()
     theirs.get_by_role("button", name="Reply to fbob's message").click()
     expect(alice.locator("#composer-context")).to_contain_text("Replying to fbob: Hi Alice")
+    # The chat drawn again (what the app does when it reconnects) keeps the reply.
+    alice.evaluate("window.dispatchEvent(new HashChangeEvent('hashchange'))")
+    expect(alice.locator("#chat-title")).to_have_text("fbob")
+    expect(alice.locator("#composer-context")).to_contain_text("Replying to fbob: Hi Alice")
     alice.fill("#composer-text", "Replying to you")
     alice.press("#composer-text", "Enter")
     expect(alice.locator("#composer-context")).to_be_hidden()

@@ -159,7 +159,7 @@ export async function showChat(chat) {
         "To continue it in Baat, link it to a contact: ", h("code", {}, `baat chats map "${username}" --map "NAME=USERNAME"`))] : []),
       readOnly ? null : convo.typingLine(),
       readOnly ? null : uploadsList(),
-      ...(readOnly ? [] : convo.composerContext()),
+      ...(readOnly ? [] : convo.composerContext(chat)),
       readOnly ? null : h("form", { class: "composer", onsubmit: send },
         ...composerAttach(() => view && { chat: view.chat, username: view.username }, () => reloadSoon()),
         h("label", { for: "composer-text", class: "sr-only" }, `Message to ${username}`),

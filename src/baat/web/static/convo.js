@@ -201,13 +201,29 @@ async function remove(m, ctx) {
 
 // -- the composer: reply and edit modes --------------------------------------------------
 
-let mode = null; // { kind: "reply" | "edit", id, text }
+let mode = null; // { kind: "reply" | "edit", id, text, who, chat }
+let modeChat = null; // the chat whose composer is on screen
 
-export function composerContext() {
-  mode = null;
+// The composer's context line. The same chat drawn again (the app reconnecting, a route
+// run again) keeps the reply or edit in progress; another chat starts without one.
+export function composerContext(chat) {
+  if (!mode || mode.chat !== chat) mode = null;
+  modeChat = chat;
+  const box = h("div", { id: "composer-context", class: "composer-context", hidden: true });
+  if (mode) {
+    drawMode(box);
+    const kept = mode;
+    if (kept.kind === "edit") {
+      // The composer is drawn after this line: give it the text being edited again.
+      queueMicrotask(() => {
+        const el = area();
+        if (el && !el.value && mode === kept) el.value = kept.text;
+      });
+    }
+  }
   return [
     h("p", { id: "convo-error", class: "form-error convo-error", role: "alert", hidden: true }),
-    h("div", { id: "composer-context", class: "composer-context", hidden: true }),
+    box,
   ];
 }
 
@@ -215,8 +231,7 @@ function area() {
   return document.querySelector(".composer textarea");
 }
 
-function drawMode() {
-  const box = $("#composer-context");
+function drawMode(box = $("#composer-context")) {
   if (!box) return;
   box.hidden = !mode;
   if (!mode) return box.replaceChildren();
@@ -229,14 +244,14 @@ function drawMode() {
 
 function startReply(m, who) {
   clearError();
-  mode = { kind: "reply", id: m.id, who, text: m.text || (m.attachment ? `📎 ${m.attachment.file_name}` : "") };
+  mode = { kind: "reply", id: m.id, who, chat: modeChat, text: m.text || (m.attachment ? `📎 ${m.attachment.file_name}` : "") };
   drawMode();
   area()?.focus();
 }
 
 function startEdit(m) {
   clearError();
-  mode = { kind: "edit", id: m.id, text: m.text || "" };
+  mode = { kind: "edit", id: m.id, chat: modeChat, text: m.text || "" };
   drawMode();
   const el = area();
   if (el) {

@@ -131,7 +131,7 @@ export async function showGroup(chat) {
         "aria-label": `Messages in ${data.name}`, tabindex: "0" }),
       convo.typingLine(),
       data.member ? uploadsList() : null,
-      ...convo.composerContext(),
+      ...convo.composerContext(chat),
       h("form", { class: "composer", onsubmit: sendGroup },
         ...(data.member ? composerAttach(() => open && open.chat === chat && { chat, username: "" }, () => reloadSoon()) : []),
         h("label", { for: "group-composer-text", class: "sr-only" }, `Message to ${data.name}`),
