@@ -329,9 +329,9 @@ class Router(NodeLinks):
         Returns False, having done nothing at all, when the send needs storage or another
         region: then call ``accept_send``.
 
-        Why a second entry: a send to online devices is most of a server's work, and the
-        coroutine chain of ``accept_send`` (with the quota check's) costs more than the
-        routing itself (docs/PERFORMANCE.md, "The hot path").
+        Why a second entry: a send to online devices is most of a server's work, and
+        ``accept_send`` makes, steps and finishes up to eight coroutines per send with the
+        quota check's (docs/PERFORMANCE.md, "Issue 18 on a quiet machine").
 
         Raises:
             SendRefused: as ``accept_send``.
