@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from baat.proto import Deliver, OutgoingEnvelope, QueueDrained, SendResult, decode_server
 from baat.server.delivery import Router
 from baat.server.routed import DeviceKey
-from baat.server.storage.base import Account, Device
+from baat.server.storage.base import Account, Device, StorageUnavailable
 from baat.testing import memory_store
 
 BOB: DeviceKey = ("bob", 1)
@@ -246,4 +246,68 @@ async def test_acknowledged_envelopes_leave_memory_while_the_writer_waits() -> N
     assert by_id["late"] == "stored"
     assert sum(1 for s in by_id.values() if s == "delivered") >= 1990
     assert len(by_id) == 2001
+    await finish(router)
+
+
+async def test_order_per_device_holds_across_a_failed_commit() -> None:
+    """A commit that fails keeps its envelopes in memory and retries them; envelopes that
+    passed their grace meanwhile must not be stored ahead of them (the device would
+    receive its queue out of order)."""
+    router = await make_router(grace=0.001)
+    bob = FakeOutlet(BOB)
+    await router.attach(bob)
+    real_write = router.store.write_batch
+    failures = [StorageUnavailable("database restarting")]
+
+    async def flaky_write(*args: object, **kwargs: object) -> object:
+        if failures:
+            raise failures.pop()
+        return await real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    router.store.write_batch = flaky_write  # type: ignore[method-assign,assignment]
+    results: list[SendResult] = []
+    for i in range(5):  # never acknowledged: the first pass takes them and fails
+        await send(router, f"m{i}", results)
+    await asyncio.sleep(0.05)
+    assert not failures and router.storage_error is not None
+    router.storage_error = None  # the retry is due: later sends are accepted meanwhile
+    for i in range(5, 10):
+        await send(router, f"m{i}", results)
+        await asyncio.sleep(0.003)  # past the grace: due while the retry waits
+    await asyncio.sleep(0.3)
+    await router.flush_now()
+    queued = await router.store.pending("bob", 1)
+    assert [q.message_id for q in queued] == [f"m{i}" for i in range(10)]
+    await finish(router)
+
+
+async def test_an_ack_during_a_failed_commit_settles_the_send() -> None:
+    """The device acknowledges while the commit holding its envelope fails: the sender is
+    told "delivered", and nothing is stored for it."""
+    router = await make_router(grace=0.001)
+    bob = FakeOutlet(BOB)
+    await router.attach(bob)
+    real_write = router.store.write_batch
+    gate = asyncio.Event()
+    calls: list[int] = []
+
+    async def failing_once(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            await gate.wait()
+            raise StorageUnavailable("database restarting")
+        return await real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    router.store.write_batch = failing_once  # type: ignore[method-assign,assignment]
+    results: list[SendResult] = []
+    await send(router, "late ack", results)
+    await asyncio.sleep(0.02)  # past the grace: the writer's commit holds it
+    assert calls and not results
+    router.ack(BOB, [bob.delivered()[0].guid])
+    gate.set()
+    await asyncio.sleep(0.3)  # the failed pass, its pause, the next pass
+    await router.flush_now()
+    assert [r.results[0].status for r in results] == ["delivered"]
+    assert await router.store.pending("bob", 1) == []
+    assert router.queue_depth() == (0, 0)
     await finish(router)

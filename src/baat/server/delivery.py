@@ -128,8 +128,9 @@ class Router(NodeLinks):
         self.draining: dict[DeviceKey, Outlet] = {}
         self._inflight: dict[bytes, Entry] = {}
         self._pushed: deque[Entry] = deque()
-        # Pushed entries past their grace and still unacknowledged, taken off the head of
-        # ``_pushed`` between writer passes (``_trim_pushed``), in push order.
+        # What the next pass writes first, in acceptance order: a failed pass's batch, then
+        # pushed entries past their grace, taken off the head of ``_pushed`` between writer
+        # passes (``_trim_pushed``).
         self._due: deque[Entry] = deque()
         self._unpushed: list[Entry] = []
         self._unflushed: dict[DeviceKey, int] = {}
@@ -673,9 +674,19 @@ class Router(NodeLinks):
                 log.warning("storage unavailable, will retry: %s", exc)
             else:
                 log.exception("write failed, will retry")
+            restored: list[Entry] = []
             for entry in batch:
                 entry.writing = False
-            self._unpushed = batch + self._unpushed
+                if entry.acked:
+                    # Acknowledged while the commit was out: delivered, nothing to write.
+                    self._settled_unflushed(entry.device)
+                    self.stats.delivered_unstored += 1
+                    entry.waiter.settle(entry.index, entry.result(DELIVERED))
+                else:
+                    restored.append(entry)
+            # First in the next pass, ahead of everything accepted since: per-device order.
+            restored.extend(self._due)
+            self._due = deque(restored)
             for device, guids in deletes.items():
                 # Still counted in ``_unflushed``: only the list is restored.
                 self._deletes.setdefault(device, []).extend(guids)
